@@ -1,0 +1,352 @@
+//! Factories, their static description, and the type-erased adapter the scheduler runs.
+//!
+//! A user implements [`Factory`] (the four phases) and puts `#[factory]` on the struct, which
+//! implements [`FactoryWiring`]: the factory's [`Signature`] (inputs, output, ids) and the code
+//! that fills its [`Delivery`] fields. The scheduler only ever sees [`BoxedFactory`], so it is
+//! free of generics.
+
+use std::any::TypeId;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::delivery::Payload;
+use crate::error::{Phase, Result};
+use crate::type_name::short_type_name;
+
+/// An ETL step: `read` its inputs, `process` them, `write` results, and hand its output on with
+/// `get`.
+///
+/// Phases default to doing nothing, so a factory implements only what it needs. `?` inside a
+/// phase converts any `std::error::Error + Send + Sync + 'static`.
+///
+/// # Examples
+///
+/// ```
+/// use setl_core::prelude::*;
+///
+/// #[factory]
+/// #[derive(Default)]
+/// struct Numbers { out: Vec<i64> }
+///
+/// impl Factory for Numbers {
+///     type Output = Vec<i64>;
+///     fn read(&mut self) -> Result<()> { self.out = (1..=3).collect(); Ok(()) }
+///     fn get(&self) -> Vec<i64> { self.out.clone() }
+/// }
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a setl factory",
+    label = "not a factory",
+    note = "put `#[factory]` on the struct and write `impl Factory for {Self}`"
+)]
+pub trait Factory: FactoryWiring + Send + 'static {
+    /// What the factory hands on. Consumers receive it shared (`Arc`), never deep-copied.
+    type Output: Send + Sync + 'static;
+
+    /// Loads what the factory needs. Deliveries are filled before it is called.
+    fn read(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Transforms what `read` loaded.
+    fn process(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Persists results. Runs only when both the factory and its stage are writable.
+    fn write(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    /// The output, handed to every consumer. Called once, after the last phase.
+    fn get(&self) -> Self::Output;
+
+    /// Whether `write` should run; a stage can also switch writing off for all its factories.
+    fn writable(&self) -> bool {
+        true
+    }
+}
+
+/// The compile-time description of a factory, implemented by `#[factory]`. Do not implement it
+/// by hand.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has no `#[factory]` attribute",
+    label = "not declared as a factory",
+    note = "put `#[factory]` on the struct declaration of `{Self}`"
+)]
+pub trait FactoryWiring {
+    /// The factory's name: the struct's identifier.
+    const NAME: &'static str;
+
+    /// The static description of inputs and output, built once per process.
+    fn signature() -> &'static Signature
+    where
+        Self: Sized;
+
+    /// Fills input slot `slot` (an index into `signature().inputs`) with `value`.
+    #[doc(hidden)]
+    fn __inject(&mut self, slot: usize, value: Payload) -> std::result::Result<(), InjectError>;
+}
+
+/// A delivery could not be injected: a bug in the resolver, never a user mistake.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct InjectError {
+    /// The field that refused the value.
+    pub field: &'static str,
+}
+
+/// A type, remembered by id and by name.
+#[derive(Clone, Copy)]
+pub struct TypeInfo {
+    id: TypeId,
+    name: &'static str,
+}
+
+impl TypeInfo {
+    /// Describes `T`.
+    pub fn of<T: ?Sized + 'static>() -> Self {
+        TypeInfo { id: TypeId::of::<T>(), name: std::any::type_name::<T>() }
+    }
+
+    /// The type's id.
+    pub fn id(&self) -> TypeId {
+        self.id
+    }
+
+    /// The full path name, e.g. `alloc::vec::Vec<i64>`.
+    pub fn full_name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The readable name, without module paths, e.g. `Vec<i64>`.
+    pub fn name(&self) -> String {
+        short_type_name(self.name)
+    }
+}
+
+impl PartialEq for TypeInfo {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Eq for TypeInfo {}
+
+impl fmt::Debug for TypeInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+/// A reference to a factory type, as named in `producer = X` or `consumers(X, Y)`.
+#[derive(Clone, Copy)]
+pub struct FactoryRef {
+    type_id: TypeId,
+    name: &'static str,
+}
+
+impl FactoryRef {
+    /// Refers to factory `F`.
+    pub fn of<F: FactoryWiring + 'static>() -> Self {
+        FactoryRef { type_id: TypeId::of::<F>(), name: F::NAME }
+    }
+
+    pub(crate) fn from_signature(signature: &Signature) -> Self {
+        FactoryRef { type_id: signature.factory.id(), name: signature.name }
+    }
+
+    /// The factory type's id.
+    pub fn type_id(&self) -> TypeId {
+        self.type_id
+    }
+
+    /// The factory's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
+impl PartialEq for FactoryRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.type_id == other.type_id
+    }
+}
+
+impl Eq for FactoryRef {}
+
+impl fmt::Debug for FactoryRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+/// One input of a factory: a `Delivery<T>` field and what it accepts.
+#[derive(Debug, Clone)]
+pub struct InputDecl {
+    /// The field's name.
+    pub field: &'static str,
+    /// The payload type `T` of `Delivery<T>`.
+    pub payload: TypeInfo,
+    /// The factory that must produce it; `None` accepts any producer, including external inputs.
+    pub producer: Option<FactoryRef>,
+    /// The delivery id; `""` when none was given.
+    pub id: &'static str,
+    /// Whether the slot may stay empty when nothing produces it.
+    pub optional: bool,
+}
+
+/// Everything the runtime knows about a factory type before running it.
+#[derive(Debug, Clone)]
+pub struct Signature {
+    /// The factory's name (its struct identifier).
+    pub name: &'static str,
+    /// The module that declares it.
+    pub module: &'static str,
+    /// The factory type.
+    pub factory: TypeInfo,
+    /// The type of `Factory::Output`.
+    pub output: TypeInfo,
+    /// The delivery id of the output (`#[factory(id = "..")]`); `""` when none was given.
+    pub output_id: &'static str,
+    /// The only factories allowed to consume the output; empty means anyone.
+    pub consumers: Vec<FactoryRef>,
+    /// The inputs, in field order.
+    pub inputs: Vec<InputDecl>,
+}
+
+impl Signature {
+    /// Builds the signature of `F`; called by the code `#[factory]` generates.
+    #[doc(hidden)]
+    pub fn __new<F: Factory>(
+        module: &'static str,
+        output_id: &'static str,
+        consumers: Vec<FactoryRef>,
+        inputs: Vec<InputDecl>,
+    ) -> Self {
+        Signature {
+            name: F::NAME,
+            module,
+            factory: TypeInfo::of::<F>(),
+            output: TypeInfo::of::<F::Output>(),
+            output_id,
+            consumers,
+            inputs,
+        }
+    }
+}
+
+impl InputDecl {
+    /// Declares an input; called by the code `#[factory]` generates.
+    #[doc(hidden)]
+    pub fn __new<T: Send + Sync + 'static>(
+        field: &'static str,
+        producer: Option<FactoryRef>,
+        id: &'static str,
+        optional: bool,
+    ) -> Self {
+        InputDecl { field, payload: TypeInfo::of::<T>(), producer, id, optional }
+    }
+}
+
+/// The object-safe face of every factory, so that the scheduler is free of generics.
+pub(crate) trait ErasedFactory: Send {
+    fn signature(&self) -> &'static Signature;
+    fn inject(&mut self, slot: usize, value: Payload) -> std::result::Result<(), InjectError>;
+    fn run_phase(&mut self, phase: Phase) -> Result<()>;
+    fn writable(&self) -> bool;
+    fn output(&self) -> Payload;
+}
+
+impl<F: Factory> ErasedFactory for F {
+    fn signature(&self) -> &'static Signature {
+        F::signature()
+    }
+
+    fn inject(&mut self, slot: usize, value: Payload) -> std::result::Result<(), InjectError> {
+        self.__inject(slot, value)
+    }
+
+    fn run_phase(&mut self, phase: Phase) -> Result<()> {
+        match phase {
+            Phase::Read => self.read(),
+            Phase::Process => self.process(),
+            Phase::Write => self.write(),
+            Phase::Get => Ok(()),
+        }
+    }
+
+    fn writable(&self) -> bool {
+        Factory::writable(self)
+    }
+
+    fn output(&self) -> Payload {
+        Arc::new(self.get())
+    }
+}
+
+/// A factory of any type, ready to be added to a stage.
+pub struct BoxedFactory(pub(crate) Box<dyn ErasedFactory>);
+
+impl BoxedFactory {
+    /// Boxes `factory`.
+    pub fn new<F: Factory>(factory: F) -> Self {
+        BoxedFactory(Box::new(factory))
+    }
+
+    /// The factory's signature.
+    pub fn signature(&self) -> &'static Signature {
+        self.0.signature()
+    }
+}
+
+impl fmt::Debug for BoxedFactory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("BoxedFactory").field(&self.signature().name).finish()
+    }
+}
+
+/// Makes a boxed default instance of `F` when `F: Default`, and `None` otherwise, chosen at
+/// compile time by auto-ref method resolution (no specialization needed).
+#[doc(hidden)]
+pub struct DefaultProbe<F>(std::marker::PhantomData<F>);
+
+impl<F> DefaultProbe<F> {
+    #[doc(hidden)]
+    pub const fn new() -> Self {
+        DefaultProbe(std::marker::PhantomData)
+    }
+}
+
+impl<F> Default for DefaultProbe<F> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[doc(hidden)]
+pub trait ViaDefault {
+    fn make(&self) -> Option<BoxedFactory>;
+}
+
+impl<F: Factory + Default> ViaDefault for &DefaultProbe<F> {
+    fn make(&self) -> Option<BoxedFactory> {
+        Some(BoxedFactory::new(F::default()))
+    }
+}
+
+#[doc(hidden)]
+pub trait ViaNoDefault {
+    fn make(&self) -> Option<BoxedFactory>;
+}
+
+impl<F> ViaNoDefault for DefaultProbe<F> {
+    fn make(&self) -> Option<BoxedFactory> {
+        None
+    }
+}
+
+/// Fails to compile, on the `producer = P` token, when `P::Output` is not the field's payload
+/// type `T`.
+#[doc(hidden)]
+pub fn assert_producer_output<P: Factory<Output = T>, T>() {}

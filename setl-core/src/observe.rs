@@ -1,0 +1,154 @@
+//! One event stream for everything that watches a run.
+//!
+//! The scheduler emits each event once, to every attached [`Observer`]. The benchmark collector
+//! is simply the first observer; progress displays, tracing exporters and run reports are others.
+//! When no observer is attached, no clock is read and no event is built.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::Phase;
+
+/// A factory of a running pipeline: its position in declaration order and its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FactoryId {
+    /// The factory's index in declaration order (stages in order, factories in stage order).
+    pub index: usize,
+    /// The factory's name.
+    pub name: &'static str,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// `run()` started; `factories` will run.
+    PipelineStarted {
+        /// How many factories the run has.
+        factories: usize,
+    },
+    /// A factory was taken by a worker; its inputs are about to be injected.
+    FactoryStarted(FactoryId),
+    /// A delivery was handed to a consumer's field.
+    DeliveryTaken {
+        /// The producer, or `None` for a pipeline input.
+        producer: Option<FactoryId>,
+        /// The consumer.
+        consumer: FactoryId,
+        /// The consumer's `Delivery` field.
+        field: &'static str,
+    },
+    /// A phase started.
+    PhaseStarted {
+        /// The factory.
+        factory: FactoryId,
+        /// The phase.
+        phase: Phase,
+    },
+    /// A phase ended, successfully or not.
+    PhaseFinished {
+        /// The factory.
+        factory: FactoryId,
+        /// The phase.
+        phase: Phase,
+        /// How long it ran.
+        elapsed: Duration,
+        /// Whether it returned `Ok`.
+        ok: bool,
+    },
+    /// A factory finished all its phases and handed its output to the store.
+    FactoryFinished {
+        /// The factory.
+        factory: FactoryId,
+        /// Its wall time, from `FactoryStarted`.
+        elapsed: Duration,
+    },
+    /// A factory failed (error or panic) in `phase`.
+    FactoryFailed {
+        /// The factory.
+        factory: FactoryId,
+        /// The phase that failed.
+        phase: Phase,
+        /// The error or panic message.
+        message: String,
+    },
+    /// The store dropped its share of an output after the last consumer took it.
+    OutputReleased(FactoryId),
+    /// `run()` ended.
+    PipelineFinished {
+        /// The run's wall time.
+        elapsed: Duration,
+        /// Whether every factory succeeded.
+        ok: bool,
+    },
+}
+
+/// An event, with when and where it happened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// When it happened.
+    pub at: Instant,
+    /// The index of the Rayon worker thread it happened on, or `None` off the pool.
+    pub thread: Option<usize>,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// Receives the events of a run. Attach with `Pipeline::observe`.
+///
+/// Called from worker threads, possibly concurrently; keep it quick. A panicking observer is
+/// detached for the rest of the run and the run goes on.
+pub trait Observer: Send + Sync {
+    /// Handles one event.
+    fn on_event(&self, event: &Event);
+}
+
+struct Attached {
+    observer: Arc<dyn Observer>,
+    detached: AtomicBool,
+}
+
+/// The observers of one run.
+#[derive(Default)]
+pub(crate) struct Observers {
+    attached: Vec<Attached>,
+}
+
+impl Observers {
+    pub(crate) fn new(observers: impl IntoIterator<Item = Arc<dyn Observer>>) -> Self {
+        Observers {
+            attached: observers
+                .into_iter()
+                .map(|observer| Attached { observer, detached: AtomicBool::new(false) })
+                .collect(),
+        }
+    }
+
+    /// Whether anyone listens; when not, callers skip reading the clock.
+    pub(crate) fn active(&self) -> bool {
+        !self.attached.is_empty()
+    }
+
+    pub(crate) fn emit(&self, kind: EventKind) {
+        if self.attached.is_empty() {
+            return;
+        }
+        let event = Event { at: Instant::now(), thread: rayon::current_thread_index(), kind };
+        self.emit_event(&event);
+    }
+
+    pub(crate) fn emit_event(&self, event: &Event) {
+        for attached in &self.attached {
+            if attached.detached.load(Ordering::Relaxed) {
+                continue;
+            }
+            let delivered = catch_unwind(AssertUnwindSafe(|| attached.observer.on_event(event)));
+            if delivered.is_err() {
+                attached.detached.store(true, Ordering::Relaxed);
+                tracing::warn!("an observer panicked on {:?}; it is detached for the rest of the run", event.kind);
+            }
+        }
+    }
+}

@@ -1,0 +1,464 @@
+//! `Pipeline`: stages, external inputs, validation, the run, and what a run leaves behind.
+
+use std::any::TypeId;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use crate::benchmark::{BenchmarkCollector, BenchmarkResult, HasBenchmark};
+use crate::delivery::Payload;
+use crate::error::{ErrorKind, Result};
+use crate::factory::{BoxedFactory, Factory, FactoryRef, FactoryWiring, Signature, TypeInfo};
+use crate::observe::{EventKind, Observer, Observers};
+use crate::registry::{self, Registration};
+use crate::run::{self, RunSpec};
+use crate::setl::Setl;
+use crate::stage::Stage;
+use crate::validate::{self, ExternalDecl, FactoryDecl, Plan};
+
+/// How a pipeline orders its factories.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ExecutionMode {
+    /// A factory starts as soon as all its inputs exist, wherever it is declared.
+    #[default]
+    Dataflow,
+    /// SETL's order: stage by stage, with a barrier after each; a producer must sit in an
+    /// earlier stage than its consumers. Kept to compare against, not for speed.
+    StageBarrier,
+}
+
+/// A value given to the pipeline from outside, delivered like any factory's output.
+struct ExternalInput {
+    payload_type: TypeInfo,
+    value: Payload,
+    id: String,
+    consumers: Vec<FactoryRef>,
+}
+
+/// A factory as the pipeline holds it until the run consumes it.
+struct Entry {
+    signature: &'static Signature,
+    stage: usize,
+    factory: Option<BoxedFactory>,
+}
+
+/// A stage's settings, kept after its factories moved into the pipeline.
+#[derive(Debug, Clone, Copy)]
+struct StageSettings {
+    benchmark: Option<bool>,
+    parallel: bool,
+    writable: bool,
+}
+
+/// What a finished run leaves behind.
+struct Outcome {
+    outputs: Vec<Option<Payload>>,
+    finished: Vec<bool>,
+    kept: Vec<bool>,
+    succeeded: bool,
+    benchmarks: Vec<BenchmarkResult>,
+}
+
+/// An ordered list of stages, their external inputs, and the run that connects them.
+///
+/// # Examples
+///
+/// ```
+/// use setl_core::prelude::*;
+///
+/// #[factory]
+/// #[derive(Default)]
+/// struct Greeting { text: String }
+///
+/// impl Factory for Greeting {
+///     type Output = String;
+///     fn process(&mut self) -> Result<()> { self.text = "hello".into(); Ok(()) }
+///     fn get(&self) -> String { self.text.clone() }
+/// }
+///
+/// let setl = Setl::builder().threads(1).build()?;
+/// let mut pipeline = setl.new_pipeline();
+/// pipeline.add_stage_from_type::<Greeting>();
+/// pipeline.run()?;
+/// assert_eq!(*pipeline.output::<Greeting>()?, "hello");
+/// # Ok::<(), setl_core::Error>(())
+/// ```
+#[must_use]
+pub struct Pipeline {
+    setl: Setl,
+    benchmark: bool,
+    mode: ExecutionMode,
+    keep_all: bool,
+    keep: HashSet<TypeId>,
+    stages: Vec<StageSettings>,
+    entries: Vec<Entry>,
+    inputs: Vec<ExternalInput>,
+    observers: Vec<Arc<dyn Observer>>,
+    outcome: Option<Outcome>,
+}
+
+/// Configures the pipeline input just added by [`Pipeline::set_input`].
+pub struct InputBuilder<'a> {
+    input: &'a mut ExternalInput,
+}
+
+impl InputBuilder<'_> {
+    /// The delivery id consumers ask for with `#[delivery(id = "..")]`.
+    pub fn with_id(self, id: impl Into<String>) -> Self {
+        self.input.id = id.into();
+        self
+    }
+
+    /// Restricts the input to consumer `F` (call again to allow several).
+    pub fn for_consumer<F: FactoryWiring + 'static>(self) -> Self {
+        self.input.consumers.push(FactoryRef::of::<F>());
+        self
+    }
+}
+
+impl Pipeline {
+    pub(crate) fn new(setl: Setl) -> Self {
+        Pipeline {
+            setl,
+            benchmark: false,
+            mode: ExecutionMode::Dataflow,
+            keep_all: false,
+            keep: HashSet::new(),
+            stages: Vec::new(),
+            entries: Vec::new(),
+            inputs: Vec::new(),
+            observers: Vec::new(),
+            outcome: None,
+        }
+    }
+
+    /// Benchmarks every factory (a stage's own `benchmark` setting wins over this one).
+    pub fn benchmark(mut self, benchmark: bool) -> Self {
+        self.benchmark = benchmark;
+        self
+    }
+
+    /// Chooses dataflow order (the default) or SETL's stage barriers.
+    pub fn mode(mut self, mode: ExecutionMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Keeps every output after the run instead of releasing intermediates after their last
+    /// consumer (handy in tests).
+    pub fn keep_all_outputs(mut self, keep: bool) -> Self {
+        self.keep_all = keep;
+        self
+    }
+
+    /// Keeps `F`'s output available to [`output`](Self::output) after the run, even when
+    /// consumers took it.
+    pub fn keep_output<F: Factory>(&mut self) -> &mut Self {
+        self.keep.insert(TypeId::of::<F>());
+        self
+    }
+
+    /// Attaches an observer of the run's events.
+    pub fn observe(&mut self, observer: Arc<dyn Observer>) -> &mut Self {
+        self.observers.push(observer);
+        self
+    }
+
+    /// Adds a pipeline input, matched to `#[delivery]` fields by type (and id, see
+    /// [`InputBuilder::with_id`]).
+    pub fn set_input<T: Send + Sync + 'static>(&mut self, value: T) -> InputBuilder<'_> {
+        self.inputs.push(ExternalInput {
+            payload_type: TypeInfo::of::<T>(),
+            value: Arc::new(value),
+            id: String::new(),
+            consumers: Vec::new(),
+        });
+        let input = self.inputs.last_mut().expect("an input was just pushed");
+        InputBuilder { input }
+    }
+
+    /// Adds a stage after the others.
+    pub fn add_stage(&mut self, stage: Stage) -> &mut Self {
+        let index = self.stages.len();
+        self.stages.push(StageSettings {
+            benchmark: stage.benchmark,
+            parallel: stage.parallel,
+            writable: stage.writable,
+        });
+        for factory in stage.factories {
+            self.entries.push(Entry { signature: factory.signature(), stage: index, factory: Some(factory) });
+        }
+        self
+    }
+
+    /// Adds a stage holding `F::default()`.
+    pub fn add_stage_from_type<F: Factory + Default>(&mut self) -> &mut Self {
+        self.add_stage(Stage::new().add_factory(F::default()))
+    }
+
+    /// Adds a stage holding `factory`, built by the caller (e.g. with constructor arguments).
+    pub fn add_factory<F: Factory>(&mut self, factory: F) -> &mut Self {
+        self.add_stage(Stage::new().add_factory(factory))
+    }
+
+    /// Adds one stage holding a default instance of every registered factory that `filter`
+    /// accepts and that implements `Default`, ordered by module and name.
+    pub fn add_stage_from_registry(&mut self, filter: impl Fn(&Registration) -> bool) -> &mut Self {
+        let mut stage = Stage::new();
+        for registration in registry::registered() {
+            if filter(registration) {
+                if let Some(factory) = registration.instantiate() {
+                    stage = stage.add_boxed(factory);
+                }
+            }
+        }
+        self.add_stage(stage)
+    }
+
+    /// The signatures of the pipeline's factories, in declaration order.
+    pub fn factories(&self) -> impl Iterator<Item = &'static Signature> + '_ {
+        self.entries.iter().map(|entry| entry.signature)
+    }
+
+    /// Resolves every delivery without running anything.
+    ///
+    /// # Errors
+    ///
+    /// `ErrorKind::Validation` listing every problem found.
+    pub fn validate(&self) -> Result<()> {
+        self.resolve().map(drop)
+    }
+
+    pub(crate) fn resolve(&self) -> Result<Plan> {
+        let factories: Vec<FactoryDecl> =
+            self.entries.iter().map(|entry| FactoryDecl { signature: entry.signature, stage: entry.stage }).collect();
+        let externals: Vec<ExternalDecl<'_>> = self
+            .inputs
+            .iter()
+            .map(|input| ExternalDecl { payload: input.payload_type, id: &input.id, consumers: &input.consumers })
+            .collect();
+        validate::resolve(&factories, &externals, self.mode == ExecutionMode::StageBarrier)
+            .map_err(|errors| ErrorKind::Validation(errors).into())
+    }
+
+    /// Validates, then runs every factory once, in dataflow order, on the context's threads.
+    ///
+    /// # Errors
+    ///
+    /// `Validation` before anything runs; `FactoryFailed` or `FactoryPanicked` naming the first
+    /// factory and phase that failed (no new factory starts after a failure, running ones
+    /// finish); `AlreadyRan` on a second call.
+    pub fn run(&mut self) -> Result<&mut Self> {
+        if self.outcome.is_some() || self.entries.iter().any(|entry| entry.factory.is_none()) {
+            return Err(ErrorKind::AlreadyRan.into());
+        }
+        if self.entries.is_empty() {
+            return Err(ErrorKind::EmptyPipeline.into());
+        }
+        let plan = self.resolve()?;
+        let count = self.entries.len();
+        let last_stage = self.stages.len().saturating_sub(1);
+        let kept: Vec<bool> = self
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(index, entry)| {
+                self.keep_all
+                    || plan.output_takers[index] == 0
+                    || entry.stage == last_stage
+                    || self.keep.contains(&entry.signature.factory.id())
+            })
+            .collect();
+        let benchmarked: Vec<(&'static str, usize, bool)> = self
+            .entries
+            .iter()
+            .map(|entry| {
+                let on = self.stages[entry.stage].benchmark.unwrap_or(self.benchmark);
+                (entry.signature.name, entry.stage, on)
+            })
+            .collect();
+        let any_benchmarked = benchmarked.iter().any(|(_, _, on)| *on);
+        let collector = any_benchmarked.then(|| Arc::new(BenchmarkCollector::new(benchmarked)));
+        let mut observers: Vec<Arc<dyn Observer>> = Vec::with_capacity(self.observers.len() + 1);
+        if let Some(collector) = &collector {
+            observers.push(collector.clone());
+        }
+        observers.extend(self.observers.iter().cloned());
+        let observers = Observers::new(observers);
+
+        let spec = RunSpec {
+            plan: &plan,
+            names: self.entries.iter().map(|entry| entry.signature.name).collect(),
+            stage_of: self.entries.iter().map(|entry| entry.stage).collect(),
+            stage_parallel: self.stages.iter().map(|stage| stage.parallel).collect(),
+            stage_writable: self.stages.iter().map(|stage| stage.writable).collect(),
+            keep: kept.clone(),
+            barrier: self.mode == ExecutionMode::StageBarrier,
+            observers: &observers,
+        };
+        let span = tracing::info_span!("pipeline", factories = count);
+        let _entered = span.enter();
+        let started = observers.active().then(std::time::Instant::now);
+        observers.emit(EventKind::PipelineStarted { factories: count });
+        let factories = self.entries.iter_mut().filter_map(|entry| entry.factory.take()).collect();
+        let externals = self.inputs.iter().map(|input| input.value.clone()).collect();
+        let outcome = run::execute(spec, factories, externals, self.setl.pool());
+        let succeeded = outcome.error.is_none();
+        if let Some(started) = started {
+            observers.emit(EventKind::PipelineFinished { elapsed: started.elapsed(), ok: succeeded });
+        }
+        self.outcome = Some(Outcome {
+            outputs: outcome.outputs,
+            finished: outcome.finished,
+            kept,
+            succeeded,
+            benchmarks: collector.map(|collector| collector.results()).unwrap_or_default(),
+        });
+        match outcome.error {
+            Some(error) => Err(error),
+            None => Ok(self),
+        }
+    }
+
+    /// The output of factory `F` after a successful run.
+    ///
+    /// # Errors
+    ///
+    /// `UnknownFactory` when `F` is not in the pipeline, `NotRun` before a successful run,
+    /// `OutputReleased` when consumers took it and it was not kept (see
+    /// [`keep_output`](Self::keep_output)).
+    pub fn output<F: Factory>(&self) -> Result<Arc<F::Output>> {
+        let index = self
+            .entries
+            .iter()
+            .position(|entry| entry.signature.factory.id() == TypeId::of::<F>())
+            .ok_or_else(|| ErrorKind::UnknownFactory { factory: F::NAME.to_owned() })?;
+        let payload = self.output_at(index)?;
+        downcast::<F::Output>(payload, self.entries[index].signature)
+    }
+
+    /// The output of the last factory of the last stage, as a `T`.
+    ///
+    /// # Errors
+    ///
+    /// As [`output`](Self::output), plus `OutputType` when that output is not a `T`, and
+    /// `EmptyPipeline` when there is no factory.
+    pub fn last_output<T: Send + Sync + 'static>(&self) -> Result<Arc<T>> {
+        let index = self.entries.len().checked_sub(1).ok_or(ErrorKind::EmptyPipeline)?;
+        let payload = self.output_at(index)?;
+        downcast::<T>(payload, self.entries[index].signature)
+    }
+
+    fn output_at(&self, index: usize) -> Result<Payload> {
+        let name = self.entries[index].signature.name;
+        let outcome = match &self.outcome {
+            Some(outcome) if outcome.succeeded || outcome.finished[index] => outcome,
+            _ => return Err(ErrorKind::NotRun { factory: name.to_owned() }.into()),
+        };
+        match &outcome.outputs[index] {
+            Some(payload) => Ok(payload.clone()),
+            None if !outcome.kept[index] => Err(ErrorKind::OutputReleased { factory: name.to_owned() }.into()),
+            None => Err(ErrorKind::NotRun { factory: name.to_owned() }.into()),
+        }
+    }
+
+    /// The benchmarks of one stage (index in declaration order).
+    pub fn stage(&self, index: usize) -> Option<StageView<'_>> {
+        (index < self.stages.len()).then_some(StageView { pipeline: self, index })
+    }
+
+    /// The number of stages.
+    pub fn stage_count(&self) -> usize {
+        self.stages.len()
+    }
+
+    /// Where each input comes from, for `describe` and diagrams: per factory, per slot, the
+    /// producer's name (`None` for a pipeline input, or when unresolved).
+    pub(crate) fn flows(&self) -> Vec<Vec<Option<FlowSource>>> {
+        let Ok(plan) = self.resolve() else {
+            return self.entries.iter().map(|entry| vec![None; entry.signature.inputs.len()]).collect();
+        };
+        plan.sources
+            .iter()
+            .map(|slots| {
+                slots
+                    .iter()
+                    .map(|source| {
+                        source.map(|source| match source {
+                            validate::Source::Factory(index) => FlowSource::Factory(index),
+                            validate::Source::External(index) => FlowSource::External(index),
+                        })
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    pub(crate) fn entry_stage(&self, index: usize) -> usize {
+        self.entries[index].stage
+    }
+
+    pub(crate) fn input_description(&self, index: usize) -> (String, &str) {
+        let input = &self.inputs[index];
+        (input.payload_type.name(), &input.id)
+    }
+
+    pub(crate) fn input_count(&self) -> usize {
+        self.inputs.len()
+    }
+}
+
+/// Where a flow into a slot comes from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum FlowSource {
+    Factory(usize),
+    External(usize),
+}
+
+fn downcast<T: Send + Sync + 'static>(payload: Payload, signature: &Signature) -> Result<Arc<T>> {
+    payload.downcast::<T>().map_err(|_| {
+        ErrorKind::OutputType {
+            factory: signature.name.to_owned(),
+            actual: signature.output.name(),
+            requested: TypeInfo::of::<T>().name(),
+        }
+        .into()
+    })
+}
+
+impl HasBenchmark for Pipeline {
+    fn benchmarks(&self) -> Vec<BenchmarkResult> {
+        self.outcome.as_ref().map(|outcome| outcome.benchmarks.clone()).unwrap_or_default()
+    }
+}
+
+/// One stage of a pipeline that ran, for its benchmarks.
+#[derive(Clone, Copy)]
+pub struct StageView<'a> {
+    pipeline: &'a Pipeline,
+    index: usize,
+}
+
+impl StageView<'_> {
+    /// The stage's index in declaration order.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+}
+
+impl HasBenchmark for StageView<'_> {
+    fn benchmarks(&self) -> Vec<BenchmarkResult> {
+        self.pipeline.benchmarks().into_iter().filter(|result| result.stage == self.index).collect()
+    }
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("factories", &self.entries.iter().map(|entry| entry.signature.name).collect::<Vec<_>>())
+            .field("stages", &self.stages.len())
+            .field("benchmark", &self.benchmark)
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,95 @@
+//! The `Setl` context: the thread pool and settings shared by every pipeline it creates.
+
+use std::sync::Arc;
+
+use crate::error::{ErrorKind, Result};
+use crate::pipeline::Pipeline;
+
+/// The setl-rs context. Cheap to clone; pipelines made from it share its thread pool, so the
+/// number of busy threads stays within [`SetlBuilder::threads`] however many pipelines run.
+///
+/// # Examples
+///
+/// ```
+/// let setl = setl_core::Setl::builder().threads(2).build()?;
+/// assert_eq!(setl.threads(), 2);
+/// let pipeline = setl.new_pipeline().benchmark(true);
+/// # Ok::<(), setl_core::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Setl {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: rayon::ThreadPool,
+}
+
+impl Setl {
+    /// Starts configuring a context.
+    pub fn builder() -> SetlBuilder {
+        SetlBuilder::default()
+    }
+
+    /// A new, empty pipeline running on this context's threads.
+    pub fn new_pipeline(&self) -> Pipeline {
+        Pipeline::new(self.clone())
+    }
+
+    /// The number of worker threads.
+    pub fn threads(&self) -> usize {
+        self.inner.pool.current_num_threads()
+    }
+
+    /// The worker pool, for running parallel work inside a factory within the same bound.
+    pub fn pool(&self) -> &rayon::ThreadPool {
+        &self.inner.pool
+    }
+}
+
+impl std::fmt::Debug for Setl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Setl").field("threads", &self.threads()).finish()
+    }
+}
+
+/// Configures a [`Setl`] context.
+#[derive(Debug, Default, Clone)]
+#[must_use]
+pub struct SetlBuilder {
+    threads: Option<usize>,
+}
+
+impl SetlBuilder {
+    /// The number of worker threads (default: the number of CPUs). Bounding it bounds how many
+    /// factories run at once, and so their peak memory (SETL issue 240).
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = Some(threads);
+        self
+    }
+
+    /// Builds the context.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidSetting` when `threads` is 0; `ThreadPool` when the OS refuses the threads.
+    pub fn build(self) -> Result<Setl> {
+        let threads = match self.threads {
+            Some(0) => {
+                return Err(ErrorKind::InvalidSetting {
+                    setting: "threads",
+                    reason: "a pipeline needs at least one thread; use 1 to run factories one at a time".into(),
+                }
+                .into())
+            }
+            Some(threads) => threads,
+            None => std::thread::available_parallelism().map_or(1, usize::from),
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|index| format!("setl-worker-{index}"))
+            .build()
+            .map_err(|source| ErrorKind::ThreadPool { threads, source })?;
+        Ok(Setl { inner: Arc::new(Inner { pool }) })
+    }
+}

@@ -1,0 +1,487 @@
+//! Resolution: matching every input slot to exactly one deliverable, once, before anything runs.
+//!
+//! Matching follows SETL's dispatcher (payload type, delivery id, producer, consumer list) with
+//! its known defects fixed: the declared producer is always checked, two candidates without a
+//! declared producer are reported as ambiguous (naming both), cycles are found and printed as a
+//! path, and every problem is reported at once. Cost: O(factories + deliveries), hash lookups
+//! only.
+
+use std::any::TypeId;
+use std::collections::HashMap;
+
+use crate::factory::{FactoryRef, Signature, TypeInfo};
+
+/// One problem found while resolving a pipeline. Each names the factory, field, payload type and
+/// delivery id involved, and says what would fix it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ValidationError {
+    /// Nothing in the pipeline delivers what a non-optional input needs.
+    #[error("factory `{factory}`, field `{field}`: no delivery of `{payload}`{} from {}; {}",
+        id_phrase(.id), producer_phrase(.producer.as_deref()), missing_fix(.payload, .id, .producer.as_deref(), .candidates))]
+    MissingInput {
+        /// The consuming factory.
+        factory: String,
+        /// The `Delivery` field.
+        field: String,
+        /// The payload type.
+        payload: String,
+        /// The delivery id asked for (`""` = none).
+        id: String,
+        /// The declared producer, if any.
+        producer: Option<String>,
+        /// Deliveries that come close: same type with another id, or same id from another producer.
+        candidates: Vec<String>,
+    },
+    /// Several deliveries match an input and nothing says which one to take.
+    #[error("factory `{factory}`, field `{field}`: ambiguous input: `{payload}`{} is delivered by {}; fix: name one with `#[delivery(producer = ..)]`, or give the outputs distinct ids",
+        id_phrase(.id), list(.producers))]
+    AmbiguousInput {
+        /// The consuming factory.
+        factory: String,
+        /// The `Delivery` field.
+        field: String,
+        /// The payload type.
+        payload: String,
+        /// The delivery id.
+        id: String,
+        /// Every matching producer (`external input` for a pipeline input).
+        producers: Vec<String>,
+    },
+    /// The declared producer is not part of the pipeline.
+    #[error("factory `{factory}`, field `{field}`: producer `{producer}` of `{payload}` is not in the pipeline; fix: add it with `add_stage_from_type::<{producer}>()` or `add_factory(..)`")]
+    ProducerNotInPipeline {
+        /// The consuming factory.
+        factory: String,
+        /// The `Delivery` field.
+        field: String,
+        /// The payload type.
+        payload: String,
+        /// The declared producer.
+        producer: String,
+    },
+    /// The matching delivery is restricted to other consumers.
+    #[error("factory `{factory}`, field `{field}`: {producer} delivers `{payload}`{} only to {}; fix: add `{factory}` to its consumers", id_phrase(.id), list(.allowed))]
+    ConsumerNotAllowed {
+        /// The consuming factory.
+        factory: String,
+        /// The `Delivery` field.
+        field: String,
+        /// The payload type.
+        payload: String,
+        /// The delivery id.
+        id: String,
+        /// The producer (`the external input` for a pipeline input).
+        producer: String,
+        /// The consumers it is restricted to.
+        allowed: Vec<String>,
+    },
+    /// The deliveries form a cycle, so no factory of it could ever start.
+    #[error("cycle: {}; fix: remove one of these deliveries", .path.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(" -> "))]
+    Cycle {
+        /// The factories on the cycle, the first repeated at the end.
+        path: Vec<String>,
+    },
+    /// The same factory type was added twice, so its output would be ambiguous.
+    #[error("factory `{factory}` is added twice (stages {first_stage} and {second_stage}), which makes its output ambiguous; fix: add it once, its output reaches consumers in every stage")]
+    DuplicateFactory {
+        /// The factory.
+        factory: String,
+        /// The stage of its first instance.
+        first_stage: usize,
+        /// The stage of its second instance.
+        second_stage: usize,
+    },
+    /// Two pipeline inputs have the same type and id.
+    #[error("two external inputs of `{payload}`{}; fix: give each a distinct id with `.with_id(..)`", id_phrase(.id))]
+    DuplicateInput {
+        /// The payload type.
+        payload: String,
+        /// The delivery id.
+        id: String,
+    },
+    /// In stage-barrier mode, a producer must run in an earlier stage than its consumer.
+    #[error("factory `{factory}`, field `{field}`: producer `{producer}` is in stage {producer_stage}, not before stage {consumer_stage}; stage-barrier mode runs stages in order, so move `{producer}` to an earlier stage or use dataflow mode")]
+    ProducerNotInEarlierStage {
+        /// The consuming factory.
+        factory: String,
+        /// The `Delivery` field.
+        field: String,
+        /// The producer.
+        producer: String,
+        /// The producer's stage.
+        producer_stage: usize,
+        /// The consumer's stage.
+        consumer_stage: usize,
+    },
+}
+
+fn id_phrase(id: &str) -> String {
+    if id.is_empty() {
+        String::new()
+    } else {
+        format!(" with id \"{id}\"")
+    }
+}
+
+fn producer_phrase(producer: Option<&str>) -> String {
+    match producer {
+        Some(producer) => format!("`{producer}`"),
+        None => "any factory or external input".to_owned(),
+    }
+}
+
+fn list(items: &[String]) -> String {
+    match items {
+        [] => "nobody".to_owned(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+fn missing_fix(payload: &str, id: &str, producer: Option<&str>, candidates: &[String]) -> String {
+    if !candidates.is_empty() {
+        return format!("did you mean {}?", list(candidates));
+    }
+    let with_id = if id.is_empty() { String::new() } else { format!(".with_id(\"{id}\")") };
+    match producer {
+        Some(producer) => format!("fix: make `{producer}` deliver it, or drop `producer = {producer}`"),
+        None => format!("fix: add a factory whose Output is `{payload}`, or call `pipeline.set_input(value){with_id}`"),
+    }
+}
+
+/// Where an input slot's value comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// The output of the factory at this index.
+    Factory(usize),
+    /// The pipeline input at this index.
+    External(usize),
+}
+
+/// A pipeline input, as the resolver sees it.
+pub(crate) struct ExternalDecl<'a> {
+    pub(crate) payload: TypeInfo,
+    pub(crate) id: &'a str,
+    pub(crate) consumers: &'a [FactoryRef],
+}
+
+/// A factory, as the resolver sees it.
+pub(crate) struct FactoryDecl {
+    pub(crate) signature: &'static Signature,
+    pub(crate) stage: usize,
+}
+
+/// The resolved graph: everything the scheduler needs, as indices.
+#[derive(Debug, Default)]
+pub(crate) struct Plan {
+    /// Per factory, per input slot: where its value comes from (`None`: optional and absent).
+    pub(crate) sources: Vec<Vec<Option<Source>>>,
+    /// Per factory: the distinct factories that consume its output.
+    pub(crate) dependents: Vec<Vec<usize>>,
+    /// Per factory: how many distinct factories it waits for.
+    pub(crate) producer_count: Vec<usize>,
+    /// Per factory: how many input slots take its output.
+    pub(crate) output_takers: Vec<usize>,
+    /// Per pipeline input: how many input slots take it.
+    pub(crate) external_takers: Vec<usize>,
+    /// Per factory: the number of factories on the longest path from it to a sink, itself
+    /// included. The scheduler starts the ready factory with the highest value first.
+    pub(crate) priority: Vec<u32>,
+    /// The factories in one valid execution order.
+    pub(crate) topological_order: Vec<usize>,
+}
+
+/// A deliverable: a value some slot may take.
+struct Deliverable<'a> {
+    source: Source,
+    consumers: &'a [FactoryRef],
+}
+
+impl Deliverable<'_> {
+    fn allows(&self, consumer: &FactoryRef) -> bool {
+        self.consumers.is_empty() || self.consumers.contains(consumer)
+    }
+}
+
+/// Resolves every input slot. `barrier` adds SETL's stage-order rule.
+pub(crate) fn resolve(
+    factories: &[FactoryDecl],
+    externals: &[ExternalDecl<'_>],
+    barrier: bool,
+) -> Result<Plan, Vec<ValidationError>> {
+    let mut errors = Vec::new();
+    let mut deliverables = Vec::with_capacity(factories.len() + externals.len());
+    // (payload type, id) -> deliverables; payload type -> deliverables (for "did you mean").
+    let mut by_type_and_id: HashMap<(TypeId, &str), Vec<usize>> = HashMap::new();
+    let mut by_type: HashMap<TypeId, Vec<usize>> = HashMap::new();
+    let mut factory_index: HashMap<TypeId, usize> = HashMap::with_capacity(factories.len());
+
+    for (index, factory) in factories.iter().enumerate() {
+        let signature = factory.signature;
+        if let Some(&first) = factory_index.get(&signature.factory.id()) {
+            errors.push(ValidationError::DuplicateFactory {
+                factory: signature.name.to_owned(),
+                first_stage: factories[first].stage,
+                second_stage: factory.stage,
+            });
+            continue;
+        }
+        factory_index.insert(signature.factory.id(), index);
+        let number = deliverables.len();
+        deliverables.push(Deliverable { source: Source::Factory(index), consumers: &signature.consumers });
+        by_type_and_id.entry((signature.output.id(), signature.output_id)).or_default().push(number);
+        by_type.entry(signature.output.id()).or_default().push(number);
+    }
+    for (index, external) in externals.iter().enumerate() {
+        let key = (external.payload.id(), external.id);
+        let same = by_type_and_id.entry(key).or_default();
+        if same.iter().any(|&other| matches!(deliverables[other].source, Source::External(_))) {
+            errors
+                .push(ValidationError::DuplicateInput { payload: external.payload.name(), id: external.id.to_owned() });
+            continue;
+        }
+        let number = deliverables.len();
+        same.push(number);
+        by_type.entry(external.payload.id()).or_default().push(number);
+        deliverables.push(Deliverable { source: Source::External(index), consumers: external.consumers });
+    }
+
+    let describe = |source: Source| -> String {
+        match source {
+            Source::Factory(index) => format!("`{}`", factories[index].signature.name),
+            Source::External(_) => "the external input".to_owned(),
+        }
+    };
+    let describe_with_id = |number: usize| -> String {
+        let (source, id) = match deliverables[number].source {
+            Source::Factory(index) => (describe(Source::Factory(index)), factories[index].signature.output_id),
+            Source::External(index) => (describe(Source::External(index)), externals[index].id),
+        };
+        if id.is_empty() {
+            format!("{source} (no id)")
+        } else {
+            format!("{source} (id \"{id}\")")
+        }
+    };
+
+    let count = factories.len();
+    let mut plan = Plan {
+        sources: Vec::with_capacity(count),
+        dependents: vec![Vec::new(); count],
+        producer_count: vec![0; count],
+        output_takers: vec![0; count],
+        external_takers: vec![0; externals.len()],
+        priority: vec![0; count],
+        topological_order: Vec::with_capacity(count),
+    };
+
+    for (consumer_index, factory) in factories.iter().enumerate() {
+        let signature = factory.signature;
+        let consumer = FactoryRef::from_signature(signature);
+        let mut sources = Vec::with_capacity(signature.inputs.len());
+        for input in &signature.inputs {
+            let candidates: &[usize] = by_type_and_id.get(&(input.payload.id(), input.id)).map_or(&[], Vec::as_slice);
+            let payload = input.payload.name();
+            let chosen: Option<usize> = if let Some(producer) = input.producer {
+                let Some(&producer_index) = factory_index.get(&producer.type_id()) else {
+                    errors.push(ValidationError::ProducerNotInPipeline {
+                        factory: signature.name.to_owned(),
+                        field: input.field.to_owned(),
+                        payload,
+                        producer: producer.name().to_owned(),
+                    });
+                    sources.push(None);
+                    continue;
+                };
+                let found = candidates
+                    .iter()
+                    .copied()
+                    .find(|&number| deliverables[number].source == Source::Factory(producer_index));
+                if found.is_none() && !input.optional {
+                    // Same producer with another id, or same type and id from other producers.
+                    let mut near: Vec<String> = by_type
+                        .get(&input.payload.id())
+                        .into_iter()
+                        .flatten()
+                        .filter(|&&number| deliverables[number].source == Source::Factory(producer_index))
+                        .map(|&number| describe_with_id(number))
+                        .collect();
+                    near.extend(candidates.iter().map(|&number| describe_with_id(number)));
+                    errors.push(ValidationError::MissingInput {
+                        factory: signature.name.to_owned(),
+                        field: input.field.to_owned(),
+                        payload,
+                        id: input.id.to_owned(),
+                        producer: Some(producer.name().to_owned()),
+                        candidates: near,
+                    });
+                }
+                found
+            } else {
+                let allowed: Vec<usize> =
+                    candidates.iter().copied().filter(|&number| deliverables[number].allows(&consumer)).collect();
+                match allowed.as_slice() {
+                    [one] => Some(*one),
+                    [] => {
+                        if !candidates.is_empty() {
+                            // Something matches, but it is reserved for other consumers.
+                            None
+                        } else {
+                            if !input.optional {
+                                let near = by_type
+                                    .get(&input.payload.id())
+                                    .into_iter()
+                                    .flatten()
+                                    .map(|&number| describe_with_id(number))
+                                    .collect();
+                                errors.push(ValidationError::MissingInput {
+                                    factory: signature.name.to_owned(),
+                                    field: input.field.to_owned(),
+                                    payload,
+                                    id: input.id.to_owned(),
+                                    producer: None,
+                                    candidates: near,
+                                });
+                            }
+                            None
+                        }
+                    }
+                    several => {
+                        // SETL's rule: a delivery naming this consumer explicitly wins.
+                        let named: Vec<usize> = several
+                            .iter()
+                            .copied()
+                            .filter(|&number| deliverables[number].consumers.contains(&consumer))
+                            .collect();
+                        if let [one] = named.as_slice() {
+                            Some(*one)
+                        } else {
+                            errors.push(ValidationError::AmbiguousInput {
+                                factory: signature.name.to_owned(),
+                                field: input.field.to_owned(),
+                                payload,
+                                id: input.id.to_owned(),
+                                producers: several
+                                    .iter()
+                                    .map(|&number| describe(deliverables[number].source))
+                                    .collect(),
+                            });
+                            None
+                        }
+                    }
+                }
+            };
+            // The consumer-list check, for declared and undeclared producers alike.
+            let restricted = match chosen {
+                Some(number) if !deliverables[number].allows(&consumer) => Some(number),
+                None if input.producer.is_none() && !candidates.is_empty() && !input.optional => {
+                    candidates.iter().copied().find(|&number| !deliverables[number].allows(&consumer))
+                }
+                _ => None,
+            };
+            if let Some(number) = restricted {
+                errors.push(ValidationError::ConsumerNotAllowed {
+                    factory: signature.name.to_owned(),
+                    field: input.field.to_owned(),
+                    payload: input.payload.name(),
+                    id: input.id.to_owned(),
+                    producer: describe(deliverables[number].source),
+                    allowed: deliverables[number].consumers.iter().map(|c| format!("`{}`", c.name())).collect(),
+                });
+                sources.push(None);
+                continue;
+            }
+            let source = chosen.map(|number| deliverables[number].source);
+            match source {
+                Some(Source::Factory(producer_index)) => {
+                    plan.output_takers[producer_index] += 1;
+                    if barrier && factories[producer_index].stage >= factory.stage {
+                        errors.push(ValidationError::ProducerNotInEarlierStage {
+                            factory: signature.name.to_owned(),
+                            field: input.field.to_owned(),
+                            producer: factories[producer_index].signature.name.to_owned(),
+                            producer_stage: factories[producer_index].stage,
+                            consumer_stage: factory.stage,
+                        });
+                    }
+                    // Slots of one consumer are visited together, so a repeated edge is the last one.
+                    if plan.dependents[producer_index].last() != Some(&consumer_index) {
+                        plan.dependents[producer_index].push(consumer_index);
+                        plan.producer_count[consumer_index] += 1;
+                    }
+                }
+                Some(Source::External(external_index)) => plan.external_takers[external_index] += 1,
+                None => {}
+            }
+            sources.push(source);
+        }
+        plan.sources.push(sources);
+    }
+
+    if let Err(path) = order(&mut plan, factories) {
+        errors.push(ValidationError::Cycle { path });
+    }
+    if errors.is_empty() {
+        Ok(plan)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Computes a topological order and each factory's priority, or finds a cycle.
+fn order(plan: &mut Plan, factories: &[FactoryDecl]) -> Result<(), Vec<String>> {
+    let count = plan.dependents.len();
+    let mut waiting = plan.producer_count.clone();
+    let mut order: Vec<usize> = (0..count).filter(|&index| waiting[index] == 0).collect();
+    let mut next = 0;
+    while next < order.len() {
+        let index = order[next];
+        next += 1;
+        for &dependent in &plan.dependents[index] {
+            waiting[dependent] -= 1;
+            if waiting[dependent] == 0 {
+                order.push(dependent);
+            }
+        }
+    }
+    if order.len() < count {
+        return Err(find_cycle(plan, factories, &waiting));
+    }
+    for &index in order.iter().rev() {
+        let longest_below = plan.dependents[index].iter().map(|&d| plan.priority[d]).max().unwrap_or(0);
+        plan.priority[index] = longest_below + 1;
+    }
+    plan.topological_order = order;
+    Ok(())
+}
+
+/// Walks producer edges among the factories that never became ready until one repeats.
+fn find_cycle(plan: &Plan, factories: &[FactoryDecl], waiting: &[usize]) -> Vec<String> {
+    let stuck = |index: usize| waiting[index] > 0;
+    // Every stuck factory has a stuck producer, so this walk always finds a repeat.
+    let start = (0..waiting.len()).find(|&index| stuck(index)).unwrap_or(0);
+    let mut walk = vec![start];
+    let mut position: HashMap<usize, usize> = HashMap::from([(start, 0)]);
+    let mut current = start;
+    loop {
+        let producer = plan.sources[current].iter().find_map(|source| match source {
+            Some(Source::Factory(producer)) if stuck(*producer) => Some(*producer),
+            _ => None,
+        });
+        let Some(producer) = producer else { break };
+        if let Some(&first) = position.get(&producer) {
+            // `walk` goes consumer -> producer; print producer -> consumer, closing the loop.
+            let cycle = &walk[first..];
+            let name = |index: &usize| factories[*index].signature.name.to_owned();
+            let mut path = vec![name(&cycle[0])];
+            path.extend(cycle[1..].iter().rev().map(name));
+            path.push(name(&cycle[0]));
+            return path;
+        }
+        position.insert(producer, walk.len());
+        walk.push(producer);
+        current = producer;
+    }
+    vec![factories[start].signature.name.to_owned()]
+}

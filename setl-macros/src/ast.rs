@@ -1,0 +1,97 @@
+//! The typed model of a `#[factory]` struct, keeping the original `syn` nodes for spans.
+
+use syn::{Fields, GenericArgument, Ident, ItemStruct, LitStr, Path, PathArguments, Type};
+
+use crate::attr::{self, FactoryArgs};
+use crate::ctxt::Ctxt;
+
+/// A factory struct, its output-side arguments and its inputs.
+pub(crate) struct FactoryStruct {
+    pub(crate) ident: Ident,
+    pub(crate) output_id: Option<LitStr>,
+    pub(crate) consumers: Vec<Path>,
+    pub(crate) inputs: Vec<Input>,
+}
+
+/// A `Delivery<T>` field.
+pub(crate) struct Input {
+    pub(crate) field: Ident,
+    pub(crate) payload: Type,
+    pub(crate) producer: Option<Path>,
+    pub(crate) id: Option<LitStr>,
+    pub(crate) optional: bool,
+}
+
+impl FactoryStruct {
+    /// Reads the struct, removing the `#[delivery]` attributes from it (they are not real
+    /// attributes once the macro has read them).
+    pub(crate) fn from_item(cx: &mut Ctxt, item: &mut ItemStruct, args: FactoryArgs) -> Self {
+        if !item.generics.params.is_empty() {
+            cx.error_spanned_by(
+                &item.generics,
+                "#[factory] does not support generic structs: the registry needs one concrete type; \
+                 declare a non-generic struct per instantiation",
+            );
+        }
+        let mut inputs = Vec::new();
+        match &mut item.fields {
+            Fields::Named(fields) => {
+                for field in &mut fields.named {
+                    let mut marks = Vec::new();
+                    field.attrs.retain(|attr| {
+                        let is_delivery = attr.path().is_ident("delivery");
+                        if is_delivery {
+                            marks.push(attr.clone());
+                        }
+                        !is_delivery
+                    });
+                    for repeated in marks.iter().skip(1) {
+                        cx.error_spanned_by(repeated, "duplicate #[delivery] attribute; merge the keys into one");
+                    }
+                    let payload = delivery_payload(&field.ty);
+                    let Some(ident) = field.ident.clone() else { continue };
+                    match (marks.first(), payload) {
+                        (Some(mark), Some(payload)) => {
+                            let args = attr::parse_delivery_args(cx, mark);
+                            inputs.push(Input {
+                                field: ident,
+                                payload,
+                                producer: args.producer,
+                                id: args.id,
+                                optional: args.optional,
+                            });
+                        }
+                        (Some(_), None) => cx.error_spanned_by(
+                            &field.ty,
+                            "#[delivery] needs a field of type `Delivery<T>`, where `T` is the delivered payload",
+                        ),
+                        (None, Some(payload)) => {
+                            inputs.push(Input { field: ident, payload, producer: None, id: None, optional: false })
+                        }
+                        (None, None) => {}
+                    }
+                }
+            }
+            Fields::Unnamed(fields) => cx.error_spanned_by(
+                fields,
+                "#[factory] needs a struct with named fields, so inputs can be reported by name",
+            ),
+            Fields::Unit => {}
+        }
+        FactoryStruct { ident: item.ident.clone(), output_id: args.id, consumers: args.consumers, inputs }
+    }
+}
+
+/// `T` when `ty` is `Delivery<T>` (by the last path segment, so `setl_core::Delivery<T>` works).
+fn delivery_payload(ty: &Type) -> Option<Type> {
+    let Type::Path(path) = ty else { return None };
+    let segment = path.path.segments.last()?;
+    if segment.ident != "Delivery" {
+        return None;
+    }
+    let PathArguments::AngleBracketed(args) = &segment.arguments else { return None };
+    match args.args.first() {
+        Some(GenericArgument::Type(payload)) if args.args.len() == 1 => Some(payload.clone()),
+        _ => None,
+    }
+}

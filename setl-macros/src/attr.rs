@@ -1,0 +1,124 @@
+//! Parsing of `#[factory(..)]` and `#[delivery(..)]` arguments.
+//!
+//! Allowed keys are listed per attribute; an unknown key or a repeated one is an error spanned on
+//! that key, and parsing goes on so that every mistake is reported at once.
+
+use syn::meta::ParseNestedMeta;
+use syn::{LitStr, Path};
+
+use crate::ctxt::Ctxt;
+
+/// Keys of `#[factory(..)]`.
+const FACTORY_KEYS: &str = "`id = \"..\"` or `consumers(A, B)`";
+/// Keys of `#[delivery(..)]`.
+const DELIVERY_KEYS: &str = "`producer = Factory`, `id = \"..\"` or `optional`";
+
+/// One attribute value, remembering the key's tokens for a duplicate error.
+pub(crate) struct Attr<T> {
+    name: &'static str,
+    value: Option<T>,
+}
+
+impl<T> Attr<T> {
+    fn none(name: &'static str) -> Self {
+        Attr { name, value: None }
+    }
+
+    fn set(&mut self, cx: &mut Ctxt, key: &Path, value: T) {
+        if self.value.is_some() {
+            cx.error_spanned_by(key, format!("duplicate `{}` key", self.name));
+        } else {
+            self.value = Some(value);
+        }
+    }
+
+    pub(crate) fn get(self) -> Option<T> {
+        self.value
+    }
+}
+
+/// `#[factory(id = "..", consumers(A, B))]`.
+pub(crate) struct FactoryArgs {
+    pub(crate) id: Option<LitStr>,
+    pub(crate) consumers: Vec<Path>,
+}
+
+pub(crate) fn parse_factory_args(cx: &mut Ctxt, args: proc_macro2::TokenStream) -> FactoryArgs {
+    let mut id = Attr::none("id");
+    let mut consumers = Attr::none("consumers");
+    let parser = syn::meta::parser(|meta| {
+        if meta.path.is_ident("id") {
+            let value: LitStr = meta.value()?.parse()?;
+            id.set(cx, &meta.path, value);
+        } else if meta.path.is_ident("consumers") {
+            let mut list = Vec::new();
+            meta.parse_nested_meta(|consumer| {
+                list.push(consumer.path.clone());
+                Ok(())
+            })?;
+            consumers.set(cx, &meta.path, list);
+        } else {
+            unknown(cx, &meta, "#[factory]", FACTORY_KEYS)?;
+        }
+        Ok(())
+    });
+    if let Err(error) = syn::parse::Parser::parse2(parser, args) {
+        cx.syn_error(error);
+    }
+    FactoryArgs { id: id.get(), consumers: consumers.get().unwrap_or_default() }
+}
+
+/// `#[delivery(producer = X, id = "..", optional)]`.
+#[derive(Default)]
+pub(crate) struct DeliveryArgs {
+    pub(crate) producer: Option<Path>,
+    pub(crate) id: Option<LitStr>,
+    pub(crate) optional: bool,
+}
+
+pub(crate) fn parse_delivery_args(cx: &mut Ctxt, attr: &syn::Attribute) -> DeliveryArgs {
+    match &attr.meta {
+        syn::Meta::Path(_) => return DeliveryArgs::default(),
+        syn::Meta::NameValue(name_value) => {
+            cx.error_spanned_by(name_value, format!("#[delivery] takes a list of keys: #[delivery({DELIVERY_KEYS})]"));
+            return DeliveryArgs::default();
+        }
+        syn::Meta::List(_) => {}
+    }
+    let mut producer = Attr::none("producer");
+    let mut id = Attr::none("id");
+    let mut optional = Attr::none("optional");
+    let result = attr.parse_nested_meta(|meta| {
+        if meta.path.is_ident("producer") {
+            let value: Path = meta.value()?.parse()?;
+            producer.set(cx, &meta.path, value);
+        } else if meta.path.is_ident("id") {
+            let value: LitStr = meta.value()?.parse()?;
+            id.set(cx, &meta.path, value);
+        } else if meta.path.is_ident("optional") {
+            optional.set(cx, &meta.path, ());
+        } else {
+            unknown(cx, &meta, "#[delivery]", DELIVERY_KEYS)?;
+        }
+        Ok(())
+    });
+    if let Err(error) = result {
+        cx.syn_error(error);
+    }
+    DeliveryArgs { producer: producer.get(), id: id.get(), optional: optional.get().is_some() }
+}
+
+/// Reports an unknown key and skips its value, so parsing can go on.
+fn unknown(cx: &mut Ctxt, meta: &ParseNestedMeta<'_>, attribute: &str, keys: &str) -> syn::Result<()> {
+    let name = meta.path.get_ident().map_or_else(|| "?".to_owned(), ToString::to_string);
+    cx.error_spanned_by(&meta.path, format!("unknown key `{name}` in {attribute}; expected {keys}"));
+    if meta.input.peek(syn::Token![=]) {
+        let _: syn::Expr = meta.value()?.parse()?;
+    } else if meta.input.peek(syn::token::Paren) {
+        meta.parse_nested_meta(|nested| {
+            let _ = nested.path;
+            Ok(())
+        })?;
+    }
+    Ok(())
+}

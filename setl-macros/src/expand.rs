@@ -1,0 +1,136 @@
+//! Code generation for `#[factory]`.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+
+use crate::ast::FactoryStruct;
+use crate::attr;
+use crate::ctxt::Ctxt;
+
+pub(crate) fn factory(args: TokenStream, input: TokenStream) -> TokenStream {
+    let mut cx = Ctxt::default();
+    let item: syn::Item = match syn::parse2(input.clone()) {
+        Ok(item) => item,
+        Err(error) => return error.to_compile_error(),
+    };
+    let mut item = match item {
+        syn::Item::Struct(item) => item,
+        syn::Item::Enum(item) => {
+            return with_error(
+                &item,
+                syn::Error::new(
+                    item.enum_token.span,
+                    "#[factory] works on structs with named fields, not enums; a factory is one step whose \
+                     inputs are its `Delivery` fields",
+                ),
+            )
+        }
+        other => {
+            return with_error(&other, syn::Error::new_spanned(&other, "#[factory] works on structs with named fields"))
+        }
+    };
+    let args = attr::parse_factory_args(&mut cx, args);
+    let model = FactoryStruct::from_item(&mut cx, &mut item, args);
+    match cx.check() {
+        Ok(()) => {
+            let generated = generate(&model);
+            quote! { #item #generated }
+        }
+        // Emit the struct anyway, so that users see this error and not fifty about a missing type.
+        Err(error) => with_error(&item, error),
+    }
+}
+
+fn with_error(item: &impl quote::ToTokens, error: syn::Error) -> TokenStream {
+    let error = error.to_compile_error();
+    quote! { #item #error }
+}
+
+fn generate(model: &FactoryStruct) -> TokenStream {
+    let ident = &model.ident;
+    let name = ident.to_string();
+    let output_id = model.output_id.as_ref().map_or_else(|| quote!(""), |id| quote!(#id));
+    let consumers = model.consumers.iter().map(|consumer| {
+        quote_spanned! {consumer.span()=> __setl::FactoryRef::of::<#consumer>() }
+    });
+    let inputs = model.inputs.iter().map(|input| {
+        let field = input.field.to_string();
+        let payload = &input.payload;
+        let producer = match &input.producer {
+            Some(producer) => quote_spanned! {producer.span()=>
+                ::core::option::Option::Some(__setl::FactoryRef::of::<#producer>())
+            },
+            None => quote!(::core::option::Option::None),
+        };
+        let id = input.id.as_ref().map_or_else(|| quote!(""), |id| quote!(#id));
+        let optional = input.optional;
+        quote! { __setl::InputDecl::__new::<#payload>(#field, #producer, #id, #optional) }
+    });
+    let inject_arms = model.inputs.iter().enumerate().map(|(slot, input)| {
+        let field = &input.field;
+        let field_name = field.to_string();
+        quote! { #slot => self.#field.__fill(#field_name, value), }
+    });
+    let producer_checks = model.inputs.iter().filter_map(|input| {
+        let producer = input.producer.as_ref()?;
+        let payload = &input.payload;
+        Some(quote_spanned! {producer.span()=>
+            let _ = __setl::assert_producer_output::<#producer, #payload>;
+        })
+    });
+    quote! {
+        #[doc(hidden)]
+        #[allow(non_upper_case_globals, unused_qualifications, clippy::all)]
+        const _: () = {
+            use ::setl_core::__private as __setl;
+
+            #[automatically_derived]
+            impl __setl::FactoryWiring for #ident {
+                const NAME: &'static str = #name;
+
+                fn signature() -> &'static __setl::Signature {
+                    static SIGNATURE: __setl::OnceLock<__setl::Signature> = __setl::OnceLock::new();
+                    SIGNATURE.get_or_init(|| {
+                        __setl::Signature::__new::<#ident>(
+                            ::core::module_path!(),
+                            #output_id,
+                            <__setl::Vec<__setl::FactoryRef>>::from([#(#consumers),*]),
+                            <__setl::Vec<__setl::InputDecl>>::from([#(#inputs),*]),
+                        )
+                    })
+                }
+
+                fn __inject(
+                    &mut self,
+                    slot: usize,
+                    value: __setl::Payload,
+                ) -> ::core::result::Result<(), __setl::InjectError> {
+                    match slot {
+                        #(#inject_arms)*
+                        _ => ::core::result::Result::Err(__setl::InjectError { field: "<no such slot>" }),
+                    }
+                }
+            }
+
+            fn __setl_make_default() -> ::core::option::Option<__setl::BoxedFactory> {
+                #[allow(unused_imports)]
+                use __setl::{ViaDefault as _, ViaNoDefault as _};
+                (&&__setl::DefaultProbe::<#ident>::new()).make()
+            }
+
+            __setl::inventory::submit! {
+                __setl::Registration::__new(
+                    #name,
+                    ::core::module_path!(),
+                    <#ident as __setl::FactoryWiring>::signature,
+                    __setl_make_default,
+                )
+            }
+
+            fn __setl_check_producers() {
+                #(#producer_checks)*
+            }
+        };
+    }
+}

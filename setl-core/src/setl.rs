@@ -1,6 +1,8 @@
 //! The `Setl` context: the thread pool and settings shared by every pipeline it creates.
 
-use std::sync::Arc;
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use crate::error::{ErrorKind, Result};
 use crate::pipeline::Pipeline;
@@ -23,7 +25,12 @@ pub struct Setl {
 
 struct Inner {
     pool: rayon::ThreadPool,
+    extensions: Mutex<Extensions>,
 }
+
+/// Values that other crates attach to the context, one per type (e.g. setl-datafusion's query
+/// engine), so that the core needs no dependency on them.
+type Extensions = HashMap<TypeId, Arc<dyn Any + Send + Sync>>;
 
 impl Setl {
     /// Starts configuring a context.
@@ -45,6 +52,58 @@ impl Setl {
     pub fn pool(&self) -> &rayon::ThreadPool {
         &self.inner.pool
     }
+
+    /// The extension of type `T` attached with [`SetlBuilder::extension`] or
+    /// [`extension_or_insert_with`](Self::extension_or_insert_with), if any.
+    ///
+    /// Extensions let crates built on the core (a query engine, a connection pool) keep one
+    /// shared instance per context without the core knowing their types.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// #[derive(Debug, PartialEq)]
+    /// struct Tenant(&'static str);
+    /// let setl = setl_core::Setl::builder().extension(Tenant("acme")).build()?;
+    /// assert_eq!(*setl.extension::<Tenant>().unwrap(), Tenant("acme"));
+    /// assert!(setl.extension::<String>().is_none());
+    /// # Ok::<(), setl_core::Error>(())
+    /// ```
+    pub fn extension<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        let extensions = self.extensions();
+        let value = extensions.get(&TypeId::of::<T>())?.clone();
+        value.downcast::<T>().ok()
+    }
+
+    /// The extension of type `T`, created by `init` and attached to the context on first use.
+    /// Every clone of the context then shares it; `init` runs at most once per context.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let setl = setl_core::Setl::builder().threads(2).build()?;
+    /// let first = setl.extension_or_insert_with(|setl| setl.threads() * 10);
+    /// let again = setl.clone().extension_or_insert_with(|_| 0_usize);
+    /// assert_eq!((*first, *again), (20, 20));
+    /// # Ok::<(), setl_core::Error>(())
+    /// ```
+    pub fn extension_or_insert_with<T: Send + Sync + 'static>(&self, init: impl FnOnce(&Setl) -> T) -> Arc<T> {
+        if let Some(value) = self.extension::<T>() {
+            return value;
+        }
+        // Built outside the lock: `init` may itself read other extensions.
+        let fresh: Arc<dyn Any + Send + Sync> = Arc::new(init(self));
+        let mut extensions = self.extensions();
+        let value = extensions.entry(TypeId::of::<T>()).or_insert(fresh).clone();
+        drop(extensions);
+        // The entry for `TypeId::of::<T>()` always holds a `T`: both insertion paths key by it.
+        value.downcast::<T>().unwrap_or_else(|_| unreachable!("extension keyed by another type"))
+    }
+
+    fn extensions(&self) -> std::sync::MutexGuard<'_, Extensions> {
+        // Nothing panics while holding the lock; recover anyway.
+        self.inner.extensions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 impl std::fmt::Debug for Setl {
@@ -54,10 +113,20 @@ impl std::fmt::Debug for Setl {
 }
 
 /// Configures a [`Setl`] context.
-#[derive(Debug, Default, Clone)]
+#[derive(Default, Clone)]
 #[must_use]
 pub struct SetlBuilder {
     threads: Option<usize>,
+    extensions: Extensions,
+}
+
+impl std::fmt::Debug for SetlBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SetlBuilder")
+            .field("threads", &self.threads)
+            .field("extensions", &self.extensions.len())
+            .finish()
+    }
 }
 
 impl SetlBuilder {
@@ -65,6 +134,14 @@ impl SetlBuilder {
     /// factories run at once, and so their peak memory (SETL issue 240).
     pub fn threads(mut self, threads: usize) -> Self {
         self.threads = Some(threads);
+        self
+    }
+
+    /// Attaches `value` to the context, one per type; read it back with [`Setl::extension`].
+    /// Crates built on the core use it for their settings or shared state (setl-datafusion reads
+    /// its engine settings from here). A second value of the same type replaces the first.
+    pub fn extension<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.extensions.insert(TypeId::of::<T>(), Arc::new(value));
         self
     }
 
@@ -90,6 +167,6 @@ impl SetlBuilder {
             .thread_name(|index| format!("setl-worker-{index}"))
             .build()
             .map_err(|source| ErrorKind::ThreadPool { threads, source })?;
-        Ok(Setl { inner: Arc::new(Inner { pool }) })
+        Ok(Setl { inner: Arc::new(Inner { pool, extensions: Mutex::new(self.extensions) }) })
     }
 }

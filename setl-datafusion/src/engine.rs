@@ -1,0 +1,292 @@
+//! `Engine`: DataFusion's async runtime and settings, one per `Setl` context.
+//!
+//! # Threads
+//!
+//! A `Setl` context has `n` threads (`Setl::builder().threads(n)`): its Rayon pool runs
+//! factories. The engine adds one Tokio runtime with `n` workers, shared by every factory of
+//! every pipeline of the context, and DataFusion plans for `n` partitions. A factory never runs
+//! a query on its Rayon worker: [`Engine::run`] spawns the query onto the runtime and parks the
+//! worker until it ends, and [`Engine::compute`] does the same for other heavy work (encoding
+//! an output file). So while queries run, at most `n` threads do CPU work, however many
+//! factories wait on them: the parked Rayon workers are idle, not busy. The only other threads
+//! are Tokio's blocking pool, which DataFusion's local file store uses for reads; they wait on
+//! the disk rather than compute.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use setl_core::Setl;
+
+use crate::session::Session;
+
+/// Settings of the engine, attached with `Setl::builder().extension(EngineSettings { .. })`.
+/// Without them the engine uses [`EngineSettings::default`].
+///
+/// # Examples
+///
+/// ```
+/// use setl_datafusion::{Engine, EngineSettings};
+/// let setl = setl_core::Setl::builder()
+///     .threads(2)
+///     .extension(EngineSettings { batch_size: 4096, ..EngineSettings::default() })
+///     .build()?;
+/// let engine = Engine::of(&setl)?;
+/// assert_eq!(engine.threads(), 2);
+/// # Ok::<(), setl_core::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineSettings {
+    /// Rows per batch inside DataFusion (its default: 8192).
+    pub batch_size: usize,
+    /// A cap on the memory DataFusion's operators reserve (sorts, joins, aggregates), in bytes;
+    /// `None` for no cap. Operators that can spill do so past it, the others fail.
+    pub memory_limit: Option<usize>,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings { batch_size: 8192, memory_limit: None }
+    }
+}
+
+/// DataFusion inside a `Setl` context: a Tokio runtime sized to the context's threads, a shared
+/// DataFusion runtime environment, and the bytes held by materialized frames.
+///
+/// Cheap to clone. Get it with [`Engine::of`]; factories usually keep a clone as a field.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// `Some` until drop, which shuts it down without blocking (it may be dropped anywhere).
+    runtime: Option<tokio::runtime::Runtime>,
+    env: Arc<RuntimeEnv>,
+    config: SessionConfig,
+    threads: usize,
+    held: Arc<HeldBytes>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// The slot in the `Setl` context: the engine, or why it could not start.
+struct Slot(std::result::Result<Engine, String>);
+
+impl Engine {
+    /// The engine of `setl`, started on first use and shared by every clone of the context.
+    ///
+    /// # Errors
+    ///
+    /// When the Tokio runtime or DataFusion's environment cannot be created (the OS refused
+    /// threads, or the memory limit is invalid).
+    pub fn of(setl: &Setl) -> setl_core::Result<Engine> {
+        let slot = setl.extension_or_insert_with(|setl| {
+            let settings = setl.extension::<EngineSettings>().map(|s| (*s).clone()).unwrap_or_default();
+            Slot(Engine::start(setl.threads(), &settings))
+        });
+        slot.0.clone().map_err(setl_core::Error::msg)
+    }
+
+    /// An engine outside any `Setl` context, with `threads` workers (for programs that call
+    /// DataFusion directly, such as the hand-written baseline of the TPC-H bench).
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::of`].
+    pub fn standalone(threads: usize, settings: &EngineSettings) -> setl_core::Result<Engine> {
+        Engine::start(threads.max(1), settings).map_err(setl_core::Error::msg)
+    }
+
+    fn start(threads: usize, settings: &EngineSettings) -> std::result::Result<Engine, String> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("setl-datafusion")
+            .enable_all()
+            .build()
+            .map_err(|error| format!("could not start DataFusion's Tokio runtime of {threads} threads: {error}"))?;
+        let mut env = RuntimeEnvBuilder::new();
+        if let Some(limit) = settings.memory_limit {
+            env = env.with_memory_limit(limit, 1.0);
+        }
+        let env = env.build_arc().map_err(|error| format!("could not start DataFusion: {error}"))?;
+        let config = SessionConfig::new()
+            .with_target_partitions(threads)
+            .with_batch_size(settings.batch_size.max(1))
+            .with_information_schema(false);
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                runtime: Some(runtime),
+                env,
+                config,
+                threads,
+                held: Arc::new(HeldBytes::default()),
+            }),
+        })
+    }
+
+    /// The number of Tokio workers, which is also the number of partitions of a plan.
+    pub fn threads(&self) -> usize {
+        self.inner.threads
+    }
+
+    /// A new session: its own table names, this engine's runtime and settings. One per factory
+    /// phase is the usual use; sessions are cheap.
+    pub fn session(&self) -> Session {
+        let state = SessionStateBuilder::new()
+            .with_config(self.inner.config.clone())
+            .with_runtime_env(self.inner.env.clone())
+            .with_default_features()
+            .build();
+        Session::new(self.clone(), SessionContext::new_with_state(state))
+    }
+
+    /// Runs `future` on the engine's runtime and waits for it, parking the calling thread (a
+    /// Rayon worker is then idle, not busy, see the [module docs](self)). A panic inside the
+    /// future is resumed here.
+    pub fn run<F>(&self, future: F) -> F::Output
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let handle = self.runtime().spawn(future);
+        let joined = if tokio::runtime::Handle::try_current().is_ok() {
+            // Already on a Tokio worker (e.g. inside `compute`): let the runtime move this
+            // worker's other tasks away while it blocks.
+            tokio::task::block_in_place(|| futures::executor::block_on(handle))
+        } else {
+            futures::executor::block_on(handle)
+        };
+        match joined {
+            Ok(output) => output,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(error) => panic!("a DataFusion task was cancelled: {error}"),
+        }
+    }
+
+    /// Runs the CPU-heavy closure `work` on one of the engine's workers and waits for it, so
+    /// that it counts within the context's thread budget (see the [module docs](self)).
+    pub fn compute<R: Send + 'static>(&self, work: impl FnOnce() -> R + Send + 'static) -> R {
+        self.run(async move { work() })
+    }
+
+    /// Bytes now held by materialized frames of this engine (persisted or query results).
+    pub fn held_bytes(&self) -> usize {
+        self.inner.held.now.load(Ordering::Relaxed)
+    }
+
+    /// The most bytes materialized frames held at once since the engine started (or since
+    /// [`reset_peak_held_bytes`](Self::reset_peak_held_bytes)).
+    pub fn peak_held_bytes(&self) -> usize {
+        self.inner.held.peak.load(Ordering::Relaxed)
+    }
+
+    /// Restarts the peak from the bytes held now, e.g. between two runs.
+    pub fn reset_peak_held_bytes(&self) {
+        self.inner.held.peak.store(self.held_bytes(), Ordering::Relaxed);
+    }
+
+    /// How many plans frames of this engine executed (a persisted frame counts once).
+    pub fn executions(&self) -> u64 {
+        self.inner.held.executions.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn hold(&self, bytes: usize) -> HeldGuard {
+        let held = &self.inner.held;
+        let now = held.now.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        held.peak.fetch_max(now, Ordering::Relaxed);
+        HeldGuard { bytes, held: held.clone() }
+    }
+
+    pub(crate) fn count_execution(&self) {
+        self.inner.held.executions.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn runtime(&self) -> &tokio::runtime::Runtime {
+        // `runtime` is `Some` from construction until `Inner` drops.
+        self.inner.runtime.as_ref().unwrap_or_else(|| unreachable!("runtime taken before drop"))
+    }
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("threads", &self.inner.threads)
+            .field("held_bytes", &self.held_bytes())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Bytes held by materialized frames, now and at peak.
+#[derive(Default)]
+struct HeldBytes {
+    now: AtomicUsize,
+    peak: AtomicUsize,
+    executions: AtomicU64,
+}
+
+/// A share of [`HeldBytes`], given back on drop (when the frame's data is released).
+pub(crate) struct HeldGuard {
+    bytes: usize,
+    held: Arc<HeldBytes>,
+}
+
+impl Drop for HeldGuard {
+    fn drop(&mut self) {
+        self.held.now.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_engine_per_context_sized_to_its_threads() {
+        let setl = Setl::builder().threads(3).build().unwrap();
+        let first = Engine::of(&setl).unwrap();
+        let second = Engine::of(&setl.clone()).unwrap();
+        assert!(Arc::ptr_eq(&first.inner, &second.inner));
+        assert_eq!(first.threads(), 3);
+        let workers = first.run(async { tokio::runtime::Handle::current().metrics().num_workers() });
+        assert_eq!(workers, 3);
+        let other = Engine::of(&Setl::builder().threads(1).build().unwrap()).unwrap();
+        assert!(!Arc::ptr_eq(&first.inner, &other.inner));
+    }
+
+    #[test]
+    fn run_moves_work_off_the_calling_thread_and_resumes_panics() {
+        let engine = Engine::standalone(2, &EngineSettings::default()).unwrap();
+        let caller = std::thread::current().id();
+        let worker = engine.compute(|| std::thread::current().name().map(str::to_owned));
+        assert_eq!(worker.as_deref(), Some("setl-datafusion"));
+        assert_ne!(engine.compute(|| std::thread::current().id()), caller);
+        let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| engine.compute(|| panic!("boom"))));
+        assert_eq!(panic.unwrap_err().downcast_ref::<&str>(), Some(&"boom"));
+        // `run` nested in `compute` does not deadlock.
+        let inner = engine.clone();
+        assert_eq!(engine.compute(move || inner.compute(|| 7)), 7);
+    }
+
+    #[test]
+    fn held_bytes_follow_guards() {
+        let engine = Engine::standalone(1, &EngineSettings::default()).unwrap();
+        let a = engine.hold(100);
+        let b = engine.hold(50);
+        assert_eq!((engine.held_bytes(), engine.peak_held_bytes()), (150, 150));
+        drop(a);
+        drop(b);
+        assert_eq!((engine.held_bytes(), engine.peak_held_bytes()), (0, 150));
+        engine.reset_peak_held_bytes();
+        assert_eq!(engine.peak_held_bytes(), 0);
+    }
+}

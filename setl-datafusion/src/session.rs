@@ -1,0 +1,176 @@
+//! `Session`: DataFusion's `SessionContext` on the context's engine, with setl's inputs as tables.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::datasource::MemTable;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::{DataFrame, SessionContext};
+use setl_arrow::Dataset;
+
+use crate::engine::Engine;
+use crate::error::SqlError;
+use crate::frame::Frame;
+
+/// A DataFusion session on the [`Engine`]: register delivered datasets and frames as tables, run
+/// SQL or DataFrame operations over them, get [`Frame`]s back.
+///
+/// Registering never copies data: a dataset becomes a `MemTable` over the same `RecordBatch`es
+/// (their buffers are shared), and a lazy frame becomes a view of its plan, so the consumer's
+/// query and the producer's plan run as one query.
+///
+/// # Examples
+///
+/// ```
+/// use setl_datafusion::{Engine, arrow::array::{Int64Array, RecordBatch}};
+/// # use std::sync::Arc;
+/// # use setl_datafusion::arrow::datatypes::{DataType, Field, Schema};
+/// let setl = setl_core::Setl::builder().threads(2).build()?;
+/// let engine = Engine::of(&setl)?;
+/// # let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
+/// # let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![1, 2, 3]))])?;
+/// let numbers = setl_arrow::Dataset::try_new(schema, vec![batch])?;
+/// let session = engine.session();
+/// session.register_dataset("numbers", &numbers)?;
+/// let total = session.sql("total", "SELECT sum(x) AS total FROM numbers")?.collect()?;
+/// assert_eq!(total.num_rows(), 1);
+/// # Ok::<(), setl_core::Error>(())
+/// ```
+pub struct Session {
+    engine: Engine,
+    context: SessionContext,
+    /// Per registered table name: the files its data comes from, for error messages.
+    sources: Mutex<HashMap<String, Vec<PathBuf>>>,
+}
+
+impl Session {
+    pub(crate) fn new(engine: Engine, context: SessionContext) -> Self {
+        Session { engine, context, sources: Mutex::new(HashMap::new()) }
+    }
+
+    /// The engine the session runs on.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// DataFusion's context, for anything this wrapper does not cover (UDFs, options...).
+    pub fn context(&self) -> &SessionContext {
+        &self.context
+    }
+
+    /// Registers `dataset` as table `name`, without copying: its batches are dealt over the
+    /// engine's partitions so scans of it run in parallel.
+    ///
+    /// # Errors
+    ///
+    /// When `name` is not a valid table name or already registered.
+    pub fn register_dataset<S>(&self, name: &str, dataset: &Dataset<S>) -> Result<(), SqlError> {
+        let partitions = self.engine.threads().clamp(1, dataset.batches().len().max(1));
+        let mut split: Vec<Vec<_>> = vec![Vec::new(); partitions];
+        for (index, batch) in dataset.batches().iter().enumerate() {
+            split[index % partitions].push(batch.clone());
+        }
+        let table = MemTable::try_new(dataset.schema().clone(), split)
+            .map_err(|error| SqlError::new(format!("registering table `{name}`"), Vec::new(), error))?;
+        self.context
+            .register_table(name, Arc::new(table))
+            .map_err(|error| SqlError::new(format!("registering table `{name}`"), Vec::new(), error))?;
+        Ok(())
+    }
+
+    /// Registers `frame` as table `name`: its data when materialized, else a view of its plan
+    /// (which then runs inside the queries that read the table: projections and filters reach
+    /// the producer's scan).
+    ///
+    /// # Errors
+    ///
+    /// When `name` is not a valid table name or already registered.
+    pub fn register(&self, name: &str, frame: &Frame) -> Result<(), SqlError> {
+        match frame.materialized() {
+            Some(dataset) => self.register_dataset(name, &dataset)?,
+            None => {
+                let view = frame.dataframe().into_view();
+                self.context
+                    .register_table(name, view)
+                    .map_err(|error| SqlError::new(format!("registering table `{name}`"), Vec::new(), error))?;
+            }
+        }
+        self.lock_sources().insert(name.to_owned(), frame.sources().to_vec());
+        Ok(())
+    }
+
+    /// Plans the SQL `query` over the registered tables; the result is lazy (run it with
+    /// [`Frame::collect`], or register it in the next factory's session to fuse the two).
+    /// `label` names the query in errors.
+    ///
+    /// # Errors
+    ///
+    /// When the query does not parse or plan (unknown table or column, type error), with
+    /// DataFusion's message.
+    pub fn sql(&self, label: &str, query: &str) -> Result<Frame, SqlError> {
+        let context = self.context.clone();
+        let text = query.to_owned();
+        let planned = self.engine.run(async move { context.sql(&text).await });
+        let frame = match planned {
+            Ok(frame) => frame,
+            // Planning reads no data, so no file is to blame.
+            Err(error) => return Err(SqlError::new(format!("query `{label}`"), Vec::new(), error)),
+        };
+        let files = self.sources_of(frame.logical_plan());
+        Ok(Frame::from_dataframe(self.engine.clone(), format!("query `{label}`"), frame, files))
+    }
+
+    /// The registered table `name` as a DataFusion `DataFrame`, for the DataFrame API; turn the
+    /// result into a frame with [`Session::frame`].
+    ///
+    /// # Errors
+    ///
+    /// When no table has that name.
+    pub fn table(&self, name: &str) -> Result<DataFrame, SqlError> {
+        let context = self.context.clone();
+        let table = name.to_owned();
+        self.engine
+            .run(async move { context.table(table.as_str()).await })
+            .map_err(|error| SqlError::new(format!("reading table `{name}`"), Vec::new(), error))
+    }
+
+    /// Wraps a `DataFrame` built with DataFusion's API as a lazy frame; `label` names it in
+    /// errors, and the files it reads are found from the tables it scans.
+    pub fn frame(&self, label: &str, frame: DataFrame) -> Frame {
+        let files = self.sources_of(frame.logical_plan());
+        Frame::from_dataframe(self.engine.clone(), label.to_owned(), frame, files)
+    }
+
+    /// The files behind the tables `plan` scans.
+    fn sources_of(&self, plan: &LogicalPlan) -> Vec<PathBuf> {
+        let sources = self.lock_sources();
+        let mut files: Vec<PathBuf> = Vec::new();
+        let _ = plan.apply_with_subqueries(|node| {
+            if let LogicalPlan::TableScan(scan) = node {
+                if let Some(found) = sources.get(scan.table_name.table()) {
+                    for file in found {
+                        if !files.contains(file) {
+                            files.push(file.clone());
+                        }
+                    }
+                }
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        files
+    }
+
+    fn lock_sources(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<PathBuf>>> {
+        self.sources.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut tables: Vec<String> = self.lock_sources().keys().cloned().collect();
+        tables.sort();
+        f.debug_struct("Session").field("tables", &tables).finish_non_exhaustive()
+    }
+}

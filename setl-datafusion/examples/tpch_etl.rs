@@ -1,0 +1,172 @@
+//! The main job of setl-rs: a TPC-H ETL pipeline on DataFusion.
+//!
+//! ```text
+//! cargo run --release --example tpch_etl -- --scale 1 --threads 2
+//! ```
+//!
+//! Extract generates the TPC-H tables once (Parquet, plus CSV for lineitem and orders) into
+//! `--data`; Transform computes queries 1, 3, 5, 6, 10 and 12, one factory each, sharing the
+//! lineitem, orders and customer tables through deliveries; Load writes every result as Parquet
+//! and CSV into `--out`, atomically. It prints progress, the benchmark report, writes the Mermaid
+//! diagram of the pipeline next to the results, and ends with a one-line summary.
+
+mod tpch_job;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use setl_core::{HasBenchmark, Setl};
+use setl_datafusion::Engine;
+use tpch_job::{report, Format, JobConfig};
+
+const HELP: &str = "\
+tpch_etl: TPC-H queries 1, 3, 5, 6, 10 and 12 as a setl-rs pipeline on DataFusion
+
+USAGE:
+    cargo run --release --example tpch_etl -- [OPTIONS]
+
+OPTIONS:
+    --scale <factor>    TPC-H scale factor [default: 1]
+    --data <dir>        where the tables are generated once and reused
+                        [default: target/tpch/sf<factor>/data]
+    --out <dir>         where the results go [default: target/tpch/sf<factor>/out]
+    --threads <n>       threads for the whole job, factories and queries [default: CPUs]
+    --format <fmt>      read lineitem and orders from `parquet` or `csv` [default: parquet]
+    --no-share          let every query scan the files instead of sharing the tables
+    --sequential        run one factory at a time
+    -h, --help          print this help
+";
+
+struct Args {
+    scale: f64,
+    data: Option<PathBuf>,
+    out: Option<PathBuf>,
+    threads: Option<usize>,
+    format: Format,
+    share: bool,
+    parallel: bool,
+}
+
+fn parse_args() -> Result<Option<Args>, lexopt::Error> {
+    use lexopt::prelude::*;
+    let mut args =
+        Args { scale: 1.0, data: None, out: None, threads: None, format: Format::Parquet, share: true, parallel: true };
+    let mut parser = lexopt::Parser::from_env();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("scale") => {
+                args.scale = parser.value()?.parse()?;
+                if !(args.scale > 0.0 && args.scale.is_finite()) {
+                    return Err("--scale must be a positive number, e.g. 0.1 or 1".into());
+                }
+            }
+            Long("data") => args.data = Some(parser.value()?.into()),
+            Long("out") => args.out = Some(parser.value()?.into()),
+            Long("threads") => args.threads = Some(parser.value()?.parse()?),
+            Long("format") => {
+                args.format = match parser.value()?.string()?.as_str() {
+                    "parquet" => Format::Parquet,
+                    "csv" => Format::Csv,
+                    other => return Err(format!("--format must be `parquet` or `csv`, not `{other}`").into()),
+                }
+            }
+            Long("no-share") => args.share = false,
+            Long("sequential") => args.parallel = false,
+            Short('h') | Long("help") => {
+                print!("{HELP}");
+                return Ok(None);
+            }
+            _ => return Err(arg.unexpected()),
+        }
+    }
+    Ok(Some(args))
+}
+
+fn main() -> std::process::ExitCode {
+    let args = match parse_args() {
+        Ok(Some(args)) => args,
+        Ok(None) => return std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}\n\n{HELP}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match run(args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:?}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> setl_core::Result<()> {
+    let started = Instant::now();
+    let cpu_before = report::cpu_time();
+    let mut builder = Setl::builder();
+    if let Some(threads) = args.threads {
+        builder = builder.threads(threads);
+    }
+    let setl = builder.build()?;
+    let mut config = JobConfig::new(
+        args.scale,
+        args.data.unwrap_or_else(|| tpch_job::default_data_dir(args.scale)),
+        args.out.unwrap_or_else(|| tpch_job::default_out_dir(args.scale)),
+        setl.threads(),
+    );
+    config.format = args.format;
+    config.share_scans = args.share;
+    config.parallel = args.parallel;
+    eprintln!(
+        "TPC-H scale {} on {} threads: data {}, results {}",
+        config.scale,
+        config.threads,
+        config.data.display(),
+        config.out.display()
+    );
+
+    let mut pipeline = tpch_job::pipeline(&setl, &config)?;
+    pipeline.observe(Arc::new(report::Progress::default()));
+    let diagram = config.out.join("pipeline.mmd");
+    setl_datafusion::write_atomic(&diagram, |file| {
+        use std::io::Write;
+        Ok(file.write_all(pipeline.to_mermaid().as_bytes())?)
+    })?;
+    pipeline.run()?;
+
+    let benchmarks = pipeline.benchmarks();
+    println!();
+    for result in &benchmarks {
+        println!("{result}");
+    }
+    println!("\n{}", report::table(&benchmarks));
+    let files = pipeline.output::<tpch_job::Extract>()?;
+    let results = tpch_job::results(&pipeline)?;
+    for (name, frame) in &results {
+        if let Some(dataset) = frame.materialized() {
+            println!(
+                "{name}: {} rows -> {}",
+                dataset.num_rows(),
+                config.out.join(format!("{name}.{{parquet,csv}}")).display()
+            );
+        }
+    }
+    println!("diagram: {}", diagram.display());
+    if files.generated {
+        println!("tables generated into {} (reused by later runs)", files.dir.display());
+    }
+    let (rows_in, rows_out) = tpch_job::row_counts(&files, &results);
+    let engine = Engine::of(&setl)?;
+    let cpu = match (cpu_before, report::cpu_time()) {
+        (Some(before), Some(after)) => format!(", cpu {:.2} s", (after - before).as_secs_f64()),
+        _ => String::new(),
+    };
+    println!(
+        "done: {rows_in} rows in, {rows_out} rows out, wall {:.2} s{cpu}, peak held {}, peak rss {}",
+        started.elapsed().as_secs_f64(),
+        report::bytes(engine.peak_held_bytes()),
+        report::peak_rss().map_or_else(|| "n/a".to_owned(), report::bytes),
+    );
+    Ok(())
+}

@@ -1,0 +1,215 @@
+//! Extract: TPC-H tables generated with `tpchgen-arrow`, written once as Parquet (and CSV for
+//! lineitem and orders), reused by later runs.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use setl_datafusion::arrow::array::RecordBatchReader;
+use setl_datafusion::arrow::csv::WriterBuilder;
+use setl_datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use setl_datafusion::write_atomic;
+use tpchgen::generators::{
+    CustomerGenerator, LineItemGenerator, NationGenerator, OrderGenerator, RegionGenerator, SupplierGenerator,
+};
+use tpchgen_arrow::{CustomerArrow, LineItemArrow, NationArrow, OrderArrow, RegionArrow, SupplierArrow};
+
+/// A table of the job: its name, the columns the queries read, and whether a CSV copy is made.
+pub(crate) struct Table {
+    pub(crate) name: &'static str,
+    pub(crate) columns: &'static [&'static str],
+    pub(crate) csv: bool,
+}
+
+/// The tables queries 1, 3, 5, 6, 10 and 12 read, with the columns they need.
+pub(crate) const TABLES: [Table; 6] = [
+    Table {
+        name: "lineitem",
+        columns: &[
+            "l_orderkey",
+            "l_suppkey",
+            "l_quantity",
+            "l_extendedprice",
+            "l_discount",
+            "l_tax",
+            "l_returnflag",
+            "l_linestatus",
+            "l_shipdate",
+            "l_commitdate",
+            "l_receiptdate",
+            "l_shipmode",
+        ],
+        csv: true,
+    },
+    Table {
+        name: "orders",
+        columns: &["o_orderkey", "o_custkey", "o_orderdate", "o_orderpriority", "o_shippriority"],
+        csv: true,
+    },
+    Table {
+        name: "customer",
+        columns: &[
+            "c_custkey",
+            "c_name",
+            "c_address",
+            "c_nationkey",
+            "c_phone",
+            "c_acctbal",
+            "c_mktsegment",
+            "c_comment",
+        ],
+        csv: false,
+    },
+    Table { name: "supplier", columns: &["s_suppkey", "s_nationkey"], csv: false },
+    Table { name: "nation", columns: &["n_nationkey", "n_name", "n_regionkey"], csv: false },
+    Table { name: "region", columns: &["r_regionkey", "r_name"], csv: false },
+];
+
+/// The file that says the tables of a directory are complete, and for which scale factor.
+const MARKER: &str = "_tpch_tables";
+
+/// Rows per Parquet row group: small enough for a parallel scan of SF 0.1 and for pruning.
+const ROW_GROUP: usize = 128 * 1024;
+
+/// The generated tables: where they are and how many rows each has.
+#[derive(Debug, Clone)]
+pub(crate) struct TpchFiles {
+    pub(crate) dir: PathBuf,
+    pub(crate) scale: f64,
+    pub(crate) rows: BTreeMap<String, u64>,
+    /// Whether this run generated them (false: reused).
+    pub(crate) generated: bool,
+}
+
+impl TpchFiles {
+    pub(crate) fn parquet(&self, table: &str) -> PathBuf {
+        self.dir.join(format!("{table}.parquet"))
+    }
+
+    pub(crate) fn csv(&self, table: &str) -> PathBuf {
+        self.dir.join(format!("{table}.csv"))
+    }
+}
+
+/// The tables in `dir` at `scale`: reused when the marker says they are complete for that scale,
+/// generated (in parallel on the current Rayon pool) otherwise.
+pub(crate) fn ensure_tables(dir: &Path, scale: f64) -> setl_core::Result<TpchFiles> {
+    if let Some(rows) = read_marker(dir, scale) {
+        return Ok(TpchFiles { dir: dir.to_path_buf(), scale, rows, generated: false });
+    }
+    std::fs::create_dir_all(dir).map_err(|error| {
+        setl_core::Error::msg(format!("cannot create the data directory {}: {error}", dir.display()))
+    })?;
+    let results: Vec<setl_core::Result<(String, u64)>> = {
+        use rayon::prelude::*;
+        TABLES.par_iter().map(|table| generate(dir, scale, table).map(|rows| (table.name.to_owned(), rows))).collect()
+    };
+    let mut rows = BTreeMap::new();
+    for result in results {
+        let (name, count) = result?;
+        rows.insert(name, count);
+    }
+    let mut text = format!("scale {scale}\n");
+    for (name, count) in &rows {
+        text.push_str(&format!("{name} {count}\n"));
+    }
+    write_atomic(&dir.join(MARKER), |file| Ok(file.write_all(text.as_bytes())?))?;
+    Ok(TpchFiles { dir: dir.to_path_buf(), scale, rows, generated: true })
+}
+
+fn read_marker(dir: &Path, scale: f64) -> Option<BTreeMap<String, u64>> {
+    let text = std::fs::read_to_string(dir.join(MARKER)).ok()?;
+    let mut lines = text.lines();
+    let found: f64 = lines.next()?.strip_prefix("scale ")?.parse().ok()?;
+    if found != scale {
+        return None;
+    }
+    lines
+        .map(|line| {
+            let (name, count) = line.split_once(' ')?;
+            Some((name.to_owned(), count.parse().ok()?))
+        })
+        .collect()
+}
+
+fn reader(table: &str, scale: f64) -> Box<dyn RecordBatchReader + Send> {
+    match table {
+        "lineitem" => Box::new(LineItemArrow::new(LineItemGenerator::new(scale, 1, 1))),
+        "orders" => Box::new(OrderArrow::new(OrderGenerator::new(scale, 1, 1))),
+        "customer" => Box::new(CustomerArrow::new(CustomerGenerator::new(scale, 1, 1))),
+        "supplier" => Box::new(SupplierArrow::new(SupplierGenerator::new(scale, 1, 1))),
+        "nation" => Box::new(NationArrow::new(NationGenerator::new(scale, 1, 1))),
+        "region" => Box::new(RegionArrow::new(RegionGenerator::new(scale, 1, 1))),
+        other => unreachable!("no generator for table {other}"),
+    }
+}
+
+/// Generates one table into its Parquet file (and CSV file), each written atomically.
+fn generate(dir: &Path, scale: f64, table: &Table) -> setl_core::Result<u64> {
+    let mut batches = reader(table.name, scale);
+    let schema = batches.schema();
+    let properties = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(ROW_GROUP))
+        .build();
+    let parquet_path = dir.join(format!("{}.parquet", table.name));
+    let csv_path = dir.join(format!("{}.csv", table.name));
+    let mut rows = 0_u64;
+    write_atomic(&parquet_path, |parquet_file| {
+        let mut parquet = ArrowWriter::try_new(parquet_file, schema.clone(), Some(properties))?;
+        if table.csv {
+            write_atomic(&csv_path, |csv_file: &mut File| {
+                let mut csv = WriterBuilder::new().with_header(true).build(BufWriter::with_capacity(1 << 20, csv_file));
+                for batch in batches.by_ref() {
+                    let batch = batch?;
+                    rows += batch.num_rows() as u64;
+                    parquet.write(&batch)?;
+                    csv.write(&batch)?;
+                }
+                csv.into_inner().flush()?;
+                Ok(())
+            })?;
+        } else {
+            for batch in batches.by_ref() {
+                let batch = batch?;
+                rows += batch.num_rows() as u64;
+                parquet.write(&batch)?;
+            }
+        }
+        parquet.close()?;
+        Ok(())
+    })?;
+    Ok(rows)
+}
+
+/// The schema the CSV copy of `table` is read with: the Parquet schema with plain strings
+/// (the CSV reader has no inference pass then, and parses each column to its type).
+pub(crate) fn csv_schema(table: &str) -> SchemaRef {
+    let schema = reader_schema(table);
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|field| match field.data_type() {
+            DataType::Utf8View => field.as_ref().clone().with_data_type(DataType::Utf8),
+            _ => field.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+fn reader_schema(table: &str) -> SchemaRef {
+    match table {
+        "lineitem" => LineItemArrow::schema_ref(),
+        "orders" => OrderArrow::schema_ref(),
+        "customer" => CustomerArrow::schema_ref(),
+        "supplier" => SupplierArrow::schema_ref(),
+        "nation" => NationArrow::schema_ref(),
+        "region" => RegionArrow::schema_ref(),
+        other => unreachable!("no schema for table {other}"),
+    }
+}

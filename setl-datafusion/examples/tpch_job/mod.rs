@@ -1,0 +1,380 @@
+//! The TPC-H ETL job, shared by the `tpch_etl` example, its tests and the `tpch` bench.
+//!
+//! - Extract: [`Extract`] makes sure the tables exist (generated once, then reused).
+//! - Transform: one reader factory per table, one factory per query. Readers of tables that
+//!   several queries use (lineitem, orders, customer) materialize the columns the queries need
+//!   once and deliver them to every query (`share_scans`); the others hand on lazy scans, which
+//!   fuse into the consuming query (supplier, nation and region for Q5 and Q10).
+//! - Load: each query factory writes its result as Parquet and CSV, atomically.
+#![allow(dead_code, reason = "each of the example, the tests and the bench uses a part of the job")]
+
+pub(crate) mod generate;
+pub(crate) mod queries;
+pub(crate) mod report;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use setl_core::prelude::*;
+use setl_datafusion::{write_csv, write_parquet, CsvScan, Engine, Frame, ParquetScan, Session};
+
+use generate::{TpchFiles, TABLES};
+use queries::Query;
+
+/// Where the big tables are read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// Every table from Parquet.
+    Parquet,
+    /// lineitem and orders from their CSV copies (parsed in parallel), the rest from Parquet.
+    Csv,
+}
+
+/// How to run the job.
+#[derive(Debug, Clone)]
+pub(crate) struct JobConfig {
+    pub(crate) scale: f64,
+    pub(crate) data: PathBuf,
+    pub(crate) out: PathBuf,
+    pub(crate) threads: usize,
+    pub(crate) format: Format,
+    /// Materialize shared tables once for all queries (else every query scans the files).
+    pub(crate) share_scans: bool,
+    /// Run independent factories at once (else one factory at a time).
+    pub(crate) parallel: bool,
+    /// Write the results (the Load step).
+    pub(crate) write: bool,
+}
+
+impl JobConfig {
+    pub(crate) fn new(scale: f64, data: impl Into<PathBuf>, out: impl Into<PathBuf>, threads: usize) -> Self {
+        JobConfig {
+            scale,
+            data: data.into(),
+            out: out.into(),
+            threads,
+            format: Format::Parquet,
+            share_scans: true,
+            parallel: true,
+            write: true,
+        }
+    }
+}
+
+/// Extract: the tables, generated when missing.
+#[factory]
+pub(crate) struct Extract {
+    dir: PathBuf,
+    scale: f64,
+    files: Option<TpchFiles>,
+}
+
+impl Factory for Extract {
+    type Output = TpchFiles;
+
+    fn read(&mut self) -> Result<()> {
+        self.files = Some(generate::ensure_tables(&self.dir, self.scale)?);
+        Ok(())
+    }
+
+    fn get(&self) -> TpchFiles {
+        self.files.clone().expect("set in read")
+    }
+}
+
+/// How a reader gets its table.
+#[derive(Clone)]
+pub(crate) struct ReadSettings {
+    engine: Engine,
+    format: Format,
+    share: bool,
+}
+
+/// Reads `table` (its needed columns) as a frame: materialized when shared by several queries,
+/// else lazy.
+fn read_table(settings: &ReadSettings, files: &TpchFiles, table: &str, shared: bool) -> Result<Frame> {
+    let columns = TABLES.iter().find(|t| t.name == table).map(|t| t.columns).unwrap_or_default();
+    let session = settings.engine.session();
+    let csv = settings.format == Format::Csv && TABLES.iter().any(|t| t.name == table && t.csv);
+    let frame = if csv {
+        CsvScan::new(files.csv(table))
+            .schema(generate::csv_schema(table))
+            .columns(columns.iter().copied())
+            .read(&session)?
+    } else {
+        ParquetScan::new(files.parquet(table)).columns(columns.iter().copied()).read(&session)?
+    };
+    if shared && settings.share {
+        Ok(frame.materialize()?)
+    } else {
+        Ok(frame)
+    }
+}
+
+macro_rules! reader {
+    ($(#[$doc:meta])* $name:ident, $table:literal, shared: $shared:expr) => {
+        $(#[$doc])*
+        #[factory]
+        pub(crate) struct $name {
+            #[delivery(producer = Extract)]
+            files: Delivery<TpchFiles>,
+            settings: ReadSettings,
+            frame: Option<Frame>,
+        }
+
+        impl $name {
+            pub(crate) fn new(settings: ReadSettings) -> Self {
+                $name { files: Delivery::new(), settings, frame: None }
+            }
+        }
+
+        impl Factory for $name {
+            type Output = Frame;
+
+            fn read(&mut self) -> Result<()> {
+                self.frame = Some(read_table(&self.settings, self.files.get(), $table, $shared)?);
+                Ok(())
+            }
+
+            fn get(&self) -> Frame {
+                self.frame.clone().expect("set in read")
+            }
+        }
+    };
+}
+
+reader!(
+    /// lineitem: used by every query, materialized once when scans are shared.
+    Lineitem, "lineitem", shared: true
+);
+reader!(
+    /// orders: used by Q3, Q5, Q10 and Q12.
+    Orders, "orders", shared: true
+);
+reader!(
+    /// customer: used by Q3, Q5 and Q10.
+    Customer, "customer", shared: true
+);
+reader!(
+    /// supplier: only Q5; a lazy scan that fuses into it.
+    Supplier, "supplier", shared: false
+);
+reader!(
+    /// nation: Q5 and Q10; small, a lazy scan that fuses into each.
+    Nation, "nation", shared: false
+);
+reader!(
+    /// region: only Q5; a lazy scan that fuses into it.
+    Region, "region", shared: false
+);
+
+/// What a query factory shares: the engine, where results go, whether to write them.
+#[derive(Clone)]
+pub(crate) struct QuerySettings {
+    engine: Engine,
+    out: PathBuf,
+}
+
+/// Runs `query` over `tables` in a fresh session and materializes the result.
+fn run_query(settings: &QuerySettings, query: &Query, tables: &[(&str, &Frame)]) -> Result<Frame> {
+    let session: Session = settings.engine.session();
+    for (name, frame) in tables {
+        session.register(name, frame)?;
+    }
+    Ok(session.sql(query.name, query.sql)?.materialize()?)
+}
+
+/// Load: the result as `<out>/<query>.parquet` and `.csv`, each written atomically, on the
+/// engine's workers (so the writes count within the thread budget).
+fn write_result(settings: &QuerySettings, query: &Query, frame: &Frame) -> Result<()> {
+    let dataset = frame.collect()?;
+    let out = settings.out.clone();
+    let name = query.name;
+    settings.engine.compute(move || -> Result<()> {
+        write_parquet(&dataset, out.join(format!("{name}.parquet")))?;
+        write_csv(&dataset, out.join(format!("{name}.csv")))?;
+        Ok(())
+    })
+}
+
+macro_rules! query_factory {
+    ($(#[$doc:meta])* $name:ident, $query:expr, { $($field:ident: $producer:ident),+ }) => {
+        $(#[$doc])*
+        #[factory]
+        pub(crate) struct $name {
+            $(
+                #[delivery(producer = $producer)]
+                $field: Delivery<Frame>,
+            )+
+            settings: QuerySettings,
+            result: Option<Frame>,
+        }
+
+        impl $name {
+            pub(crate) fn new(settings: QuerySettings) -> Self {
+                $name { $($field: Delivery::new(),)+ settings, result: None }
+            }
+        }
+
+        impl Factory for $name {
+            type Output = Frame;
+
+            fn process(&mut self) -> Result<()> {
+                let tables = [$((stringify!($field), self.$field.get())),+];
+                self.result = Some(run_query(&self.settings, &$query, &tables)?);
+                // The inputs are no longer needed: let the store release them early.
+                $(drop(self.$field.take());)+
+                Ok(())
+            }
+
+            fn write(&mut self) -> Result<()> {
+                let result = self.result.as_ref().expect("set in process");
+                write_result(&self.settings, &$query, result)
+            }
+
+            fn get(&self) -> Frame {
+                self.result.clone().expect("set in process")
+            }
+        }
+    };
+}
+
+query_factory!(
+    /// TPC-H Q1, pricing summary report.
+    Q1, queries::Q1, { lineitem: Lineitem }
+);
+query_factory!(
+    /// TPC-H Q3, shipping priority.
+    Q3, queries::Q3, { customer: Customer, orders: Orders, lineitem: Lineitem }
+);
+query_factory!(
+    /// TPC-H Q5, local supplier volume.
+    Q5, queries::Q5, {
+        customer: Customer, orders: Orders, lineitem: Lineitem, supplier: Supplier, nation: Nation, region: Region
+    }
+);
+query_factory!(
+    /// TPC-H Q6, forecasting revenue change.
+    Q6, queries::Q6, { lineitem: Lineitem }
+);
+query_factory!(
+    /// TPC-H Q10, returned item reporting.
+    Q10, queries::Q10, { customer: Customer, orders: Orders, lineitem: Lineitem, nation: Nation }
+);
+query_factory!(
+    /// TPC-H Q12, shipping modes and order priority.
+    Q12, queries::Q12, { orders: Orders, lineitem: Lineitem }
+);
+
+/// The job's pipeline: Extract, then the readers, then the queries (stages group them for the
+/// report; the run follows the data flow).
+pub(crate) fn pipeline(setl: &Setl, config: &JobConfig) -> Result<Pipeline> {
+    let engine = Engine::of(setl)?;
+    if config.write {
+        std::fs::create_dir_all(&config.out).map_err(|error| {
+            Error::msg(format!("cannot create the output directory {}: {error}", config.out.display()))
+        })?;
+    }
+    let read = ReadSettings { engine: engine.clone(), format: config.format, share: config.share_scans };
+    let query = QuerySettings { engine, out: config.out.clone() };
+    let mode = if config.parallel { ExecutionMode::Dataflow } else { ExecutionMode::StageBarrier };
+    let mut pipeline = setl.new_pipeline().benchmark(true).mode(mode);
+    let parallel = config.parallel;
+    pipeline
+        .add_stage(Stage::new().add_factory(Extract { dir: config.data.clone(), scale: config.scale, files: None }))
+        .add_stage(
+            Stage::new()
+                .parallel(parallel)
+                .add_factory(Lineitem::new(read.clone()))
+                .add_factory(Orders::new(read.clone()))
+                .add_factory(Customer::new(read.clone()))
+                .add_factory(Supplier::new(read.clone()))
+                .add_factory(Nation::new(read.clone()))
+                .add_factory(Region::new(read)),
+        )
+        .add_stage(
+            Stage::new()
+                .parallel(parallel)
+                .writable(config.write)
+                .add_factory(Q1::new(query.clone()))
+                .add_factory(Q3::new(query.clone()))
+                .add_factory(Q5::new(query.clone()))
+                .add_factory(Q6::new(query.clone()))
+                .add_factory(Q10::new(query.clone()))
+                .add_factory(Q12::new(query)),
+        );
+    pipeline.keep_output::<Extract>();
+    Ok(pipeline)
+}
+
+/// The results of a pipeline that ran, by query name.
+pub(crate) fn results(pipeline: &Pipeline) -> Result<Vec<(&'static str, Arc<Frame>)>> {
+    Ok(vec![
+        ("q1", pipeline.output::<Q1>()?),
+        ("q3", pipeline.output::<Q3>()?),
+        ("q5", pipeline.output::<Q5>()?),
+        ("q6", pipeline.output::<Q6>()?),
+        ("q10", pipeline.output::<Q10>()?),
+        ("q12", pipeline.output::<Q12>()?),
+    ])
+}
+
+/// The hand-written baseline: plain DataFusion on a Tokio runtime of `threads` workers, every
+/// table registered from its file, the queries run one after the other, each result written
+/// as the pipeline writes it. Returns the results' row counts.
+pub(crate) fn handwritten(files: &TpchFiles, config: &JobConfig) -> Result<Vec<(&'static str, usize)>> {
+    use setl_datafusion::datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionConfig, SessionContext};
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(config.threads).enable_all().build()?;
+    let context = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(config.threads));
+    let files = files.clone();
+    let format = config.format;
+    let write = config.write;
+    let out = config.out.clone();
+    runtime.block_on(async move {
+        for table in &TABLES {
+            let path = std::path::absolute(files.parquet(table.name))?;
+            if format == Format::Csv && table.csv {
+                let schema = generate::csv_schema(table.name);
+                let csv = std::path::absolute(files.csv(table.name))?;
+                let options = CsvReadOptions::new().has_header(true).schema(&schema);
+                context.register_csv(table.name, csv.to_string_lossy().as_ref(), options).await?;
+            } else {
+                context
+                    .register_parquet(table.name, path.to_string_lossy().as_ref(), ParquetReadOptions::default())
+                    .await?;
+            }
+        }
+        let mut rows = Vec::new();
+        for query in queries::ALL {
+            let frame = context.sql(query.sql).await?;
+            let schema = Arc::new(frame.schema().as_arrow().clone());
+            let batches = frame.collect().await?;
+            let dataset =
+                setl_arrow::Dataset::try_new(batches.first().map(|batch| batch.schema()).unwrap_or(schema), batches)?;
+            if write {
+                write_parquet(&dataset, out.join(format!("{}.parquet", query.name)))?;
+                write_csv(&dataset, out.join(format!("{}.csv", query.name)))?;
+            }
+            rows.push((query.name, dataset.num_rows()));
+        }
+        Ok::<_, Error>(rows)
+    })
+}
+
+/// Rows read (the tables the queries scan) and rows written (the results).
+pub(crate) fn row_counts(files: &TpchFiles, results: &[(&'static str, Arc<Frame>)]) -> (u64, usize) {
+    let rows_in = TABLES.iter().filter_map(|table| files.rows.get(table.name)).sum();
+    let rows_out = results.iter().filter_map(|(_, frame)| frame.materialized()).map(|d| d.num_rows()).sum();
+    (rows_in, rows_out)
+}
+
+/// The default data directory for `scale`.
+pub(crate) fn default_data_dir(scale: f64) -> PathBuf {
+    Path::new("target").join("tpch").join(format!("sf{scale}")).join("data")
+}
+
+/// The default output directory for `scale`.
+pub(crate) fn default_out_dir(scale: f64) -> PathBuf {
+    Path::new("target").join("tpch").join(format!("sf{scale}")).join("out")
+}

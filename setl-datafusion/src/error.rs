@@ -25,7 +25,7 @@ impl SqlError {
         SqlError { operation: operation.into(), files, source }
     }
 
-    /// What was being done, e.g. "query `q1`" or "scan of lineitem.parquet".
+    /// What was being done, e.g. "query `q1`" or "Parquet scan".
     pub fn operation(&self) -> &str {
         &self.operation
     }

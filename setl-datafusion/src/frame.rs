@@ -95,7 +95,7 @@ impl Frame {
         }
     }
 
-    /// What the frame is, for errors: e.g. "query `q1`" or "scan of lineitem.parquet".
+    /// What the frame is, for errors: e.g. "query `q1`" or "Parquet scan".
     pub fn label(&self) -> &str {
         &self.inner.label
     }
@@ -226,8 +226,12 @@ impl Frame {
         Ok(text)
     }
 
+    /// Runs the plan (never the cached data: `collect` holds the cache's lock while calling it).
     fn execute(&self) -> Result<Dataset, SqlError> {
-        let frame = self.dataframe();
+        let frame = match &self.inner.body {
+            Body::Plan { state, plan, .. } => DataFrame::new((**state).clone(), plan.clone()),
+            Body::Data(held) => return Ok(held.dataset.clone()),
+        };
         self.inner.engine.count_execution();
         let batches = self
             .inner

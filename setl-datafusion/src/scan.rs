@@ -99,7 +99,7 @@ impl ParquetScan {
         }
         let path = path_text(&self.path);
         let narrowing = self.narrowing.clone();
-        let label = format!("scan of {}", self.path.display());
+        let label = "Parquet scan".to_owned();
         let frame = session
             .engine()
             .run(async move {
@@ -181,7 +181,7 @@ impl CsvScan {
         let schema = self.schema.clone();
         let (has_header, delimiter) = (self.has_header, self.delimiter);
         let extension = self.path.extension().and_then(|e| e.to_str()).unwrap_or("csv").to_owned();
-        let label = format!("scan of {}", self.path.display());
+        let label = "CSV scan".to_owned();
         let frame = session
             .engine()
             .run(async move {

@@ -148,8 +148,15 @@ impl Session {
         let sources = self.lock_sources();
         let mut files: Vec<PathBuf> = Vec::new();
         let _ = plan.apply_with_subqueries(|node| {
-            if let LogicalPlan::TableScan(scan) = node {
-                if let Some(found) = sources.get(scan.table_name.table()) {
+            // A registered frame shows as a scan of its name, or (a view, inlined by the SQL
+            // planner) as its plan under an alias of its name.
+            let name = match node {
+                LogicalPlan::TableScan(scan) => Some(scan.table_name.table()),
+                LogicalPlan::SubqueryAlias(alias) => Some(alias.alias.table()),
+                _ => None,
+            };
+            if let Some(name) = name {
+                if let Some(found) = sources.get(name) {
                     for file in found {
                         if !files.contains(file) {
                             files.push(file.clone());

@@ -1,0 +1,153 @@
+//! TPC-H queries 1, 3, 5, 6, 10 and 12: the setl-rs pipeline against a hand-written program
+//! that calls DataFusion query after query, on the same Parquet files, with the same threads.
+//!
+//! Groups (`tpch/sf<scale>`):
+//! - `handwritten`: plain DataFusion, every query scans its files, results written.
+//! - `pipeline_sequential_lazy`: the pipeline, one factory at a time, every query scanning its
+//!   files as the hand-written program does (the framework's own overhead).
+//! - `pipeline_sequential_shared`: one factory at a time, lineitem/orders/customer read once
+//!   and delivered to every query.
+//! - `pipeline_parallel_shared`: independent factories at once, shared tables (the default).
+//!
+//! Targets: `pipeline_sequential_lazy` at most 1.03 x `handwritten`; the shared variants faster.
+//! Before criterion's samples, each variant runs once more on its own, and the bench prints its
+//! wall time, CPU time and peak memory (resident set, reset before each run) with the ratios.
+//!
+//! ```text
+//! cargo bench -p setl-datafusion --bench tpch                       # scale 0.1, 2 threads
+//! TPCH_SCALES=0.1,1 TPCH_THREADS=2 cargo bench -p setl-datafusion --bench tpch
+//! ```
+//! Tables are generated once into the build directory's `tmp/tpch-bench-sf<scale>`.
+
+#[path = "../examples/tpch_job/mod.rs"]
+mod tpch_job;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use setl_core::Setl;
+use setl_datafusion::Engine;
+use tpch_job::generate::{ensure_tables, TpchFiles};
+use tpch_job::{report, JobConfig};
+
+#[derive(Clone, Copy, PartialEq)]
+enum Variant {
+    Handwritten,
+    SequentialLazy,
+    SequentialShared,
+    ParallelShared,
+}
+
+impl Variant {
+    const ALL: [Variant; 4] =
+        [Variant::Handwritten, Variant::SequentialLazy, Variant::SequentialShared, Variant::ParallelShared];
+
+    fn name(self) -> &'static str {
+        match self {
+            Variant::Handwritten => "handwritten",
+            Variant::SequentialLazy => "pipeline_sequential_lazy",
+            Variant::SequentialShared => "pipeline_sequential_shared",
+            Variant::ParallelShared => "pipeline_parallel_shared",
+        }
+    }
+}
+
+/// Runs one variant once; returns the peak bytes held by the pipeline's frames (0 for the
+/// hand-written program, which holds only DataFusion's own buffers).
+fn run(variant: Variant, files: &TpchFiles, out: &Path, threads: usize) -> usize {
+    let mut config = JobConfig::new(files.scale, &files.dir, out.join(variant.name()), threads);
+    std::fs::create_dir_all(&config.out).expect("output directory");
+    match variant {
+        Variant::Handwritten => {
+            tpch_job::handwritten(files, &config).expect("hand-written run");
+            return 0;
+        }
+        Variant::SequentialLazy => {
+            config.parallel = false;
+            config.share_scans = false;
+        }
+        Variant::SequentialShared => config.parallel = false,
+        Variant::ParallelShared => {}
+    }
+    let setl = Setl::builder().threads(threads).build().expect("context");
+    let mut pipeline = tpch_job::pipeline(&setl, &config).expect("pipeline");
+    pipeline.run().expect("pipeline run");
+    Engine::of(&setl).expect("engine").peak_held_bytes()
+}
+
+struct Measure {
+    wall: Duration,
+    cpu: Option<Duration>,
+    rss: Option<usize>,
+    held: usize,
+}
+
+fn measure(variant: Variant, files: &TpchFiles, out: &Path, threads: usize) -> Measure {
+    let rss_reset = report::reset_peak_rss();
+    let cpu = report::cpu_time();
+    let started = Instant::now();
+    let held = run(variant, files, out, threads);
+    let wall = started.elapsed();
+    let cpu = cpu.zip(report::cpu_time()).map(|(before, after)| after.saturating_sub(before));
+    let rss = if rss_reset { report::peak_rss() } else { None };
+    Measure { wall, cpu, rss, held }
+}
+
+fn scales() -> Vec<f64> {
+    std::env::var("TPCH_SCALES")
+        .unwrap_or_else(|_| "0.1".into())
+        .split(',')
+        .map(|scale| scale.trim().parse().expect("TPCH_SCALES: comma-separated numbers"))
+        .collect()
+}
+
+fn threads() -> usize {
+    std::env::var("TPCH_THREADS").ok().and_then(|threads| threads.parse().ok()).unwrap_or(2)
+}
+
+fn bench_tpch(c: &mut Criterion) {
+    let threads = threads();
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    for scale in scales() {
+        let files = {
+            // Generation uses the current Rayon pool; give it the same number of threads.
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
+            pool.install(|| ensure_tables(&tmp.join(format!("tpch-bench-sf{scale}")), scale)).expect("tables")
+        };
+        let out = tmp.join(format!("tpch-bench-sf{scale}-out"));
+
+        // One run of each, after a warm-up that brings the files into the page cache.
+        run(Variant::Handwritten, &files, &out, threads);
+        println!("\nTPC-H sf {scale}, {threads} threads, one run each:");
+        println!(
+            "{:<28} {:>9} {:>9} {:>11} {:>11} {:>8}",
+            "variant", "wall s", "cpu s", "peak rss", "peak held", "ratio"
+        );
+        let mut baseline = None;
+        for variant in Variant::ALL {
+            let measured = measure(variant, &files, &out, threads);
+            let base = *baseline.get_or_insert(measured.wall);
+            println!(
+                "{:<28} {:>9.3} {:>9} {:>11} {:>11} {:>7.3}x",
+                variant.name(),
+                measured.wall.as_secs_f64(),
+                measured.cpu.map_or_else(|| "n/a".into(), |cpu| format!("{:.3}", cpu.as_secs_f64())),
+                measured.rss.map_or_else(|| "n/a".into(), report::bytes),
+                if variant == Variant::Handwritten { "-".into() } else { report::bytes(measured.held) },
+                measured.wall.as_secs_f64() / base.as_secs_f64(),
+            );
+        }
+        println!("target: pipeline_sequential_lazy <= 1.03x handwritten; shared variants < 1.00x\n");
+
+        let mut group = c.benchmark_group(format!("tpch/sf{scale}"));
+        group.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(5));
+        for variant in Variant::ALL {
+            group.bench_function(variant.name(), |b| b.iter(|| run(variant, &files, &out, threads)));
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, bench_tpch);
+criterion_main!(benches);

@@ -1,0 +1,246 @@
+//! The TPC-H job at scale factor 0.01: every query's result equals the same query run directly
+//! through DataFusion on the same files, and failures stop the run with an error naming the
+//! factory, the phase and the file, leaving no partial output.
+
+#[path = "../examples/tpch_job/mod.rs"]
+mod tpch_job;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use setl_core::prelude::*;
+use setl_core::{ErrorKind, Phase};
+use setl_datafusion::arrow::array::RecordBatchReader;
+use setl_datafusion::arrow::util::pretty::pretty_format_batches;
+use setl_datafusion::{Engine, Frame};
+use tpch_job::generate::{ensure_tables, TpchFiles};
+use tpch_job::{Format, JobConfig};
+
+const SCALE: f64 = 0.01;
+
+/// The tables, generated once per build directory and reused by every test and later runs.
+fn tables() -> &'static TpchFiles {
+    static FILES: OnceLock<TpchFiles> = OnceLock::new();
+    FILES.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tpch-sf0.01");
+        ensure_tables(&dir, SCALE).expect("TPC-H tables generate")
+    })
+}
+
+/// A copy of the tables in a fresh directory, for tests that damage them.
+fn copy_of_tables() -> tempfile::TempDir {
+    let source = tables();
+    let copy = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&source.dir).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), copy.path().join(entry.file_name())).unwrap();
+    }
+    copy
+}
+
+fn pretty(dataset: &setl_arrow::Dataset) -> String {
+    pretty_format_batches(dataset.batches()).unwrap().to_string()
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn read_parquet(path: &Path) -> setl_arrow::Dataset {
+    let file = std::fs::File::open(path).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
+    let schema = reader.schema();
+    let batches: Vec<_> = reader.map(Result::unwrap).collect();
+    setl_arrow::Dataset::try_new(schema, batches).unwrap()
+}
+
+/// Runs the job and checks every result against plain DataFusion on the same files.
+fn check_job(config: &JobConfig) {
+    let setl = Setl::builder().threads(config.threads).build().unwrap();
+    let mut pipeline = tpch_job::pipeline(&setl, config).unwrap();
+    pipeline.run().unwrap();
+    let results = tpch_job::results(&pipeline).unwrap();
+    let expected = tpch_job::handwritten(tables(), &JobConfig { write: false, ..config.clone() }).unwrap();
+    assert_eq!(results.len(), expected.len());
+    for ((name, frame), (expected_name, expected)) in results.iter().zip(&expected) {
+        assert_eq!(name, expected_name);
+        let actual = frame.collect().unwrap();
+        assert!(actual.num_rows() > 0, "{name} is empty");
+        // Same values, in the same order (every query but Q6, a single row, sorts).
+        assert_eq!(pretty(&actual), pretty(expected), "{name} differs from DataFusion run directly");
+        if config.write {
+            let written = read_parquet(&config.out.join(format!("{name}.parquet")));
+            assert_eq!(pretty(&written), pretty(expected), "{name}.parquet");
+            let csv = std::fs::read_to_string(config.out.join(format!("{name}.csv"))).unwrap();
+            assert_eq!(csv.lines().count(), expected.num_rows() + 1, "{name}.csv: header + rows");
+        }
+    }
+    let files = pipeline.output::<tpch_job::Extract>().unwrap();
+    let (rows_in, rows_out) = tpch_job::row_counts(&files, &results);
+    assert_eq!(rows_out, expected.iter().map(|(_, d)| d.num_rows()).sum::<usize>());
+    assert!(rows_in > 60_000, "{rows_in}");
+}
+
+#[test]
+fn parallel_shared_pipeline_matches_datafusion_and_writes_every_result() {
+    let out = tempfile::tempdir().unwrap();
+    let config = JobConfig::new(SCALE, &tables().dir, out.path(), 2);
+    check_job(&config);
+    let mut expected: Vec<String> = tpch_job::queries::ALL
+        .iter()
+        .flat_map(|query| [format!("{}.csv", query.name), format!("{}.parquet", query.name)])
+        .collect();
+    expected.sort();
+    assert_eq!(files_in(out.path()), expected, "only the results, no temporary file");
+}
+
+#[test]
+fn csv_sources_without_sharing_run_sequentially_match_too() {
+    let mut config = JobConfig::new(SCALE, &tables().dir, "unused", 2);
+    config.format = Format::Csv;
+    config.share_scans = false;
+    config.parallel = false;
+    config.write = false;
+    check_job(&config);
+}
+
+#[test]
+fn shared_tables_are_read_once_and_released_after_the_last_query() {
+    let setl = Setl::builder().threads(2).build().unwrap();
+    let engine = Engine::of(&setl).unwrap();
+    let mut config = JobConfig::new(SCALE, &tables().dir, "unused", 2);
+    config.write = false;
+    let mut pipeline = tpch_job::pipeline(&setl, &config).unwrap();
+    pipeline.run().unwrap();
+    // Three shared tables materialized once each, six queries once each; the lazy scans of
+    // supplier, nation and region ran inside the queries, not on their own.
+    assert_eq!(engine.executions(), 3 + 6);
+    let results: usize = tpch_job::results(&pipeline).unwrap().iter().map(|(_, f)| held(f)).sum();
+    assert_eq!(engine.held_bytes(), results, "only the results are still held");
+    assert!(engine.peak_held_bytes() > 10 * results, "the tables were held while queries ran");
+}
+
+fn held(frame: &Frame) -> usize {
+    frame.materialized().map_or(0, |dataset| dataset.byte_size())
+}
+
+/// Reads lineitem as the job does, then runs a query that fails.
+#[setl_core::factory]
+struct BadQuery {
+    #[delivery(producer = tpch_job::Lineitem)]
+    lineitem: Delivery<Frame>,
+    engine: Engine,
+    sql: &'static str,
+}
+
+impl Factory for BadQuery {
+    type Output = ();
+    fn process(&mut self) -> Result<()> {
+        let session = self.engine.session();
+        session.register("lineitem", self.lineitem.get())?;
+        session.sql("bad", self.sql)?.collect()?;
+        Ok(())
+    }
+    fn get(&self) {}
+}
+
+fn run_with_bad_query(sql: &'static str, share: bool, out: &Path) -> Error {
+    let setl = Setl::builder().threads(2).build().unwrap();
+    let mut config = JobConfig::new(SCALE, &tables().dir, out, 2);
+    config.share_scans = share;
+    config.parallel = false; // stage after stage: the failing stage runs after the writes
+    let mut pipeline = tpch_job::pipeline(&setl, &config).unwrap();
+    pipeline.add_stage(Stage::new().add_factory(BadQuery {
+        lineitem: Delivery::new(),
+        engine: Engine::of(&setl).unwrap(),
+        sql,
+    }));
+    pipeline.run().unwrap_err()
+}
+
+fn failure(error: &Error) -> (&str, Phase, String) {
+    match error.kind() {
+        ErrorKind::FactoryFailed { factory, phase, source } => (factory.as_str(), *phase, source.to_string()),
+        other => panic!("expected a factory failure, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_query_error_names_factory_and_phase_and_keeps_the_written_results() {
+    let out = tempfile::tempdir().unwrap();
+    let error = run_with_bad_query("SELECT no_such_column FROM lineitem", true, out.path());
+    let (factory, phase, message) = failure(&error);
+    assert_eq!((factory, phase), ("BadQuery", Phase::Process));
+    assert!(message.starts_with("query `bad`: Schema error: No field named no_such_column"), "{message}");
+    assert!(error.to_string().starts_with("factory `BadQuery` failed in process: query `bad`: "), "{error}");
+    // Every query ran and wrote before the failing stage; their files are complete.
+    assert_eq!(files_in(out.path()).len(), 12, "{:?}", files_in(out.path()));
+    for query in tpch_job::queries::ALL {
+        assert!(read_parquet(&out.path().join(format!("{}.parquet", query.name))).num_rows() > 0);
+    }
+}
+
+#[test]
+fn a_failure_while_running_a_fused_scan_names_the_file() {
+    let out = tempfile::tempdir().unwrap();
+    // Lazy lineitem: the scan runs inside the failing query, so its file is named.
+    let error = run_with_bad_query("SELECT CAST(l_shipmode AS INT) FROM lineitem", false, out.path());
+    let (factory, phase, message) = failure(&error);
+    assert_eq!((factory, phase), ("BadQuery", Phase::Process));
+    let file = tables().parquet("lineitem");
+    assert!(message.starts_with(&format!("query `bad` over {}: ", file.display())), "{message}");
+    assert!(message.contains("Cast error"), "DataFusion's message is kept: {message}");
+}
+
+/// Runs the job on damaged tables; returns the error and the output directory's files.
+fn run_on(data: &Path, out: &Path) -> Error {
+    let setl = Setl::builder().threads(2).build().unwrap();
+    let config = JobConfig::new(SCALE, data, out, 2);
+    let mut pipeline = tpch_job::pipeline(&setl, &config).unwrap();
+    pipeline.run().unwrap_err()
+}
+
+/// An output directory holding the result of an earlier run, which must survive.
+fn out_with_earlier_result() -> (tempfile::TempDir, PathBuf, Vec<u8>) {
+    let out = tempfile::tempdir().unwrap();
+    let earlier = out.path().join("q1.parquet");
+    let bytes = b"an earlier, complete result".to_vec();
+    std::fs::write(&earlier, &bytes).unwrap();
+    (out, earlier, bytes)
+}
+
+#[test]
+fn a_missing_table_file_names_reader_phase_and_file() {
+    let data = copy_of_tables();
+    let missing = data.path().join("orders.parquet");
+    std::fs::remove_file(&missing).unwrap();
+    let (out, earlier, bytes) = out_with_earlier_result();
+    let error = run_on(data.path(), out.path());
+    let (factory, phase, message) = failure(&error);
+    assert_eq!((factory, phase), ("Orders", Phase::Read));
+    assert!(message.starts_with(&format!("Parquet scan over {}: ", missing.display())), "{message}");
+    assert_eq!(std::fs::read(&earlier).unwrap(), bytes, "the earlier output is intact");
+    assert_eq!(files_in(out.path()), ["q1.parquet"], "no partial output");
+}
+
+#[test]
+fn a_corrupted_parquet_file_names_reader_phase_and_file() {
+    let data = copy_of_tables();
+    let corrupted = data.path().join("lineitem.parquet");
+    let length = std::fs::metadata(&corrupted).unwrap().len();
+    // Cut the file in half: the footer (schema, row groups) is gone.
+    std::fs::OpenOptions::new().write(true).open(&corrupted).unwrap().set_len(length / 2).unwrap();
+    let (out, earlier, bytes) = out_with_earlier_result();
+    let error = run_on(data.path(), out.path());
+    let (factory, phase, message) = failure(&error);
+    assert_eq!((factory, phase), ("Lineitem", Phase::Read));
+    assert!(message.starts_with(&format!("Parquet scan over {}: ", corrupted.display())), "{message}");
+    assert!(message.to_lowercase().contains("parquet"), "DataFusion's message is kept: {message}");
+    assert_eq!(std::fs::read(&earlier).unwrap(), bytes, "the earlier output is intact");
+    assert_eq!(files_in(out.path()), ["q1.parquet"], "no partial output");
+}

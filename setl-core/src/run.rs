@@ -212,13 +212,15 @@ fn worker<'scope>(scope: &rayon::Scope<'scope>, shared: &'scope Shared<'_>, firs
         let index = job.index;
         let result = run_factory(shared, job);
         let mut state = shared.lock();
-        let (released, spills) = complete(shared, &mut state, index, result);
+        let released = complete(shared, &mut state, index, result);
         let next = next_job(shared, &mut state);
         if next.is_some() {
             spawn_helpers(scope, shared, &mut state);
         } else {
             state.active_workers -= 1;
         }
+        // After the takes: a value its next consumer just took for the last time never spills.
+        let spills = state.store.plan_spills();
         drop(state);
         // Dropping a released output may free a large buffer or delete a file: outside the lock.
         drop(released);
@@ -292,14 +294,8 @@ fn next_job(shared: &Shared<'_>, state: &mut State) -> Option<Job> {
     Some(Job { index, factory, inputs, released, owned })
 }
 
-/// Records a finished factory. Returns an output to drop outside the lock, if released at
-/// once, and the spills the memory budget calls for.
-fn complete(
-    shared: &Shared<'_>,
-    state: &mut State,
-    index: usize,
-    result: Result<Produced, Error>,
-) -> (Option<Produced>, Vec<SpillJob>) {
+/// Records a finished factory. Returns an output to drop outside the lock, if released at once.
+fn complete(shared: &Shared<'_>, state: &mut State, index: usize, result: Result<Produced, Error>) -> Option<Produced> {
     let spec = &shared.spec;
     let stage = spec.stage_of[index];
     state.stage_running[stage] -= 1;
@@ -316,12 +312,12 @@ fn complete(
             } else {
                 tracing::error!(factory = spec.names[index], "another factory failed too: {error}");
             }
-            return (None, Vec::new());
+            return None;
         }
     };
     state.finished[index] = true;
     state.stage_left[stage] -= 1;
-    let (released, spills) = state.store.put(index, output);
+    let released = state.store.put(index, output);
     for &dependent in &spec.plan.dependents[index] {
         debug_assert!(state.waiting[dependent] > 0, "a factory finished twice");
         state.waiting[dependent] -= 1;
@@ -332,7 +328,7 @@ fn complete(
     if spec.barrier {
         advance_barrier(spec, state);
     }
-    (released, spills)
+    released
 }
 
 /// Writes values to spill files outside the lock, then records the results under it.

@@ -619,13 +619,13 @@ impl Store {
         }
     }
 
-    /// Stores a finished factory's output. Returns it back when nobody will take it (to drop
-    /// outside the lock), and the spills the memory budget now calls for.
-    pub(crate) fn put(&mut self, index: usize, produced: Produced) -> (Option<Produced>, Vec<SpillJob>) {
+    /// Stores a finished factory's output. Returns it back when nobody will take it, to drop
+    /// outside the lock.
+    pub(crate) fn put(&mut self, index: usize, produced: Produced) -> Option<Produced> {
         let slot = &mut self.slots[index];
         if slot.takers_left == 0 && !slot.keep {
             self.counters.released();
-            return (Some(produced), Vec::new());
+            return Some(produced);
         }
         slot.bytes = produced.bytes;
         slot.held = match (produced.file, produced.payload) {
@@ -636,12 +636,12 @@ impl Store {
             }
             (None, None) => Held::Empty,
         };
-        (None, self.plan_spills())
+        None
     }
 
     /// Picks the values to spill when the bytes held exceed the budget: those whose next
     /// consumer comes latest in the plan (kept values nobody will take first), and marks them.
-    fn plan_spills(&mut self) -> Vec<SpillJob> {
+    pub(crate) fn plan_spills(&mut self) -> Vec<SpillJob> {
         let (Some(budget), Some(dir)) = (self.budget, &self.spill_dir) else { return Vec::new() };
         let spilling: u64 =
             self.slots.iter().filter(|slot| matches!(slot.held, Held::Spilling(_))).map(|slot| slot.bytes).sum();

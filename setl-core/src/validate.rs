@@ -285,6 +285,11 @@ pub(crate) fn resolve(
             let payload = input.payload.name();
             let chosen: Option<usize> = if let Some(producer) = input.producer {
                 let Some(&producer_index) = factory_index.get(&producer.type_id()) else {
+                    if input.optional {
+                        // An optional input whose producer is absent simply stays empty.
+                        sources.push(None);
+                        continue;
+                    }
                     errors.push(ValidationError::ProducerNotInPipeline {
                         factory: signature.name.to_owned(),
                         field: input.field.to_owned(),

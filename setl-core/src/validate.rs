@@ -324,6 +324,13 @@ pub(crate) fn resolve(
                 }
                 found
             } else {
+                // A factory never feeds itself through an input that names no producer.
+                let candidates: Vec<usize> = candidates
+                    .iter()
+                    .copied()
+                    .filter(|&number| deliverables[number].source != Source::Factory(consumer_index))
+                    .collect();
+                let candidates = candidates.as_slice();
                 let allowed: Vec<usize> =
                     candidates.iter().copied().filter(|&number| deliverables[number].allows(&consumer)).collect();
                 match allowed.as_slice() {

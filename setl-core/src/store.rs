@@ -754,6 +754,7 @@ mod tests {
     }
 
     #[test]
+    #[expect(clippy::needless_borrow, reason = "the probe works by auto-ref: the borrows choose the impl")]
     fn the_probe_finds_storable_types_only() {
         #[allow(unused_imports)]
         use super::{ViaNotStorable as _, ViaStorable as _};

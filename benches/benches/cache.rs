@@ -253,7 +253,11 @@ fn chain_peak_memory(c: &mut Criterion) {
         let stats = pipeline.cache_stats().cloned().unwrap_or_default();
         let rss = match (reset, base, proc_status("VmHWM:")) {
             (true, Some(base), Some(peak)) => {
-                format!("{:.0} MB ({:.1} datasets)", (peak - base) as f64 / 1e6, (peak - base) as f64 / dataset_bytes as f64)
+                format!(
+                    "{:.0} MB ({:.1} datasets)",
+                    (peak - base) as f64 / 1e6,
+                    (peak - base) as f64 / dataset_bytes as f64
+                )
             }
             _ => "unavailable".to_owned(),
         };

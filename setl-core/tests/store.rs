@@ -141,6 +141,9 @@ fn an_output_is_freed_after_its_last_consumer() -> setl_core::Result<()> {
     assert!(error.to_string().contains("keep_output::<Source>()"), "{error}");
     let stats = pipeline.cache_stats().expect("the pipeline ran");
     assert_eq!(stats.releases, 3, "{stats}");
+    // `#[factory]` found out which outputs the store can weigh and spill.
+    assert!(<Source as setl_core::FactoryWiring>::signature().store_ops.is_some());
+    assert!(<Probe as setl_core::FactoryWiring>::signature().store_ops.is_none());
     assert_eq!(stats.bytes_held, 0, "Probe's u64 is not storable: {stats}");
     Ok(())
 }

@@ -163,7 +163,7 @@ fn generate(model: &FactoryStruct) -> TokenStream {
             fn __setl_store_ops() -> ::core::option::Option<__setl::StoreOps> {
                 #[allow(unused_imports)]
                 use __setl::{ViaNotStorable as _, ViaStorable as _};
-                (&&__setl::StorableProbe::<<#ident as __setl::Factory>::Output>::new()).store_ops()
+                (&&__setl::StorableProbe::<#ident>::new()).store_ops()
             }
 
             fn __setl_make_default() -> ::core::option::Option<__setl::BoxedFactory> {

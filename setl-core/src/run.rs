@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use crate::delivery::Payload;
 use crate::error::{Error, ErrorKind, Phase};
-use crate::factory::BoxedFactory;
+use crate::factory::{BoxedFactory, Signature};
 use crate::observe::{EventKind, FactoryId, Observers};
 use crate::store::{self, Counters, Kept, Produced, SlotSpec, SpillFile, SpillJob, StorageLevel, Store, Taken};
 use crate::validate::{Plan, Source};
@@ -24,7 +24,7 @@ use crate::validate::{Plan, Source};
 /// What a run needs, beyond the plan.
 pub(crate) struct RunSpec<'a> {
     pub(crate) plan: &'a Plan,
-    pub(crate) names: Vec<&'static str>,
+    pub(crate) signatures: Vec<&'static Signature>,
     pub(crate) stage_of: Vec<usize>,
     pub(crate) stage_parallel: Vec<bool>,
     pub(crate) stage_writable: Vec<bool>,
@@ -104,7 +104,7 @@ impl Shared<'_> {
     }
 
     fn id(&self, index: usize) -> FactoryId {
-        FactoryId { index, name: self.spec.names[index] }
+        FactoryId { index, name: self.spec.signatures[index].name }
     }
 }
 
@@ -310,7 +310,7 @@ fn complete(shared: &Shared<'_>, state: &mut State, index: usize, result: Result
             if state.error.is_none() {
                 state.error = Some(error);
             } else {
-                tracing::error!(factory = spec.names[index], "another factory failed too: {error}");
+                tracing::error!(factory = spec.signatures[index].name, "another factory failed too: {error}");
             }
             return None;
         }
@@ -343,7 +343,7 @@ fn run_spills(shared: &Shared<'_>, jobs: Vec<SpillJob>) {
             Err(error) => {
                 let _ = std::fs::remove_file(&job.path);
                 tracing::warn!(
-                    factory = shared.spec.names[job.producer],
+                    factory = shared.spec.signatures[job.producer].name,
                     path = %job.path.display(),
                     "could not spill an output, it stays in memory: {error}"
                 );
@@ -360,7 +360,7 @@ fn run_spills(shared: &Shared<'_>, jobs: Vec<SpillJob>) {
         // A file whose value was released while being written is deleted here.
         drop(unused_file);
         if spilled {
-            tracing::debug!(factory = shared.spec.names[job.producer], bytes = job.bytes, "spilled");
+            tracing::debug!(factory = shared.spec.signatures[job.producer].name, bytes = job.bytes, "spilled");
             observers.emit(EventKind::OutputSpilled { factory: shared.id(job.producer), bytes: job.bytes });
         }
     }
@@ -393,9 +393,10 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Produced, Error> {
     let started = timed.then(Instant::now);
     let span = tracing::info_span!("factory", factory = id.name);
     let _entered = span.enter();
-    observers.emit(EventKind::FactoryStarted(id));
+    if let Some(at) = started {
+        observers.emit_at(EventKind::FactoryStarted(id), at);
+    }
 
-    let signature = factory.signature();
     for (slot, taken) in inputs {
         let payload = match taken {
             Taken::Value(payload) => payload,
@@ -412,7 +413,7 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Produced, Error> {
                 }
                 Err(source) => {
                     let error: Error = ErrorKind::Spill {
-                        factory: spec.names[producer].to_owned(),
+                        factory: spec.signatures[producer].name.to_owned(),
                         action: "read back",
                         path: file.path().to_owned(),
                         source,
@@ -434,38 +435,38 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Produced, Error> {
             ))
             .into());
         }
-        if timed {
+        if let Some(at) = started {
             let producer = match spec.plan.sources[index][slot] {
                 Some(Source::Factory(producer)) => Some(shared.id(producer)),
                 _ => None,
             };
-            observers.emit(EventKind::DeliveryTaken { producer, consumer: id, field: signature.inputs[slot].field });
+            let field = spec.signatures[index].inputs[slot].field;
+            observers.emit_at(EventKind::DeliveryTaken { producer, consumer: id, field }, at);
         }
     }
-
     for producer in released {
         observers.emit(EventKind::OutputReleased(shared.id(producer)));
     }
 
     let writable = spec.stage_writable[spec.stage_of[index]] && factory.0.writable();
+    // Each phase boundary reads the clock once: a phase ends when the next one starts.
+    let mut boundary = timed.then(Instant::now);
     for phase in Phase::TIMED {
         if phase == Phase::Write && !writable {
             continue;
         }
         let phase_span = tracing::info_span!("phase", factory = id.name, phase = phase.as_str());
         let _phase_entered = phase_span.enter();
-        let phase_started = timed.then(|| {
-            observers.emit(EventKind::PhaseStarted { factory: id, phase });
-            Instant::now()
-        });
+        if let Some(at) = boundary {
+            observers.emit_at(EventKind::PhaseStarted { factory: id, phase }, at);
+        }
         let result = catch_unwind(AssertUnwindSafe(|| factory.0.run_phase(phase)));
-        if let Some(phase_started) = phase_started {
-            observers.emit(EventKind::PhaseFinished {
-                factory: id,
-                phase,
-                elapsed: phase_started.elapsed(),
-                ok: matches!(result, Ok(Ok(()))),
-            });
+        if let Some(phase_started) = boundary {
+            let now = Instant::now();
+            let ok = matches!(result, Ok(Ok(())));
+            let elapsed = now.saturating_duration_since(phase_started);
+            observers.emit_at(EventKind::PhaseFinished { factory: id, phase, elapsed, ok }, now);
+            boundary = Some(now);
         }
         if let Err(error) = flatten(id.name, phase, result) {
             observers.emit(EventKind::FactoryFailed { factory: id, phase, message: error.to_string() });
@@ -495,7 +496,8 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Produced, Error> {
         }
     };
     if let Some(started) = started {
-        observers.emit(EventKind::FactoryFinished { factory: id, elapsed: started.elapsed() });
+        let now = Instant::now();
+        observers.emit_at(EventKind::FactoryFinished { factory: id, elapsed: now - started }, now);
     }
     tracing::debug!(factory = id.name, "finished");
     Ok(produced)

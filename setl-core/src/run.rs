@@ -18,7 +18,9 @@ use crate::delivery::Payload;
 use crate::error::{Error, ErrorKind, Phase};
 use crate::factory::{BoxedFactory, Signature};
 use crate::observe::{EventKind, FactoryId, Observers};
-use crate::store::{self, Counters, Kept, Produced, SlotSpec, SpillFile, SpillJob, StorageLevel, Store, Taken};
+use crate::store::{
+    self, Counters, Kept, Produced, SlotSpec, SpillFile, SpillJob, StorageLevel, Store, StoreOps, Taken,
+};
 use crate::validate::{Plan, Source};
 
 /// What a run needs, beyond the plan.
@@ -475,11 +477,18 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Produced, Error> {
     }
 
     let output = catch_unwind(AssertUnwindSafe(|| factory.0.output()));
+    // Weighed while the factory and its inputs still exist, so the peak counts both.
+    let provisional = match (&output, spec.slots[index].ops) {
+        (Ok(output), Some(ops)) => ops.byte_size(output),
+        _ => 0,
+    };
+    spec.counters.add_held(provisional);
     // Dropping the factory drops its shares of its inputs, so they can be released.
     let dropped = catch_unwind(AssertUnwindSafe(move || drop(factory)));
     let output = match (output, dropped) {
         (Ok(output), Ok(())) => output,
         (Err(panic), _) | (_, Err(panic)) => {
+            spec.counters.sub_held(provisional);
             let error = flatten(id.name, Phase::Get, Err(panic)).err();
             let error = error.unwrap_or_else(|| ErrorKind::Internal("lost panic".into()).into());
             observers.emit(EventKind::FactoryFailed { factory: id, phase: Phase::Get, message: error.to_string() });
@@ -488,7 +497,7 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Produced, Error> {
     };
     // Persisting (materializing once, writing a disk-only copy) is part of the factory's time,
     // as the seed's `persist` + `count()` inside `process` is.
-    let produced = match prepare(shared, index, output) {
+    let produced = match prepare(shared, index, output, provisional) {
         Ok(produced) => produced,
         Err(error) => {
             observers.emit(EventKind::FactoryFailed { factory: id, phase: Phase::Get, message: error.to_string() });
@@ -505,7 +514,9 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Produced, Error> {
 
 /// Gets a finished factory's output ready for the store, outside the lock: weighs it,
 /// materializes it once when persisted, and writes it to its spill file when disk-only.
-fn prepare(shared: &Shared<'_>, index: usize, output: Payload) -> Result<Produced, Error> {
+/// `provisional` bytes were counted as held when the output was made; the bytes held afterwards
+/// are the value's in memory (none when it went to disk).
+fn prepare(shared: &Shared<'_>, index: usize, output: Payload, provisional: u64) -> Result<Produced, Error> {
     let spec = &shared.spec;
     let slot = &spec.slots[index];
     let Some(ops) = slot.ops else { return Ok(Produced { payload: Some(output), file: None, bytes: 0 }) };
@@ -516,42 +527,68 @@ fn prepare(shared: &Shared<'_>, index: usize, output: Payload) -> Result<Produce
     let mut payload = output;
     if slot.level.is_some() {
         let materialized = catch_unwind(AssertUnwindSafe(|| ops.materialize(&payload)));
-        match materialized {
+        let failed: Error = match materialized {
             Ok(Ok(Some(materialized))) => {
                 payload = materialized;
                 counters.materialized();
                 let bytes = ops.byte_size(&payload);
                 spec.observers.emit(EventKind::OutputMaterialized { factory: shared.id(index), bytes });
+                return store_prepared(shared, index, ops, payload, provisional);
             }
-            Ok(Ok(None)) => {}
+            Ok(Ok(None)) => return store_prepared(shared, index, ops, payload, provisional),
             Ok(Err(source)) => {
-                return Err(ErrorKind::FactoryFailed { factory: slot.name.to_owned(), phase: Phase::Get, source }.into())
+                ErrorKind::FactoryFailed { factory: slot.name.to_owned(), phase: Phase::Get, source }.into()
             }
-            Err(panic) => return Err(flatten(slot.name, Phase::Get, Err(panic)).err().unwrap_or_else(lost_panic)),
-        }
+            Err(panic) => flatten(slot.name, Phase::Get, Err(panic)).err().unwrap_or_else(lost_panic),
+        };
+        counters.sub_held(provisional);
+        return Err(failed);
     }
+    store_prepared(shared, index, ops, payload, provisional)
+}
+
+/// Weighs a (materialized) output and, when disk-only, writes it to its spill file.
+fn store_prepared(
+    shared: &Shared<'_>,
+    index: usize,
+    ops: StoreOps,
+    payload: Payload,
+    provisional: u64,
+) -> Result<Produced, Error> {
+    let spec = &shared.spec;
+    let slot = &spec.slots[index];
+    let counters = &spec.counters;
     let bytes = ops.byte_size(&payload);
+    // The value as it is now replaces its provisional weight (they differ when materialized).
+    if bytes >= provisional {
+        counters.add_held(bytes - provisional);
+    } else {
+        counters.sub_held(provisional - bytes);
+    }
     if slot.level != Some(StorageLevel::DiskOnly) {
         return Ok(Produced { payload: Some(payload), file: None, bytes });
     }
-    let Some(dir) = &spec.spill_dir else {
-        return Err(
-            ErrorKind::Internal(format!("`{}` is disk-only but the run has no spill directory", slot.name)).into()
-        );
+    let written: Result<std::path::PathBuf, Error> = match &spec.spill_dir {
+        Some(dir) => {
+            let path = dir.join(store::spill_file_name(index, slot.name, ops.extension()));
+            match ops.spill(&payload, &path) {
+                Ok(()) => Ok(path),
+                Err(source) => {
+                    let _ = std::fs::remove_file(&path);
+                    Err(ErrorKind::Spill { factory: slot.name.to_owned(), action: "write", path, source }.into())
+                }
+            }
+        }
+        None => {
+            Err(ErrorKind::Internal(format!("`{}` is disk-only but the run has no spill directory", slot.name)).into())
+        }
     };
-    let path = dir.join(store::spill_file_name(index, slot.name, ops.extension()));
-    match ops.spill(&payload, &path) {
-        Ok(()) => {
-            counters.spilled(bytes);
-            spec.observers.emit(EventKind::OutputSpilled { factory: shared.id(index), bytes });
-            let file = Arc::new(SpillFile::new(path, counters.clone()));
-            Ok(Produced { payload: None, file: Some(file), bytes })
-        }
-        Err(source) => {
-            let _ = std::fs::remove_file(&path);
-            Err(ErrorKind::Spill { factory: slot.name.to_owned(), action: "write", path, source }.into())
-        }
-    }
+    drop(payload);
+    counters.sub_held(bytes);
+    let path = written?;
+    counters.spilled(bytes);
+    spec.observers.emit(EventKind::OutputSpilled { factory: shared.id(index), bytes });
+    Ok(Produced { payload: None, file: Some(Arc::new(SpillFile::new(path, counters.clone()))), bytes })
 }
 
 fn lost_panic() -> Error {

@@ -631,15 +631,16 @@ impl Store {
         let slot = &mut self.slots[index];
         if slot.takers_left == 0 && !slot.keep {
             self.counters.released();
+            if produced.payload.is_some() {
+                self.counters.sub_held(produced.bytes);
+            }
             return Some(produced);
         }
         slot.bytes = produced.bytes;
+        // A value in memory was counted as held when its factory made it.
         slot.held = match (produced.file, produced.payload) {
             (Some(file), _) => Held::Disk(file),
-            (None, Some(payload)) => {
-                self.counters.add_held(produced.bytes);
-                Held::Memory(payload)
-            }
+            (None, Some(payload)) => Held::Memory(payload),
             (None, None) => Held::Empty,
         };
         None

@@ -412,14 +412,15 @@ fn two_readers(setl: &Setl) -> Pipeline {
 
 #[test]
 fn disk_only_outputs_are_read_back_by_each_consumer() -> setl_core::Result<()> {
-    let setl = Setl::builder().threads(2).build()?;
+    let setl = Setl::builder().threads(1).build()?;
     let evens = Blob::filled(LEN, 3).0.iter().filter(|&&byte| byte % 2 == 0).count();
 
     let mut declared = two_readers(&setl);
     declared.run()?;
     let stats = declared.cache_stats().unwrap();
     assert_eq!((stats.spill_files, stats.reloads, stats.spill_files_deleted), (1, 2, 1), "{stats}");
-    assert_eq!(stats.peak_bytes, LEN as u64, "one reader at a time holds a copy: {stats}");
+    // Written while in memory, then one reader at a time holds a copy.
+    assert_eq!(stats.peak_bytes, LEN as u64, "{stats}");
     assert_eq!((*declared.output::<ReaderA>()?, *declared.output::<ReaderB>()?), (evens, LEN));
 
     let mut unpersisted = two_readers(&setl);

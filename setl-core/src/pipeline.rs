@@ -425,13 +425,15 @@ impl Pipeline {
         }
     }
 
-    /// The output of factory `F` after a successful run.
+    /// The output of factory `F` after a successful run. An output the cache left on disk
+    /// (spilled over the memory budget, or persisted `DiskOnly`) is read back from its spill
+    /// file on each call.
     ///
     /// # Errors
     ///
     /// `UnknownFactory` when `F` is not in the pipeline, `NotRun` before a successful run,
     /// `OutputReleased` when consumers took it and it was not kept (see
-    /// [`keep_output`](Self::keep_output)).
+    /// [`keep_output`](Self::keep_output)), `Spill` when its spill file cannot be read back.
     pub fn output<F: Factory>(&self) -> Result<Arc<F::Output>> {
         let index = self
             .entries

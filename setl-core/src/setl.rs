@@ -2,6 +2,7 @@
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{ErrorKind, Result};
@@ -25,6 +26,8 @@ pub struct Setl {
 
 struct Inner {
     pool: rayon::ThreadPool,
+    memory_budget: Option<u64>,
+    spill_dir: Option<PathBuf>,
     extensions: Mutex<Extensions>,
 }
 
@@ -51,6 +54,17 @@ impl Setl {
     /// The worker pool, for running parallel work inside a factory within the same bound.
     pub fn pool(&self) -> &rayon::ThreadPool {
         &self.inner.pool
+    }
+
+    /// The memory budget of each pipeline's cache, if set.
+    pub fn memory_budget(&self) -> Option<u64> {
+        self.inner.memory_budget
+    }
+
+    /// The directory under which each pipeline makes its spill directory (default: the system's
+    /// temporary directory).
+    pub fn spill_dir(&self) -> Option<&Path> {
+        self.inner.spill_dir.as_deref()
     }
 
     /// The extension of type `T` attached with [`SetlBuilder::extension`] or
@@ -108,7 +122,11 @@ impl Setl {
 
 impl std::fmt::Debug for Setl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Setl").field("threads", &self.threads()).finish()
+        f.debug_struct("Setl")
+            .field("threads", &self.threads())
+            .field("memory_budget", &self.inner.memory_budget)
+            .field("spill_dir", &self.inner.spill_dir)
+            .finish()
     }
 }
 
@@ -117,6 +135,8 @@ impl std::fmt::Debug for Setl {
 #[must_use]
 pub struct SetlBuilder {
     threads: Option<usize>,
+    memory_budget: Option<u64>,
+    spill_dir: Option<PathBuf>,
     extensions: Extensions,
 }
 
@@ -124,6 +144,8 @@ impl std::fmt::Debug for SetlBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SetlBuilder")
             .field("threads", &self.threads)
+            .field("memory_budget", &self.memory_budget)
+            .field("spill_dir", &self.spill_dir)
             .field("extensions", &self.extensions.len())
             .finish()
     }
@@ -142,6 +164,30 @@ impl SetlBuilder {
     /// its engine settings from here). A second value of the same type replaces the first.
     pub fn extension<T: Send + Sync + 'static>(mut self, value: T) -> Self {
         self.extensions.insert(TypeId::of::<T>(), Arc::new(value));
+        self
+    }
+
+    /// The most bytes of cacheable outputs (types implementing [`Storable`](crate::Storable),
+    /// such as setl-arrow's datasets) a pipeline holds in memory. Over it, the outputs needed
+    /// furthest in the future are written to spill files and read back when a consumer takes
+    /// them; results are the same. Default: no budget, nothing spills.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let setl = setl_core::Setl::builder().memory_budget(512 << 20).build()?;
+    /// assert_eq!(setl.memory_budget(), Some(512 << 20));
+    /// # Ok::<(), setl_core::Error>(())
+    /// ```
+    pub fn memory_budget(mut self, bytes: u64) -> Self {
+        self.memory_budget = Some(bytes);
+        self
+    }
+
+    /// Where pipelines put their spill directories (each pipeline makes its own inside, deleted
+    /// with the pipeline, even after a failed run). Default: the system's temporary directory.
+    pub fn spill_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.spill_dir = Some(dir.into());
         self
     }
 
@@ -167,6 +213,13 @@ impl SetlBuilder {
             .thread_name(|index| format!("setl-worker-{index}"))
             .build()
             .map_err(|source| ErrorKind::ThreadPool { threads, source })?;
-        Ok(Setl { inner: Arc::new(Inner { pool, extensions: Mutex::new(self.extensions) }) })
+        Ok(Setl {
+            inner: Arc::new(Inner {
+                pool,
+                memory_budget: self.memory_budget,
+                spill_dir: self.spill_dir,
+                extensions: Mutex::new(self.extensions),
+            }),
+        })
     }
 }

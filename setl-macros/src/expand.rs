@@ -37,8 +37,38 @@ pub(crate) fn factory(args: TokenStream, input: TokenStream) -> TokenStream {
             let generated = generate(&model);
             quote! { #item #generated }
         }
-        // Emit the struct anyway, so that users see this error and not fifty about a missing type.
-        Err(error) => with_error(&item, error),
+        // Emit the struct and a placeholder wiring anyway, so that users see this error and not
+        // more about a missing type or a missing `FactoryWiring` impl (thiserror's fallback).
+        Err(error) => {
+            let mut out = with_error(&item, error);
+            if item.generics.params.is_empty() {
+                out.extend(fallback(&item.ident));
+            }
+            out
+        }
+    }
+}
+
+/// A `FactoryWiring` impl that is never called: the crate fails to compile anyway.
+fn fallback(ident: &syn::Ident) -> TokenStream {
+    let name = ident.to_string();
+    quote! {
+        const _: () = {
+            use ::setl_core::__private as __setl;
+            impl __setl::FactoryWiring for #ident {
+                const NAME: &'static str = #name;
+                fn signature() -> &'static __setl::Signature {
+                    ::core::unreachable!()
+                }
+                fn __inject(
+                    &mut self,
+                    _: usize,
+                    _: __setl::Payload,
+                ) -> ::core::result::Result<(), __setl::InjectError> {
+                    ::core::unreachable!()
+                }
+            }
+        };
     }
 }
 
@@ -72,6 +102,22 @@ fn generate(model: &FactoryStruct) -> TokenStream {
         let field_name = field.to_string();
         quote! { #slot => self.#field.__fill(#field_name, value), }
     });
+    let storage = match &model.storage {
+        Some(level) => {
+            let variant = attr::STORAGE_LEVELS
+                .iter()
+                .find(|(name, _)| level == name)
+                .map(|(_, variant)| syn::Ident::new(variant, level.span()))
+                .expect("the level was checked when parsed");
+            quote! { ::core::option::Option::Some(__setl::StorageLevel::#variant) }
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let storage_check = model.storage.as_ref().map(|level| {
+        quote_spanned! {level.span()=>
+            let _ = __setl::assert_storable::<<#ident as __setl::Factory>::Output>;
+        }
+    });
     let producer_checks = model.inputs.iter().filter_map(|input| {
         let producer = input.producer.as_ref()?;
         let payload = &input.payload;
@@ -98,6 +144,7 @@ fn generate(model: &FactoryStruct) -> TokenStream {
                             <__setl::Vec<__setl::FactoryRef>>::from([#(#consumers),*]),
                             <__setl::Vec<__setl::InputDecl>>::from([#(#inputs),*]),
                         )
+                        .__with_store(__setl_store_ops(), #storage)
                     })
                 }
 
@@ -111,6 +158,12 @@ fn generate(model: &FactoryStruct) -> TokenStream {
                         _ => ::core::result::Result::Err(__setl::InjectError { field: "<no such slot>" }),
                     }
                 }
+            }
+
+            fn __setl_store_ops() -> ::core::option::Option<__setl::StoreOps> {
+                #[allow(unused_imports)]
+                use __setl::{ViaNotStorable as _, ViaStorable as _};
+                (&&__setl::StorableProbe::<#ident>::new()).store_ops()
             }
 
             fn __setl_make_default() -> ::core::option::Option<__setl::BoxedFactory> {
@@ -130,6 +183,7 @@ fn generate(model: &FactoryStruct) -> TokenStream {
 
             fn __setl_check_producers() {
                 #(#producer_checks)*
+                #storage_check
             }
         };
     }

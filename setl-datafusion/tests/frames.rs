@@ -76,7 +76,7 @@ fn a_lazy_scan_fuses_into_its_consumer_with_projection_and_filter_pushed_down() 
     assert!(plan.contains("file_type=parquet"), "{plan}");
     assert!(plan.contains("projection=[id, amount]"), "{plan}");
     assert!(plan.contains("predicate=id@0 >= 900"), "{plan}");
-    assert_eq!(query.sources(), [path.clone()]);
+    assert_eq!(query.sources(), std::slice::from_ref(&path));
     let total = query.collect().unwrap();
     assert_eq!(pretty(&total), "+--------+\n| total  |\n+--------+\n| 949500 |\n+--------+");
     assert_eq!(engine.executions(), 1, "the producer's scan did not run on its own");
@@ -139,7 +139,7 @@ fn a_scan_error_keeps_datafusions_message_and_names_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing.parquet");
     let error = ParquetScan::new(&missing).read(&engine.session()).unwrap_err();
-    assert_eq!(error.files(), [missing.clone()]);
+    assert_eq!(error.files(), std::slice::from_ref(&missing));
     let message = error.to_string();
     assert!(message.starts_with(&format!("Parquet scan over {}: ", missing.display())), "{message}");
     assert!(message.len() > format!("Parquet scan over {}: ", missing.display()).len() + 10, "{message}");

@@ -16,7 +16,7 @@ use std::time::Instant;
 use crate::delivery::Payload;
 use crate::error::{Error, ErrorKind, Phase};
 use crate::factory::BoxedFactory;
-use crate::observe::{EventKind, FactoryId, Observers};
+use crate::observe::{EventKind, FactoryId, Observers, OutputRef};
 use crate::validate::{Plan, Source};
 
 /// What a run needs, beyond the plan.
@@ -346,6 +346,7 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Payload, Error> {
     let writable = spec.stage_writable[spec.stage_of[index]] && factory.0.writable();
     for phase in Phase::TIMED {
         if phase == Phase::Write && !writable {
+            observers.emit(EventKind::PhaseSkipped { factory: id, phase });
             continue;
         }
         let phase_span = tracing::info_span!("phase", factory = id.name, phase = phase.as_str());
@@ -381,6 +382,9 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Payload, Error> {
             return Err(error);
         }
     };
+    if timed {
+        observers.emit(EventKind::OutputProduced { factory: id, output: OutputRef(output.clone()) });
+    }
     if let Some(started) = started {
         observers.emit(EventKind::FactoryFinished { factory: id, elapsed: started.elapsed() });
     }

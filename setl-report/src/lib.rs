@@ -60,7 +60,7 @@ pub mod testing;
 mod trace;
 
 pub use compare::{compare, CompareOptions, ComparedTime, Comparison};
-pub use recorder::{run_with_report, RunRecorder};
+pub use recorder::{critical_path, run_with_report, RunRecorder};
 pub use report::{
     CacheStats, CriticalPath, DeliveryRun, FactoryRun, Graph, GraphExternal, GraphInput, GraphNode, MemorySample,
     OutputSize, PhaseRun, ReportError, RunError, RunReport, Source, Status, StoreStats, Worker, JSON_SCHEMA,

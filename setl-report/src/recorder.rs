@@ -381,9 +381,10 @@ fn resident_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// The chain of producer → consumer factories with the largest sum of wall times. Ties go to
+/// The chain of producer → consumer factories with the largest sum of wall times (`total_s`;
+/// factories that did not run weigh zero). Ties go to
 /// the earlier declared factory, so the result is deterministic.
-pub(crate) fn critical_path(graph: &Graph, factories: &[FactoryRun]) -> CriticalPath {
+pub fn critical_path(graph: &Graph, factories: &[FactoryRun]) -> CriticalPath {
     let count = graph.factories.len().min(factories.len());
     let weight: Vec<f64> = factories.iter().take(count).map(|factory| factory.total_s.unwrap_or(0.0)).collect();
     let mut producers: Vec<Vec<usize>> = vec![Vec::new(); count];

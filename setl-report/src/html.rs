@@ -88,8 +88,8 @@ impl RunReport {
         self.memory_chart(&mut out);
         self.cache_table(&mut out);
         out.push_str("</section>\n");
-        // `</` cannot end the script element early once escaped.
-        let json = serde_json::to_string(self).unwrap_or_default().replace("</", "<\\/");
+        // With `<` escaped (still valid JSON), nothing in it can end the script element.
+        let json = serde_json::to_string(self).unwrap_or_default().replace('<', "\\u003c");
         let _ = write!(out, "<script type=\"application/json\" id=\"run-report\">{json}</script>\n");
         let _ = write!(out, "<script>{}</script>\n</body>\n</html>\n", SCRIPT.replace("@SCHEMA@", &SCHEMA_VERSION.to_string()));
         out

@@ -87,6 +87,9 @@ struct Shared<'a> {
     spec: RunSpec<'a>,
     state: Mutex<State>,
     threads: usize,
+    /// The caller's span (the pipeline's), parent of every factory span on the workers, so a
+    /// trace exporter sees one tree per run.
+    parent: tracing::Span,
 }
 
 impl Shared<'_> {
@@ -130,7 +133,12 @@ pub(crate) fn execute(
         finished: vec![false; count],
         error: None,
     };
-    let mut shared = Shared { threads: pool.current_num_threads().max(1), state: Mutex::new(state), spec };
+    let mut shared = Shared {
+        threads: pool.current_num_threads().max(1),
+        state: Mutex::new(state),
+        spec,
+        parent: tracing::Span::current(),
+    };
     {
         let state = shared.state.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner());
         if shared.spec.barrier {
@@ -317,7 +325,7 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Payload, Error> {
     let observers = spec.observers;
     let timed = observers.active();
     let started = timed.then(Instant::now);
-    let span = tracing::info_span!("factory", factory = id.name);
+    let span = tracing::info_span!(parent: &shared.parent, "factory", factory = id.name);
     let _entered = span.enter();
     observers.emit(EventKind::FactoryStarted(id));
 

@@ -58,7 +58,8 @@ impl Factory for Load {
 }
 
 fn main() -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let provider = SdkTracerProvider::builder().with_simple_exporter(opentelemetry_stdout::SpanExporter::default()).build();
+    let provider =
+        SdkTracerProvider::builder().with_simple_exporter(opentelemetry_stdout::SpanExporter::default()).build();
     let tracer = provider.tracer("setl-rs");
     let subscriber = tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer));
     tracing::subscriber::set_global_default(subscriber)?;

@@ -195,11 +195,9 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {
     }
     let result = pipeline.run().map(drop);
     let report = recorder.report(&pipeline, result.as_ref().err());
-    for (path, text) in [
-        (&args.report, report.to_html()),
-        (&args.trace, report.to_chrome_trace()),
-        (&args.json, report.to_json()),
-    ] {
+    for (path, text) in
+        [(&args.report, report.to_html()), (&args.trace, report.to_chrome_trace()), (&args.json, report.to_json())]
+    {
         if let Some(path) = path {
             setl_report::write_file(path, text)?;
             eprintln!("wrote {path}");

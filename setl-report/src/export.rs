@@ -74,7 +74,8 @@ fn mermaid(graph: &Graph, critical: &[usize]) -> String {
         let _ = writeln!(out, "    subgraph stage{stage}[\"stage {stage}\"]");
         for index in members {
             let node = &graph.factories[index];
-            let _ = writeln!(out, "        f{index}[\"{}<br/>{}\"]", mermaid_text(&node.name), mermaid_text(&node.output));
+            let _ =
+                writeln!(out, "        f{index}[\"{}<br/>{}\"]", mermaid_text(&node.name), mermaid_text(&node.output));
         }
         let _ = writeln!(out, "    end");
     }

@@ -71,10 +71,10 @@ impl RunReport {
     pub fn to_html(&self) -> String {
         let mut out = String::with_capacity(64 * 1024);
         let title = format!("setl run report: {} factories", self.factories.len());
-        let _ = write!(
+        let _ = writeln!(
             out,
             "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n",
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>",
             esc(&title)
         );
         self.summary(&mut out);
@@ -90,14 +90,19 @@ impl RunReport {
         out.push_str("</section>\n");
         // With `<` escaped (still valid JSON), nothing in it can end the script element.
         let json = serde_json::to_string(self).unwrap_or_default().replace('<', "\\u003c");
-        let _ = write!(out, "<script type=\"application/json\" id=\"run-report\">{json}</script>\n");
-        let _ = write!(out, "<script>{}</script>\n</body>\n</html>\n", SCRIPT.replace("@SCHEMA@", &SCHEMA_VERSION.to_string()));
+        let _ = writeln!(out, "<script type=\"application/json\" id=\"run-report\">{json}</script>");
+        let _ = writeln!(
+            out,
+            "<script>{}</script>\n</body>\n</html>",
+            SCRIPT.replace("@SCHEMA@", &SCHEMA_VERSION.to_string())
+        );
         out
     }
 
     fn summary(&self, out: &mut String) {
-        let status = if self.ok { "<span class=\"ok\">succeeded</span>" } else { "<span class=\"failed\">failed</span>" };
-        let _ = write!(out, "<header><h1>setl run report</h1>\n<p>Run {status} in <b>{:.3} s</b>: {} factories in {} stages on {} threads{}.</p>\n",
+        let status =
+            if self.ok { "<span class=\"ok\">succeeded</span>" } else { "<span class=\"failed\">failed</span>" };
+        let _ = writeln!(out, "<header><h1>setl run report</h1>\n<p>Run {status} in <b>{:.3} s</b>: {} factories in {} stages on {} threads{}.</p>",
             self.elapsed_s,
             self.factories.len(),
             self.graph.stages,
@@ -106,9 +111,9 @@ impl RunReport {
         if !self.critical_path.factories.is_empty() {
             let names: Vec<String> =
                 self.critical_path.factories.iter().map(|&index| esc(&self.factories[index].name)).collect();
-            let _ = write!(
+            let _ = writeln!(
                 out,
-                "<p>Critical path (<b>{:.3} s</b>, no schedule can beat it): <span class=\"crit\">{}</span></p>\n",
+                "<p>Critical path (<b>{:.3} s</b>, no schedule can beat it): <span class=\"crit\">{}</span></p>",
                 self.critical_path.elapsed_s,
                 names.join(" &rarr; ")
             );
@@ -118,11 +123,11 @@ impl RunReport {
                 (Some(factory), Some(phase)) => format!("{} in {}: ", esc(factory), esc(phase)),
                 _ => String::new(),
             };
-            let _ = write!(out, "<p class=\"error\">Error: {place}{}</p>\n", esc(&error.message));
+            let _ = writeln!(out, "<p class=\"error\">Error: {place}{}</p>", esc(&error.message));
         }
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<p class=\"legend\"><span style=\"background:{READ}\"></span>read <span style=\"background:{PROCESS}\"></span>process <span style=\"background:{WRITE}\"></span>write <span class=\"critkey\"></span>critical path</p>\n</header>\n"
+            "<p class=\"legend\"><span style=\"background:{READ}\"></span>read <span style=\"background:{PROCESS}\"></span>process <span style=\"background:{WRITE}\"></span>write <span class=\"critkey\"></span>critical path</p>\n</header>"
         );
     }
 
@@ -139,18 +144,18 @@ impl RunReport {
         let span = self.elapsed_s.max(1e-6);
         let x = |seconds: f64| label + seconds / span * width;
         let height = top + row * tracks.len() as f64 + 8.0;
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<svg id=\"gantt\" class=\"chart\" viewBox=\"0 0 {:.0} {height:.0}\" width=\"{:.0}\" height=\"{height:.0}\" role=\"img\" aria-label=\"timeline of the run by thread\">\n",
+            "<svg id=\"gantt\" class=\"chart\" viewBox=\"0 0 {:.0} {height:.0}\" width=\"{:.0}\" height=\"{height:.0}\" role=\"img\" aria-label=\"timeline of the run by thread\">",
             label + width + 20.0,
             label + width + 20.0
         );
         let step = tick_step(span, 8.0);
         let mut tick = 0.0;
         while tick <= span + step * 1e-9 {
-            let _ = write!(
+            let _ = writeln!(
                 out,
-                "<line x1=\"{0:.1}\" y1=\"{1}\" x2=\"{0:.1}\" y2=\"{height:.0}\" class=\"grid\"/><text x=\"{0:.1}\" y=\"14\" class=\"tick\">{2}s</text>\n",
+                "<line x1=\"{0:.1}\" y1=\"{1}\" x2=\"{0:.1}\" y2=\"{height:.0}\" class=\"grid\"/><text x=\"{0:.1}\" y=\"14\" class=\"tick\">{2}s</text>",
                 x(tick),
                 top - 6.0,
                 trim_float(tick)
@@ -165,7 +170,8 @@ impl RunReport {
                 .find(|factory| factory.thread == *thread && factory.thread_name.is_some())
                 .and_then(|factory| factory.thread_name.clone())
                 .unwrap_or_else(|| thread.map_or_else(|| "caller".to_owned(), |index| format!("worker-{index}")));
-            let _ = write!(out, "<text x=\"4\" y=\"{:.1}\" class=\"lane\">{}</text>\n", y + row / 2.0 + 4.0, esc(&name));
+            let _ =
+                writeln!(out, "<text x=\"4\" y=\"{:.1}\" class=\"lane\">{}</text>", y + row / 2.0 + 4.0, esc(&name));
             for factory in self.factories.iter().filter(|factory| factory.thread == *thread) {
                 let Some(start) = factory.start_s else { continue };
                 let end = factory.end_s.unwrap_or(start);
@@ -272,11 +278,11 @@ impl RunReport {
                 }
             }
         }
-        let _ = write!(
+        let _ = writeln!(
             out,
             "<svg id=\"graph\" class=\"chart\" viewBox=\"0 0 {width:.0} {height:.0}\" width=\"{width:.0}\" height=\"{height:.0}\" role=\"img\" aria-label=\"pipeline graph\">\n\
-             <defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto-start-reverse\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#667\"/></marker>\
-             <marker id=\"arrow-crit\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto-start-reverse\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"{CRITICAL}\"/></marker></defs>\n"
+             <defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerUnits=\"userSpaceOnUse\" markerWidth=\"9\" markerHeight=\"9\" orient=\"auto-start-reverse\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#667\"/></marker>\
+             <marker id=\"arrow-crit\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerUnits=\"userSpaceOnUse\" markerWidth=\"9\" markerHeight=\"9\" orient=\"auto-start-reverse\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"{CRITICAL}\"/></marker></defs>"
         );
         let critical: Vec<(usize, usize)> =
             self.critical_path.factories.windows(2).map(|pair| (pair[0], pair[1])).collect();
@@ -294,10 +300,10 @@ impl RunReport {
                 let (x1, y1) = (to.0, to.1 + node_h / 2.0);
                 let bend = ((x1 - x0) / 2.0).max(30.0);
                 let (class, marker) = if on_path { ("edge critical", "arrow-crit") } else { ("edge", "arrow") };
-                let _ = write!(
+                let _ = writeln!(
                     out,
                     "<path class=\"{class}\" d=\"M{x0:.1},{y0:.1} C{:.1},{y0:.1} {:.1},{y1:.1} {x1:.1},{y1:.1}\" marker-end=\"url(#{marker})\"><title>{}</title></path>\
-                     <text class=\"edgelabel\" x=\"{:.1}\" y=\"{:.1}\">{}</text>\n",
+                     <text class=\"edgelabel\" x=\"{:.1}\" y=\"{:.1}\">{}</text>",
                     x0 + bend,
                     x1 - bend,
                     esc(&input.field),
@@ -322,10 +328,10 @@ impl RunReport {
                     }
                     NodeKind::External(index) => (external_pos[index], "node external"),
                 };
-                let _ = write!(
+                let _ = writeln!(
                     out,
                     "<g class=\"{class}\"><rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{node_w}\" height=\"{node_h}\" rx=\"8\"/>\
-                     <text x=\"{:.1}\" y=\"{:.1}\" class=\"nodetitle\">{}</text><text x=\"{:.1}\" y=\"{:.1}\" class=\"nodesub\">{}</text></g>\n",
+                     <text x=\"{:.1}\" y=\"{:.1}\" class=\"nodetitle\">{}</text><text x=\"{:.1}\" y=\"{:.1}\" class=\"nodesub\">{}</text></g>",
                     x + node_w / 2.0,
                     y + 18.0,
                     esc(&truncate(&node.title, 24)),
@@ -373,9 +379,9 @@ impl RunReport {
                 Status::NotStarted => "not started",
             };
             let thread = factory.thread_name.clone().unwrap_or_else(|| "-".to_owned());
-            let _ = write!(
+            let _ = writeln!(
                 out,
-                "<tr{class}><td data-v=\"{0}\">{0}</td><td data-v=\"{1}\">{1}</td><td data-v=\"{2}\">{2}</td>{3}{4}{5}{6}{7}{8}{9}<td data-v=\"{status}\">{status}</td><td data-v=\"{10}\">{10}</td></tr>\n",
+                "<tr{class}><td data-v=\"{0}\">{0}</td><td data-v=\"{1}\">{1}</td><td data-v=\"{2}\">{2}</td>{3}{4}{5}{6}{7}{8}{9}<td data-v=\"{status}\">{status}</td><td data-v=\"{10}\">{10}</td></tr>",
                 esc(&factory.name),
                 factory.stage,
                 esc(&thread),
@@ -412,18 +418,18 @@ impl RunReport {
         let max = rss.iter().chain(&held).map(|(_, mib)| *mib).fold(0.0, f64::max).max(1e-3) * 1.1;
         let x = |seconds: f64| left + seconds.clamp(0.0, span) / span * width;
         let y = |mib: f64| top + height - mib / max * height;
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<svg id=\"memory\" class=\"chart\" viewBox=\"0 0 {0:.0} {1:.0}\" width=\"{0:.0}\" height=\"{1:.0}\" role=\"img\" aria-label=\"memory over time\">\n",
+            "<svg id=\"memory\" class=\"chart\" viewBox=\"0 0 {0:.0} {1:.0}\" width=\"{0:.0}\" height=\"{1:.0}\" role=\"img\" aria-label=\"memory over time\">",
             left + width + 20.0,
             top + height + 30.0
         );
         let step = tick_step(max, 4.0);
         let mut tick = 0.0;
         while tick <= max {
-            let _ = write!(
+            let _ = writeln!(
                 out,
-                "<line x1=\"{left}\" x2=\"{right:.1}\" y1=\"{ty:.1}\" y2=\"{ty:.1}\" class=\"grid\"/><text x=\"{lx:.1}\" y=\"{ly:.1}\" class=\"tick end\">{label} MiB</text>\n",
+                "<line x1=\"{left}\" x2=\"{right:.1}\" y1=\"{ty:.1}\" y2=\"{ty:.1}\" class=\"grid\"/><text x=\"{lx:.1}\" y=\"{ly:.1}\" class=\"tick end\">{label} MiB</text>",
                 right = left + width,
                 ty = y(tick),
                 lx = left - 4.0,
@@ -435,9 +441,9 @@ impl RunReport {
         let time_step = tick_step(span, 8.0);
         let mut tick = 0.0;
         while tick <= span + time_step * 1e-9 {
-            let _ = write!(
+            let _ = writeln!(
                 out,
-                "<text x=\"{:.1}\" y=\"{:.1}\" class=\"tick\">{}s</text>\n",
+                "<text x=\"{:.1}\" y=\"{:.1}\" class=\"tick\">{}s</text>",
                 x(tick),
                 top + height + 16.0,
                 trim_float(tick)
@@ -460,15 +466,15 @@ impl RunReport {
             if let Some(previous) = previous {
                 let _ = write!(points, "{:.1},{:.1}", x(span), y(previous));
             }
-            let _ = write!(
+            let _ = writeln!(
                 out,
-                "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{points}\"><title>{name}</title></polyline>\n"
+                "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{points}\"><title>{name}</title></polyline>"
             );
         }
         out.push_str("</svg>\n<p class=\"legend\"><span style=\"background:#6f4e7c\"></span>process RSS <span style=\"background:#0b84a5\"></span>measured outputs held by the store</p>\n");
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<p>Outputs released after their last consumer: {}{}.</p>\n",
+            "<p>Outputs released after their last consumer: {}{}.</p>",
             self.store.outputs_released,
             self.store
                 .peak_output_bytes
@@ -492,7 +498,7 @@ impl RunReport {
             ("releases", cache.releases.to_string()),
             ("recomputations", cache.recomputations.to_string()),
         ] {
-            let _ = write!(out, "<tr><td>{name}</td><td>{value}</td></tr>\n");
+            let _ = writeln!(out, "<tr><td>{name}</td><td>{value}</td></tr>");
         }
         out.push_str("</tbody></table>\n");
     }

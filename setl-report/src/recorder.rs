@@ -7,8 +7,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use setl_core::{Event, EventKind, Observer, OutputRef, Phase, Pipeline};
 
 use crate::report::{
-    CacheStats, CriticalPath, DeliveryRun, FactoryRun, Graph, MemorySample, OutputSize, PhaseRun, RunError,
-    RunReport, Status, StoreStats, Worker, SCHEMA_VERSION,
+    CacheStats, CriticalPath, DeliveryRun, FactoryRun, Graph, MemorySample, OutputSize, PhaseRun, RunError, RunReport,
+    Status, StoreStats, Worker, SCHEMA_VERSION,
 };
 
 /// Measures one output type, type-erased.
@@ -333,7 +333,11 @@ impl Observer for RunRecorder {
                 (Recorded::FactoryFailed { index: factory.index, phase: *phase, message: message.clone() }, true)
             }
             EventKind::DeliveryTaken { producer, consumer, field } => (
-                Recorded::Delivery { producer: producer.map(|producer| producer.index), consumer: consumer.index, field },
+                Recorded::Delivery {
+                    producer: producer.map(|producer| producer.index),
+                    consumer: consumer.index,
+                    field,
+                },
                 false,
             ),
             EventKind::PhaseStarted { factory, .. } => (Recorded::PhaseStarted { index: factory.index }, false),
@@ -361,14 +365,11 @@ impl Observer for RunRecorder {
             let cache = inner.cache.take();
             *inner = Inner { cache, started_wall: Some(SystemTime::now()), ..Inner::default() };
         }
-        if !inner.thread_names.contains_key(&event.thread) {
-            let name = match (std::thread::current().name(), event.thread) {
-                (Some(name), _) => name.to_owned(),
-                (None, Some(index)) => format!("worker-{index}"),
-                (None, None) => "caller".to_owned(),
-            };
-            inner.thread_names.insert(event.thread, name);
-        }
+        inner.thread_names.entry(event.thread).or_insert_with(|| match (std::thread::current().name(), event.thread) {
+            (Some(name), _) => name.to_owned(),
+            (None, Some(index)) => format!("worker-{index}"),
+            (None, None) => "caller".to_owned(),
+        });
         inner.entries.push(Entry { at: event.at, thread: event.thread, recorded, rss });
     }
 }
@@ -416,7 +417,9 @@ pub fn critical_path(graph: &Graph, factories: &[FactoryRun]) -> CriticalPath {
         for &producer in &producers[index] {
             let better = match from {
                 None => true,
-                Some(current) => best[producer] > best[current] || (best[producer] == best[current] && producer < current),
+                Some(current) => {
+                    best[producer] > best[current] || (best[producer] == best[current] && producer < current)
+                }
             };
             if better {
                 from = Some(producer);
@@ -425,7 +428,8 @@ pub fn critical_path(graph: &Graph, factories: &[FactoryRun]) -> CriticalPath {
         best[index] = weight[index] + from.map_or(0.0, |producer| best[producer]);
         via[index] = from;
     }
-    let Some(mut end) = order.iter().copied().reduce(|a, b| if best[b] > best[a] || (best[b] == best[a] && b < a) { b } else { a })
+    let Some(mut end) =
+        order.iter().copied().reduce(|a, b| if best[b] > best[a] || (best[b] == best[a] && b < a) { b } else { a })
     else {
         return CriticalPath::default();
     };

@@ -64,7 +64,10 @@ impl BenchmarkExpect<'_> {
     pub fn each_once(&self) -> &Self {
         let names = self.names();
         for (position, name) in names.iter().enumerate() {
-            assert!(!names[..position].contains(name), "factory `{name}` has more than one benchmark result: {names:?}");
+            assert!(
+                !names[..position].contains(name),
+                "factory `{name}` has more than one benchmark result: {names:?}"
+            );
         }
         self
     }

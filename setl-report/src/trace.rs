@@ -29,7 +29,8 @@ impl RunReport {
     /// The run as a Chrome trace (`{"traceEvents": [...]}`), as a JSON value.
     pub fn to_chrome_trace_value(&self) -> Value {
         let mut events = Vec::new();
-        events.push(json!({"ph": "M", "pid": PID, "tid": 0, "name": "process_name", "args": {"name": "setl pipeline"}}));
+        events
+            .push(json!({"ph": "M", "pid": PID, "tid": 0, "name": "process_name", "args": {"name": "setl pipeline"}}));
         let mut tracks: Vec<(u64, String)> = vec![(0, "caller".to_owned())];
         for worker in &self.workers {
             let track = track_of(worker.index);
@@ -46,7 +47,9 @@ impl RunReport {
         tracks.sort();
         for (tid, name) in &tracks {
             events.push(json!({"ph": "M", "pid": PID, "tid": tid, "name": "thread_name", "args": {"name": name}}));
-            events.push(json!({"ph": "M", "pid": PID, "tid": tid, "name": "thread_sort_index", "args": {"sort_index": tid}}));
+            events.push(
+                json!({"ph": "M", "pid": PID, "tid": tid, "name": "thread_sort_index", "args": {"sort_index": tid}}),
+            );
         }
 
         let outcome = if self.ok { "ok" } else { "failed" };

@@ -99,7 +99,9 @@ fn the_command_exits_non_zero_on_regression() {
 
     let bad_threshold = run(&["compare", old, new, "--threshold", "ten"]);
     assert_eq!(bad_threshold.status.code(), Some(2));
-    assert!(String::from_utf8(bad_threshold.stderr).unwrap().contains("--threshold ten: expected a non-negative number"));
+    assert!(String::from_utf8(bad_threshold.stderr)
+        .unwrap()
+        .contains("--threshold ten: expected a non-negative number"));
 }
 
 #[test]
@@ -115,7 +117,8 @@ fn the_command_renders_saved_reports() {
         .unwrap();
     assert!(status.success());
     assert!(std::fs::read_to_string(&html).unwrap().starts_with("<!DOCTYPE html>"));
-    let dot = Command::new(env!("CARGO_BIN_EXE_setl-report")).args(["graph", report, "--format", "dot"]).output().unwrap();
+    let dot =
+        Command::new(env!("CARGO_BIN_EXE_setl-report")).args(["graph", report, "--format", "dot"]).output().unwrap();
     assert!(String::from_utf8(dot.stdout).unwrap().starts_with("digraph pipeline {\n"));
     // Nothing but the two files: the atomic write leaves no temporary behind.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);

@@ -111,7 +111,9 @@ fn on_several_threads_each_factory_sees_its_events_in_order_after_its_producers(
     pipeline.observe(log.clone());
     pipeline.run().unwrap();
     let lines = log.lines.lock().unwrap().clone();
-    let at = |wanted: &str| lines.iter().position(|line| line == wanted).unwrap_or_else(|| panic!("no `{wanted}` in {lines:#?}"));
+    let at = |wanted: &str| {
+        lines.iter().position(|line| line == wanted).unwrap_or_else(|| panic!("no `{wanted}` in {lines:#?}"))
+    };
     assert_eq!(at("pipeline+ 4"), 0);
     assert_eq!(at("pipeline- true"), lines.len() - 1);
     for name in ["Origin", "Left", "Right", "Join"] {
@@ -131,7 +133,8 @@ fn on_several_threads_each_factory_sees_its_events_in_order_after_its_producers(
     }
     for (producer, consumer) in [("Origin", "Left"), ("Origin", "Right"), ("Left", "Join"), ("Right", "Join")] {
         assert!(at(&format!("factory- {producer}")) < at(&format!("factory+ {consumer}")), "{producer} -> {consumer}");
-        let delivery = lines.iter().position(|line| line.starts_with(&format!("delivery {producer}->{consumer}."))).unwrap();
+        let delivery =
+            lines.iter().position(|line| line.starts_with(&format!("delivery {producer}->{consumer}."))).unwrap();
         assert!(at(&format!("factory+ {consumer}")) < delivery && delivery < at(&format!("phase+ {consumer} read")));
     }
     assert_eq!(lines.iter().filter(|line| line.starts_with("factory+")).count(), 4, "each factory starts once");

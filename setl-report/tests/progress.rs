@@ -30,10 +30,7 @@ fn the_bar_counts_factories_done_of_total() {
     let mut pipeline = common::small_pipeline(1);
     pipeline.observe(progress.clone()).observe(peek.clone());
     pipeline.run().unwrap();
-    assert_eq!(
-        *peek.seen.lock().unwrap(),
-        [(0, 3, vec!["Numbers"]), (1, 3, vec!["Squares"]), (2, 3, vec!["Total"])]
-    );
+    assert_eq!(*peek.seen.lock().unwrap(), [(0, 3, vec!["Numbers"]), (1, 3, vec!["Squares"]), (2, 3, vec!["Total"])]);
     assert_eq!((progress.done(), progress.total()), (3, 3));
     assert!(progress.running().is_empty());
     assert!(progress.message().starts_with("done in "), "{}", progress.message());

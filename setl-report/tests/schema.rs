@@ -130,7 +130,8 @@ fn violations(report: &Value) -> Vec<String> {
 
 #[test]
 fn the_schema_file_is_the_one_compiled_in_and_names_this_version() {
-    let on_disk = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema/run-report.v1.schema.json")).unwrap();
+    let on_disk =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema/run-report.v1.schema.json")).unwrap();
     assert_eq!(on_disk, JSON_SCHEMA);
     let schema = schema();
     assert_eq!(schema["$schema"], "https://json-schema.org/draft/2020-12/schema");
@@ -152,7 +153,15 @@ fn a_successful_run_matches_the_schema() {
 #[test]
 fn a_failed_run_with_cache_statistics_matches_the_schema() {
     let mut report = common::failing_report();
-    report.cache = Some(CacheStats { bytes_held: 1, peak_bytes: 2, spilled_bytes: 3, spill_files: 1, reloads: 1, releases: 4, recomputations: 0 });
+    report.cache = Some(CacheStats {
+        bytes_held: 1,
+        peak_bytes: 2,
+        spilled_bytes: 3,
+        spill_files: 1,
+        reloads: 1,
+        releases: 4,
+        recomputations: 0,
+    });
     let value = serde_json::to_value(&report).unwrap();
     assert_eq!(violations(&value), Vec::<String>::new());
     assert_eq!(value["error"]["phase"], "process");
@@ -164,7 +173,11 @@ fn the_schema_rejects_what_the_report_never_writes() {
     let report = serde_json::to_value(common::small_report()).unwrap();
     let mut extra = report.clone();
     extra["factories"][0]["colour"] = json!("red");
-    assert!(violations(&extra).iter().any(|error| error.contains("unexpected property colour")), "{:?}", violations(&extra));
+    assert!(
+        violations(&extra).iter().any(|error| error.contains("unexpected property colour")),
+        "{:?}",
+        violations(&extra)
+    );
     let mut missing = report.clone();
     missing.as_object_mut().unwrap().remove("elapsed_s");
     assert_eq!(violations(&missing), ["$: missing required elapsed_s"]);

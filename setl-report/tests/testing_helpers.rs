@@ -41,7 +41,10 @@ fn failing_checks_name_the_factory() {
     let message = panic_message(|| {
         expect_benchmarks(&benchmarks).has_factory("Cubes");
     });
-    assert_eq!(message, "no benchmark result for factory `Cubes`; results exist for [\"Numbers\", \"Squares\", \"Total\"]");
+    assert_eq!(
+        message,
+        "no benchmark result for factory `Cubes`; results exist for [\"Numbers\", \"Squares\", \"Total\"]"
+    );
 
     let mut doubled = benchmarks.clone();
     doubled.push(benchmarks[1].clone());
@@ -53,7 +56,10 @@ fn failing_checks_name_the_factory() {
     let message = panic_message(|| {
         expect_run(&report).phase_order("Total", &["read", "process", "write"]);
     });
-    assert!(message.starts_with("assertion `left == right` failed: factory `Total` ran other phases than expected"), "{message}");
+    assert!(
+        message.starts_with("assertion `left == right` failed: factory `Total` ran other phases than expected"),
+        "{message}"
+    );
 
     let mut twice = report.clone();
     twice.factories[0].starts = 2;

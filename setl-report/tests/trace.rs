@@ -24,7 +24,10 @@ fn balanced(events: &[Value]) -> BTreeMap<u64, Vec<(String, f64, f64)>> {
         match event["ph"].as_str().unwrap() {
             "B" => open.entry(tid).or_default().push((name, event["ts"].as_f64().unwrap())),
             "E" => {
-                let (begun, start) = open.get_mut(&tid).and_then(Vec::pop).unwrap_or_else(|| panic!("E {name} on track {tid} with nothing open"));
+                let (begun, start) = open
+                    .get_mut(&tid)
+                    .and_then(Vec::pop)
+                    .unwrap_or_else(|| panic!("E {name} on track {tid} with nothing open"));
                 assert_eq!(begun, name, "track {tid}: E {name} closes B {begun}");
                 let end = event["ts"].as_f64().unwrap();
                 assert!(end >= start, "track {tid}: {name} ends at {end} before it begins at {start}");

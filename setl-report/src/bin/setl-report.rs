@@ -33,8 +33,11 @@ fn main() -> ExitCode {
     }
 }
 
+/// `--name value` options, in the order given.
+type Options = Vec<(String, String)>;
+
 /// Splits arguments into positionals and `--name value` options.
-fn parse(args: &[String], allowed: &[&str]) -> Result<(Vec<String>, Vec<(String, String)>), String> {
+fn parse(args: &[String], allowed: &[&str]) -> Result<(Vec<String>, Options), String> {
     let mut positional = Vec::new();
     let mut options = Vec::new();
     let mut iter = args.iter();

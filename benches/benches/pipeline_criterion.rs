@@ -86,22 +86,33 @@ fn build(setl: &Setl) -> Pipeline {
     pipeline
 }
 
-fn median_run(setl: &Setl, recorded: bool, runs: usize) -> Duration {
-    let mut times: Vec<Duration> = (0..runs)
-        .map(|_| {
+/// Runs the pipeline `runs` times in each of the `variants` (none, recorder, recorder without
+/// memory sampling), interleaved so that load from other processes hits all alike, and returns
+/// the median time of each.
+fn interleaved_medians(setl: &Setl, runs: usize) -> [Duration; 3] {
+    let mut times: [Vec<Duration>; 3] = Default::default();
+    for _ in 0..runs {
+        for (variant, samples) in times.iter_mut().enumerate() {
             let mut pipeline = build(setl);
-            if recorded {
-                pipeline.observe(Arc::new(RunRecorder::new()));
+            match variant {
+                1 => {
+                    pipeline.observe(Arc::new(RunRecorder::new()));
+                }
+                2 => {
+                    pipeline.observe(Arc::new(RunRecorder::new().sample_memory(false)));
+                }
+                _ => {}
             }
             let started = Instant::now();
             pipeline.run().expect("the bench pipeline runs");
-            let elapsed = started.elapsed();
+            samples.push(started.elapsed());
             black_box(pipeline.last_output::<i64>().ok());
-            elapsed
-        })
-        .collect();
-    times.sort();
-    times[runs / 2]
+        }
+    }
+    times.map(|mut samples| {
+        samples.sort();
+        samples[samples.len() / 2]
+    })
 }
 
 fn seed_shape(c: &mut Criterion) {
@@ -118,13 +129,14 @@ fn seed_shape(c: &mut Criterion) {
     });
     group.finish();
 
-    let plain = median_run(&setl, false, 101);
-    let recorded = median_run(&setl, true, 101);
-    let ratio = recorded.as_secs_f64() / plain.as_secs_f64();
-    println!(
-        "recorder overhead: median {recorded:?} recorded vs {plain:?} plain = {ratio:.3}x (target < 1.05x): {}",
-        if ratio < 1.05 { "met" } else { "NOT met" }
-    );
+    let [plain, recorded, without_memory] = interleaved_medians(&setl, 101);
+    for (name, time) in [("recorder", recorded), ("recorder without memory sampling", without_memory)] {
+        let ratio = time.as_secs_f64() / plain.as_secs_f64();
+        println!(
+            "{name}: median {time:?} vs {plain:?} without = {ratio:.3}x (target < 1.05x): {}",
+            if ratio < 1.05 { "met" } else { "NOT met" }
+        );
+    }
 }
 
 criterion_group!(benches, seed_shape);

@@ -116,8 +116,8 @@ impl RunRecorder {
         self
     }
 
-    /// Samples the process's resident memory at factory starts and ends (default on; a read of
-    /// `/proc/self/status` each time, nothing off Linux).
+    /// Samples the process's resident memory when the run starts and ends and when each factory
+    /// ends (default on; a read of `/proc/self/statm` each time, nothing off Linux).
     pub fn sample_memory(mut self, sample: bool) -> Self {
         self.sample_memory = sample;
         self
@@ -325,7 +325,7 @@ impl Observer for RunRecorder {
         let (recorded, sample) = match &event.kind {
             EventKind::PipelineStarted { .. } => (Recorded::PipelineStarted, true),
             EventKind::PipelineFinished { ok, .. } => (Recorded::PipelineFinished { ok: *ok }, true),
-            EventKind::FactoryStarted(factory) => (Recorded::FactoryStarted(factory.index), true),
+            EventKind::FactoryStarted(factory) => (Recorded::FactoryStarted(factory.index), false),
             EventKind::FactoryFinished { factory, elapsed } => {
                 (Recorded::FactoryFinished { index: factory.index, elapsed: elapsed.as_secs_f64() }, true)
             }
@@ -356,7 +356,7 @@ impl Observer for RunRecorder {
             EventKind::OutputProduced { factory, output } => {
                 (Recorded::Output { index: factory.index, size: self.measure_output(output) }, false)
             }
-            EventKind::OutputReleased(factory) => (Recorded::Released(factory.index), true),
+            EventKind::OutputReleased(factory) => (Recorded::Released(factory.index), false),
             _ => return,
         };
         let rss = if sample && self.sample_memory { resident_bytes() } else { None };
@@ -374,12 +374,29 @@ impl Observer for RunRecorder {
     }
 }
 
-/// The process's resident set size, from `/proc/self/status` (Linux only).
+/// The process's resident set size (Linux only): resident pages from `/proc/self/statm`, a
+/// cheap read, times the page size.
 fn resident_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
-    let kib: u64 = line.trim_start_matches("VmRSS:").trim().trim_end_matches("kB").trim().parse().ok()?;
-    Some(kib * 1024)
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * page_size())
+}
+
+/// The page size, found once by comparing `VmRSS` of `/proc/self/status` (in KiB) with the
+/// resident pages of `/proc/self/statm`, rounded to a power of two; 4 KiB when unknown.
+fn page_size() -> u64 {
+    static PAGE_SIZE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *PAGE_SIZE.get_or_init(|| {
+        let measured = || -> Option<u64> {
+            let status = std::fs::read_to_string("/proc/self/status").ok()?;
+            let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+            let kib: u64 = line.trim_start_matches("VmRSS:").trim().trim_end_matches("kB").trim().parse().ok()?;
+            let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+            let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+            (pages > 0).then(|| (kib * 1024 / pages).max(1).next_power_of_two())
+        };
+        measured().unwrap_or(4096)
+    })
 }
 
 /// The chain of producer → consumer factories with the largest sum of wall times (`total_s`;
@@ -454,4 +471,18 @@ pub fn run_with_report(pipeline: &mut Pipeline, recorder: RunRecorder) -> (setl_
     let result = pipeline.run().map(drop);
     let report = recorder.report(pipeline, result.as_ref().err());
     (result, report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn resident_memory_is_read_in_whole_pages() {
+        let page = page_size();
+        assert!(page >= 4096 && page.is_power_of_two(), "page size {page}");
+        let rss = resident_bytes().expect("Linux has /proc/self/statm");
+        assert!(rss >= page && rss % page == 0, "rss {rss}");
+    }
 }

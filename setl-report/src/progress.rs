@@ -111,6 +111,11 @@ impl Observer for ProgressObserver {
             }
             EventKind::PipelineFinished { ok, elapsed } => {
                 let outcome = if *ok { "done" } else { "failed" };
+                if let Ok(style) = ProgressStyle::with_template(
+                    "  [{elapsed_precise}] {bar:30.cyan/blue} {pos}/{len} factories  {msg}",
+                ) {
+                    self.bar.set_style(style);
+                }
                 self.bar.finish_with_message(format!("{outcome} in {:.2} s", elapsed.as_secs_f64()));
             }
             _ => {}

@@ -490,13 +490,15 @@ impl RunReport {
         };
         out.push_str("<table id=\"cache\"><thead><tr><th>Cache</th><th>Value</th></tr></thead><tbody>\n");
         for (name, value) in [
-            ("bytes held", format_bytes(cache.bytes_held)),
-            ("peak bytes", format_bytes(cache.peak_bytes)),
+            ("memory budget", cache.budget.map_or_else(|| "none".to_owned(), format_bytes)),
+            ("bytes held at end", format_bytes(cache.bytes_held)),
+            ("peak bytes held", format_bytes(cache.peak_bytes)),
             ("spilled bytes", format_bytes(cache.spilled_bytes)),
-            ("spill files", cache.spill_files.to_string()),
-            ("reloads", cache.reloads.to_string()),
+            ("spill files (deleted during the run)", format!("{} ({})", cache.spill_files, cache.spill_files_deleted)),
+            ("reloads", format!("{} ({})", cache.reloads, format_bytes(cache.reloaded_bytes))),
             ("releases", cache.releases.to_string()),
-            ("recomputations", cache.recomputations.to_string()),
+            ("materializations", cache.materializations.to_string()),
+            ("lazy recipe runs (recomputations)", format!("{} ({})", cache.lazy_runs, cache.lazy_recomputations)),
         ] {
             let _ = writeln!(out, "<tr><td>{name}</td><td>{value}</td></tr>");
         }

@@ -304,10 +304,13 @@ pub struct StoreStats {
     pub peak_output_bytes: Option<u64>,
 }
 
-/// Statistics of a cache of intermediates (setl-arrow's), when one reports them.
+/// Statistics of the cache of intermediates (setl-core's value store), when it reports them.
+/// Bytes count only values whose size the store knows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct CacheStats {
-    /// Bytes held at the end of the run.
+    /// The memory budget the run had, if any.
+    pub budget: Option<u64>,
+    /// Bytes held in memory at the end of the run.
     pub bytes_held: u64,
     /// The most bytes held at once.
     pub peak_bytes: u64,
@@ -315,12 +318,20 @@ pub struct CacheStats {
     pub spilled_bytes: u64,
     /// Spill files written.
     pub spill_files: u64,
-    /// Spilled values read back.
+    /// Spill files deleted during the run (after their last consumer).
+    pub spill_files_deleted: u64,
+    /// Values read back from spill files.
     pub reloads: u64,
-    /// Values released after their last consumer.
+    /// Bytes read back from spill files.
+    pub reloaded_bytes: u64,
+    /// Outputs released after their last consumer.
     pub releases: u64,
-    /// Lazy values computed again because they were not persisted.
-    pub recomputations: u64,
+    /// Outputs materialized once because they were persisted.
+    pub materializations: u64,
+    /// Runs of lazy recipes, over every lazy output.
+    pub lazy_runs: u64,
+    /// Runs of lazy recipes beyond the first per lazy output: work a cache would have saved.
+    pub lazy_recomputations: u64,
 }
 
 impl RunReport {

@@ -154,13 +154,18 @@ fn a_successful_run_matches_the_schema() {
 fn a_failed_run_with_cache_statistics_matches_the_schema() {
     let mut report = common::failing_report();
     report.cache = Some(CacheStats {
+        budget: Some(1 << 20),
         bytes_held: 1,
         peak_bytes: 2,
         spilled_bytes: 3,
         spill_files: 1,
+        spill_files_deleted: 1,
         reloads: 1,
+        reloaded_bytes: 3,
         releases: 4,
-        recomputations: 0,
+        materializations: 1,
+        lazy_runs: 1,
+        lazy_recomputations: 0,
     });
     let value = serde_json::to_value(&report).unwrap();
     assert_eq!(violations(&value), Vec::<String>::new());

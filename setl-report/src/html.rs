@@ -9,7 +9,7 @@
 
 use std::fmt::Write;
 
-use crate::report::{RunReport, Source, Status, SCHEMA_VERSION};
+use crate::report::{CacheEventKind, RunReport, Source, Status, SCHEMA_VERSION};
 
 const READ: &str = "#4e79a7";
 const PROCESS: &str = "#f28e2b";
@@ -411,16 +411,56 @@ impl RunReport {
             .collect();
         if rss.is_empty() && held.is_empty() {
             out.push_str("<p>No memory samples (memory is sampled on Linux, outputs are measured when a measure knows their type).</p>\n");
-            return;
+        } else {
+            self.step_chart(
+                out,
+                "memory",
+                &[("process RSS", "#6f4e7c", rss), ("measured outputs held by the store", "#0b84a5", held)],
+            );
         }
+        let _ = writeln!(
+            out,
+            "<p>Outputs released after their last consumer: {}{}.</p>",
+            self.store.outputs_released,
+            self.store
+                .peak_output_bytes
+                .map(|peak| format!("; peak bytes of measured outputs held: {}", format_bytes(peak)))
+                .unwrap_or_default()
+        );
+        if !self.cache_events.is_empty() {
+            let mut series = Vec::new();
+            for (kind, name, color) in [
+                (CacheEventKind::Spilled, "bytes spilled (cumulative)", "#e15759"),
+                (CacheEventKind::Reloaded, "bytes reloaded (cumulative)", "#76b7b2"),
+                (CacheEventKind::Materialized, "bytes materialized (cumulative)", "#edc948"),
+            ] {
+                let mut total = 0.0;
+                let points: Vec<(f64, f64)> = std::iter::once((0.0, 0.0))
+                    .chain(self.cache_events.iter().filter(|event| event.kind == kind).map(|event| {
+                        total += event.bytes as f64 / 1048576.0;
+                        (event.at_s, total)
+                    }))
+                    .collect();
+                if points.len() > 1 {
+                    series.push((name, color, points));
+                }
+            }
+            self.step_chart(out, "cache-timeline", &series);
+        }
+    }
+
+    /// A step chart of MiB over the run's time, one line per series, with its legend.
+    fn step_chart(&self, out: &mut String, id: &str, series: &[(&str, &str, Vec<(f64, f64)>)]) {
         let (left, width, top, height) = (60.0, 800.0, 12.0, 160.0);
         let span = self.elapsed_s.max(1e-6);
-        let max = rss.iter().chain(&held).map(|(_, mib)| *mib).fold(0.0, f64::max).max(1e-3) * 1.1;
+        let max =
+            series.iter().flat_map(|(_, _, points)| points.iter().map(|(_, mib)| *mib)).fold(0.0, f64::max).max(1e-3)
+                * 1.1;
         let x = |seconds: f64| left + seconds.clamp(0.0, span) / span * width;
         let y = |mib: f64| top + height - mib / max * height;
         let _ = writeln!(
             out,
-            "<svg id=\"memory\" class=\"chart\" viewBox=\"0 0 {0:.0} {1:.0}\" width=\"{0:.0}\" height=\"{1:.0}\" role=\"img\" aria-label=\"memory over time\">",
+            "<svg id=\"{id}\" class=\"chart\" viewBox=\"0 0 {0:.0} {1:.0}\" width=\"{0:.0}\" height=\"{1:.0}\" role=\"img\" aria-label=\"{id} over time\">",
             left + width + 20.0,
             top + height + 30.0
         );
@@ -450,37 +490,30 @@ impl RunReport {
             );
             tick += time_step;
         }
-        for (series, color, name) in [(&rss, "#6f4e7c", "process RSS"), (&held, "#0b84a5", "outputs held")] {
-            if series.is_empty() {
+        let mut legend = String::new();
+        for (name, color, points) in series {
+            if points.is_empty() {
                 continue;
             }
-            let mut points = String::new();
+            let mut line = String::new();
             let mut previous: Option<f64> = None;
-            for &(at, mib) in series.iter() {
+            for &(at, mib) in points {
                 if let Some(previous) = previous {
-                    let _ = write!(points, "{:.1},{:.1} ", x(at), y(previous));
+                    let _ = write!(line, "{:.1},{:.1} ", x(at), y(previous));
                 }
-                let _ = write!(points, "{:.1},{:.1} ", x(at), y(mib));
+                let _ = write!(line, "{:.1},{:.1} ", x(at), y(mib));
                 previous = Some(mib);
             }
             if let Some(previous) = previous {
-                let _ = write!(points, "{:.1},{:.1}", x(span), y(previous));
+                let _ = write!(line, "{:.1},{:.1}", x(span), y(previous));
             }
             let _ = writeln!(
                 out,
-                "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{points}\"><title>{name}</title></polyline>"
+                "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{line}\"><title>{name}</title></polyline>"
             );
+            let _ = write!(legend, "<span style=\"background:{color}\"></span>{name} ");
         }
-        out.push_str("</svg>\n<p class=\"legend\"><span style=\"background:#6f4e7c\"></span>process RSS <span style=\"background:#0b84a5\"></span>measured outputs held by the store</p>\n");
-        let _ = writeln!(
-            out,
-            "<p>Outputs released after their last consumer: {}{}.</p>",
-            self.store.outputs_released,
-            self.store
-                .peak_output_bytes
-                .map(|peak| format!("; peak bytes of measured outputs held: {}", format_bytes(peak)))
-                .unwrap_or_default()
-        );
+        let _ = writeln!(out, "</svg>\n<p class=\"legend\">{}</p>", legend.trim_end());
     }
 
     fn cache_table(&self, out: &mut String) {

@@ -316,6 +316,7 @@ impl RunRecorder {
             memory,
             store: StoreStats { outputs_released: released, peak_output_bytes: peak },
             cache: inner.cache.clone(),
+            cache_events: Vec::new(),
         }
     }
 }

@@ -49,6 +49,38 @@ pub struct RunReport {
     /// Cache statistics, when the pipeline has a cache that reports them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<CacheStats>,
+    /// What the cache did to outputs, in order (absent from the JSON when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cache_events: Vec<CacheEvent>,
+}
+
+/// Something the cache did to an output during the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CacheEvent {
+    /// When, from the pipeline's start.
+    pub at_s: f64,
+    /// What happened.
+    pub kind: CacheEventKind,
+    /// The producing factory's index.
+    pub factory: usize,
+    /// The consumer that needed a reloaded value.
+    pub consumer: Option<usize>,
+    /// The bytes involved.
+    pub bytes: u64,
+    /// The worker it happened on.
+    pub thread: Option<usize>,
+}
+
+/// What the cache did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheEventKind {
+    /// A persisted lazy output was computed once for all its consumers.
+    Materialized,
+    /// An output was written to a spill file and left memory.
+    Spilled,
+    /// A spilled output was read back for a consumer.
+    Reloaded,
 }
 
 /// Why a run failed.

@@ -99,6 +99,17 @@ impl RunReport {
                 "ts": micros(delivery.at_s), "id": id, "name": name, "cat": "delivery"}));
         }
 
+        for event in &self.cache_events {
+            let what = match event.kind {
+                crate::report::CacheEventKind::Materialized => "materialized",
+                crate::report::CacheEventKind::Spilled => "spilled",
+                crate::report::CacheEventKind::Reloaded => "reloaded",
+            };
+            let producer = self.factories.get(event.factory).map_or("?", |factory| factory.name.as_str());
+            events
+                .push(json!({"ph": "i", "s": "t", "pid": PID, "tid": track_of(event.thread), "ts": micros(event.at_s),
+                "name": format!("{what} {producer}"), "cat": "cache", "args": {"bytes": event.bytes}}));
+        }
         for sample in &self.memory {
             let mut args = serde_json::Map::new();
             if let Some(rss) = sample.rss_bytes {

@@ -57,3 +57,29 @@ fn the_timeline_has_a_lane_per_worker_and_a_bar_per_factory() {
     assert_eq!(gantt.matches("class=\"lane\"").count(), workers.len());
     assert_eq!(gantt.matches("<g class=\"factory\"").count(), 4);
 }
+
+#[test]
+fn cache_activity_gets_its_chart_and_trace_markers() {
+    use setl_report::{CacheEvent, CacheEventKind};
+    let mut report = common::small_report();
+    assert!(!report.to_html().contains("id=\"cache-timeline\""));
+    for (at_s, kind) in [(0.0001, CacheEventKind::Spilled), (0.0002, CacheEventKind::Reloaded)] {
+        report.cache_events.push(CacheEvent {
+            at_s,
+            kind,
+            factory: 0,
+            consumer: Some(1),
+            bytes: 2 << 20,
+            thread: Some(0),
+        });
+    }
+    let html = report.to_html();
+    assert!(html.contains("id=\"cache-timeline\""));
+    assert!(html.contains("bytes spilled (cumulative)") && html.contains("bytes reloaded (cumulative)"));
+    assert!(!html.contains("bytes materialized (cumulative)"));
+    let trace = report.to_chrome_trace();
+    assert!(
+        trace.contains("\"name\":\"spilled Numbers\"") && trace.contains("\"name\":\"reloaded Numbers\""),
+        "{trace}"
+    );
+}

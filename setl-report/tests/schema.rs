@@ -6,7 +6,7 @@
 mod common;
 
 use serde_json::{json, Value};
-use setl_report::{CacheStats, RunReport, JSON_SCHEMA, SCHEMA_VERSION};
+use setl_report::{CacheEvent, CacheEventKind, CacheStats, RunReport, JSON_SCHEMA, SCHEMA_VERSION};
 
 const KNOWN: &[&str] = &[
     "$schema",
@@ -143,6 +143,8 @@ fn a_successful_run_matches_the_schema() {
     let report = common::small_report();
     let value = serde_json::to_value(&report).unwrap();
     assert_eq!(violations(&value), Vec::<String>::new());
+    // Without a cache, the optional cache fields are absent.
+    assert!(value.get("cache").is_none() && value.get("cache_events").is_none());
     // The run exercised the optional parts: measured outputs, an external input, a skipped write.
     let total = report.factory("Total").unwrap();
     assert_eq!(total.skipped, ["write"]);
@@ -167,8 +169,17 @@ fn a_failed_run_with_cache_statistics_matches_the_schema() {
         lazy_runs: 1,
         lazy_recomputations: 0,
     });
+    report.cache_events.push(CacheEvent {
+        at_s: 0.001,
+        kind: CacheEventKind::Spilled,
+        factory: 0,
+        consumer: None,
+        bytes: 3,
+        thread: Some(0),
+    });
     let value = serde_json::to_value(&report).unwrap();
     assert_eq!(violations(&value), Vec::<String>::new());
+    assert_eq!(value["cache_events"][0]["kind"], "spilled");
     assert_eq!(value["error"]["phase"], "process");
     assert_eq!(value["cache"]["spilled_bytes"], 3);
 }

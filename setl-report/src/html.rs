@@ -450,7 +450,7 @@ impl RunReport {
     }
 
     /// A step chart of MiB over the run's time, one line per series, with its legend.
-    fn step_chart(&self, out: &mut String, id: &str, series: &[(&str, &str, Vec<(f64, f64)>)]) {
+    fn step_chart(&self, out: &mut String, id: &str, series: &[Series<'_>]) {
         let (left, width, top, height) = (60.0, 800.0, 12.0, 160.0);
         let span = self.elapsed_s.max(1e-6);
         let max =
@@ -538,6 +538,9 @@ impl RunReport {
         out.push_str("</tbody></table>\n");
     }
 }
+
+/// A line of a chart: its name, its colour and its (seconds, MiB) points.
+type Series<'a> = (&'a str, &'a str, Vec<(f64, f64)>);
 
 #[derive(Clone)]
 enum NodeKind {

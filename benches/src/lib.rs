@@ -97,18 +97,60 @@ pub fn spin(units: u64) -> u64 {
     acc
 }
 
-/// Synthetic factory number `I`.
-pub struct Node<const I: usize> {
+/// The state of a synthetic factory; not generic, so its code exists once.
+pub struct NodeState {
+    index: usize,
     inputs: Vec<Delivery<u64>>,
     work: u64,
     value: u64,
 }
 
-impl<const I: usize> Default for Node<I> {
-    fn default() -> Self {
+impl NodeState {
+    #[inline(never)]
+    fn new(index: usize) -> Self {
         let shape = SHAPE.read().unwrap();
         let shape = shape.as_ref().expect("install a shape first");
-        Node { inputs: vec![Delivery::new(); shape.inputs[I].len()], work: shape.work[I], value: 0 }
+        NodeState { index, inputs: vec![Delivery::new(); shape.inputs[index].len()], work: shape.work[index], value: 0 }
+    }
+
+    #[inline(never)]
+    fn signature(index: usize, type_id: TypeId, build: fn(Vec<InputDecl>) -> Signature) -> &'static Signature {
+        let mut signatures = SIGNATURES.get_or_init(Default::default).lock().unwrap();
+        signatures.entry(type_id).or_insert_with(|| {
+            let shape = SHAPE.read().unwrap();
+            let shape = shape.as_ref().expect("install a shape first");
+            let inputs = shape.inputs[index]
+                .iter()
+                .map(|&input| {
+                    InputDecl::__new::<u64>(leak(format!("n{input}")), None, leak(format!("n{input}")), false)
+                })
+                .collect();
+            let mut signature = build(inputs);
+            signature.name = leak(format!("Node{index}"));
+            signature.output_id = leak(format!("n{index}"));
+            Box::leak(Box::new(signature))
+        })
+    }
+
+    #[inline(never)]
+    fn inject(&mut self, slot: usize, value: Payload) -> std::result::Result<(), InjectError> {
+        self.inputs[slot].__fill("input", value)
+    }
+
+    #[inline(never)]
+    fn process(&mut self) {
+        let inputs: u64 = self.inputs.iter().map(|input| *input.get()).fold(self.index as u64, u64::wrapping_add);
+        self.value = inputs.wrapping_add(if self.work > 0 { spin(self.work) & 1 } else { 0 });
+    }
+}
+
+/// Synthetic factory number `I`: a distinct type per `I` around a shared, non-generic state, so
+/// that 10,000 of them compile in reasonable time.
+pub struct Node<const I: usize>(NodeState);
+
+impl<const I: usize> Default for Node<I> {
+    fn default() -> Self {
+        Node(NodeState::new(I))
     }
 }
 
@@ -116,24 +158,13 @@ impl<const I: usize> FactoryWiring for Node<I> {
     const NAME: &'static str = "Node";
 
     fn signature() -> &'static Signature {
-        let mut signatures = SIGNATURES.get_or_init(Default::default).lock().unwrap();
-        signatures.entry(TypeId::of::<Self>()).or_insert_with(|| {
-            let shape = SHAPE.read().unwrap();
-            let shape = shape.as_ref().expect("install a shape first");
-            let inputs = shape.inputs[I]
-                .iter()
-                .map(|&input| {
-                    InputDecl::__new::<u64>(leak(format!("n{input}")), None, leak(format!("n{input}")), false)
-                })
-                .collect();
-            let mut signature = Signature::__new::<Self>(module_path!(), leak(format!("n{I}")), Vec::new(), inputs);
-            signature.name = leak(format!("Node{I}"));
-            Box::leak(Box::new(signature))
+        NodeState::signature(I, TypeId::of::<Self>(), |inputs| {
+            Signature::__new::<Self>(module_path!(), "", Vec::new(), inputs)
         })
     }
 
     fn __inject(&mut self, slot: usize, value: Payload) -> std::result::Result<(), InjectError> {
-        self.inputs[slot].__fill("input", value)
+        self.0.inject(slot, value)
     }
 }
 
@@ -141,13 +172,12 @@ impl<const I: usize> Factory for Node<I> {
     type Output = u64;
 
     fn process(&mut self) -> Result<()> {
-        let inputs: u64 = self.inputs.iter().map(|input| *input.get()).fold(I as u64, u64::wrapping_add);
-        self.value = inputs.wrapping_add(if self.work > 0 { spin(self.work) & 1 } else { 0 });
+        self.0.process();
         Ok(())
     }
 
     fn get(&self) -> u64 {
-        self.value
+        self.0.value
     }
 }
 

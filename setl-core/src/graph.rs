@@ -58,13 +58,16 @@ pub struct GraphInput {
 }
 
 /// Where an input's value comes from.
+///
+/// (The variants avoid the bare name `Factory`, which would make rustc print the `Factory`
+/// trait with its full path in diagnostics.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", content = "index", rename_all = "snake_case")]
 pub enum GraphSource {
     /// The output of the factory at this index.
-    Factory(usize),
+    FactoryOutput(usize),
     /// The pipeline input at this index.
-    External(usize),
+    ExternalInput(usize),
 }
 
 /// A pipeline input of a [`PipelineGraph`].
@@ -102,8 +105,8 @@ impl Pipeline {
                         payload: input.payload.name(),
                         id: input.id.to_owned(),
                         source: source.map(|source| match source {
-                            FlowSource::Factory(producer) => GraphSource::Factory(producer),
-                            FlowSource::External(input) => GraphSource::External(input),
+                            FlowSource::Factory(producer) => GraphSource::FactoryOutput(producer),
+                            FlowSource::External(input) => GraphSource::ExternalInput(input),
                         }),
                     })
                     .collect(),

@@ -174,8 +174,8 @@ impl From<&setl_core::PipelineGraph> for Graph {
                             payload: input.payload.clone(),
                             id: input.id.clone(),
                             source: input.source.map(|source| match source {
-                                setl_core::GraphSource::Factory(index) => Source::Factory(index),
-                                setl_core::GraphSource::External(index) => Source::External(index),
+                                setl_core::GraphSource::FactoryOutput(index) => Source::Factory(index),
+                                setl_core::GraphSource::ExternalInput(index) => Source::External(index),
                             }),
                         })
                         .collect(),

@@ -11,6 +11,9 @@ use std::fmt::Write;
 
 use crate::report::{CacheEventKind, RunReport, Source, Status, SCHEMA_VERSION};
 
+/// Above this many factories the graph is not drawn (a page with thousands of nodes helps nobody).
+const MAX_DRAWN_FACTORIES: usize = 300;
+
 const READ: &str = "#4e79a7";
 const PROCESS: &str = "#f28e2b";
 const WRITE: &str = "#59a14f";
@@ -226,6 +229,13 @@ impl RunReport {
         let count = graph.factories.len();
         if count == 0 {
             out.push_str("<p>No factory.</p>\n");
+            return;
+        }
+        if count > MAX_DRAWN_FACTORIES {
+            let _ = writeln!(
+                out,
+                "<p>{count} factories are too many to draw here; export the graph with <code>to_dot()</code> or <code>setl-report graph --format dot</code>.</p>"
+            );
             return;
         }
         // Layer of each factory: one more than its deepest producer; external inputs sit in

@@ -271,7 +271,7 @@ impl RunReport {
                 subtitle: format!("stage {} · {}", node.stage, node.output),
             });
         }
-        let (node_w, node_h, gap_x, gap_y, pad) = (180.0, 44.0, 70.0, 22.0, 12.0);
+        let (node_w, node_h, gap_x, gap_y, pad) = (180.0, 44.0, 100.0, 22.0, 12.0);
         let tallest = columns.iter().map(Vec::len).max().unwrap_or(1) as f64;
         let height = pad * 2.0 + tallest * node_h + (tallest - 1.0) * gap_y;
         let width = pad * 2.0 + layers as f64 * node_w + (layers as f64 - 1.0) * gap_x;
@@ -297,6 +297,9 @@ impl RunReport {
         let critical: Vec<(usize, usize)> =
             self.critical_path.factories.windows(2).map(|pair| (pair[0], pair[1])).collect();
         for (consumer, node) in graph.factories.iter().enumerate() {
+            // Each input enters the consumer at its own height, in field order.
+            let slots = node.inputs.iter().filter(|input| input.source.is_some()).count() as f64;
+            let mut slot = 0.0;
             for input in &node.inputs {
                 let (from, on_path) = match input.source {
                     Some(Source::Factory(producer)) if producer < count => {
@@ -305,9 +308,10 @@ impl RunReport {
                     Some(Source::External(index)) if index < external_pos.len() => (external_pos[index], false),
                     _ => continue,
                 };
+                slot += 1.0;
                 let to = factory_pos[consumer];
                 let (x0, y0) = (from.0 + node_w, from.1 + node_h / 2.0);
-                let (x1, y1) = (to.0, to.1 + node_h / 2.0);
+                let (x1, y1) = (to.0, to.1 + node_h * slot / (slots + 1.0));
                 let bend = ((x1 - x0) / 2.0).max(30.0);
                 let (class, marker) = if on_path { ("edge critical", "arrow-crit") } else { ("edge", "arrow") };
                 let _ = writeln!(
@@ -317,8 +321,8 @@ impl RunReport {
                     x0 + bend,
                     x1 - bend,
                     esc(&input.field),
-                    (x0 + x1) / 2.0,
-                    (y0 + y1) / 2.0 - 4.0,
+                    x1 - 10.0,
+                    y1 - 3.0,
                     esc(&input.field)
                 );
             }
@@ -598,7 +602,7 @@ h1{font-size:22px;margin:0 0 8px}h2{font-size:17px;margin:28px 0 8px;border-bott
 .node rect{fill:#f4f6f9;stroke:#8795a5;stroke-width:1.5}.node.critical rect{stroke:#d62728;stroke-width:3;fill:#fff5f5}
 .node.failed rect{stroke:#d62728;stroke-dasharray:4 2}.node.external rect{fill:#fffbe6;stroke:#c9a227}
 .nodetitle{text-anchor:middle;font-weight:600;font-size:13px}.nodesub{text-anchor:middle;fill:#555;font-size:11px}
-.edge{fill:none;stroke:#667;stroke-width:1.5}.edge.critical{stroke:#d62728;stroke-width:3}.edgelabel{fill:#555;font-size:10px;text-anchor:middle}
+.edge{fill:none;stroke:#667;stroke-width:1.5}.edge.critical{stroke:#d62728;stroke-width:3}.edgelabel{fill:#555;font-size:10px;text-anchor:end;paint-order:stroke;stroke:#fff;stroke-width:3px}
 table{border-collapse:collapse;font-size:13px}th,td{border:1px solid #ddd;padding:4px 8px;text-align:right}
 th{background:#f4f6f9;cursor:pointer;user-select:none}td:first-child,th:first-child{text-align:left}
 th[aria-sort=ascending]::after{content:' \\25B2'}th[aria-sort=descending]::after{content:' \\25BC'}

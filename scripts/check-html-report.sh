@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Renders the HTML run report of the seed benchmark in real headless Chromium and fails when
-# the page logs a console error, its own check (data-report-ready="ok") is missing, or the
-# screenshot is not written.
+# the page writes to the console (errors, uncaught exceptions), its own check
+# (data-report-ready="ok") is missing, a section is missing, or the screenshot is not written.
 #
 #   scripts/check-html-report.sh [OUT_DIR]
 #
@@ -31,17 +31,33 @@ chrome=(chromium --headless --no-sandbox --disable-gpu --disable-background-netw
     --disable-component-update --disable-sync --no-first-run --user-data-dir="$profile"
     --enable-logging=stderr --v=0 --virtual-time-budget=3000)
 
+# Console messages of a page: Chromium logs every console call and uncaught exception of the
+# page as a `:CONSOLE` line on stderr (console.error too, at INFO level). The report's script
+# writes nothing to the console when all is well, so any such line is a failure.
+console_lines() {
+    grep -E ':CONSOLE|Uncaught' "$1" || true
+}
+
+# Control: a page with a console error and an uncaught exception must be caught, so this check
+# cannot pass silently if Chromium's logging changes.
+cat >"$out/control.html" <<'HTML'
+<!DOCTYPE html><html><body><script>console.error("control error"); notDefined();</script></body></html>
+HTML
+"${chrome[@]}" --dump-dom "file://$out/control.html" >/dev/null 2>"$out/control.log"
+if [ "$(console_lines "$out/control.log" | wc -l)" -lt 2 ]; then
+    echo "the console check does not see a control page's errors; Chromium's log format changed?" >&2
+    exit 1
+fi
+
 # The DOM after the page's script ran, with the console on stderr.
 "${chrome[@]}" --dump-dom "file://$out/report.html" >"$out/dom.html" 2>"$out/console.log"
 "${chrome[@]}" --window-size=1280,1600 --hide-scrollbars --screenshot="$out/screenshot.png" \
     "file://$out/report.html" >/dev/null 2>>"$out/console.log"
 
 status=0
-# Chromium prints page console messages as `CONSOLE(...)` or `:CONSOLE:` lines; errors of the
-# page itself (uncaught exceptions, failed loads) as `Uncaught` or `ERROR:` naming the file.
-if grep -E 'CONSOLE|Uncaught' "$out/console.log" | grep -Ei 'error|uncaught' >/dev/null; then
-    echo "console errors:" >&2
-    grep -E 'CONSOLE|Uncaught' "$out/console.log" >&2
+if [ -n "$(console_lines "$out/console.log")" ]; then
+    echo "the report wrote to the console:" >&2
+    console_lines "$out/console.log" >&2
     status=1
 fi
 if ! grep -q 'data-report-ready="ok"' "$out/dom.html"; then

@@ -181,7 +181,15 @@ impl Observers {
         if self.attached.is_empty() {
             return;
         }
-        let event = Event { at: Instant::now(), thread: rayon::current_thread_index(), kind };
+        self.emit_at(kind, Instant::now());
+    }
+
+    /// Emits with a timestamp the caller already read, so a phase boundary costs one clock read.
+    pub(crate) fn emit_at(&self, kind: EventKind, at: Instant) {
+        if self.attached.is_empty() {
+            return;
+        }
+        let event = Event { at, thread: rayon::current_thread_index(), kind };
         self.emit_event(&event);
     }
 

@@ -327,9 +327,10 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Payload, Error> {
     let started = timed.then(Instant::now);
     let span = tracing::info_span!(parent: &shared.parent, "factory", factory = id.name);
     let _entered = span.enter();
-    observers.emit(EventKind::FactoryStarted(id));
+    if let Some(at) = started {
+        observers.emit_at(EventKind::FactoryStarted(id), at);
+    }
 
-    let signature = spec.signatures[index];
     for (slot, payload) in inputs {
         if let Err(error) = factory.0.inject(slot, payload) {
             return Err(ErrorKind::Internal(format!(
@@ -338,20 +339,22 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Payload, Error> {
             ))
             .into());
         }
-        if timed {
+        if let Some(at) = started {
             let producer = match spec.plan.sources[index][slot] {
                 Some(Source::Factory(producer)) => Some(shared.id(producer)),
                 _ => None,
             };
-            observers.emit(EventKind::DeliveryTaken { producer, consumer: id, field: signature.inputs[slot].field });
+            let field = spec.signatures[index].inputs[slot].field;
+            observers.emit_at(EventKind::DeliveryTaken { producer, consumer: id, field }, at);
         }
     }
-
     for producer in released {
         observers.emit(EventKind::OutputReleased(shared.id(producer)));
     }
 
     let writable = spec.stage_writable[spec.stage_of[index]] && factory.0.writable();
+    // Each phase boundary reads the clock once: a phase ends when the next one starts.
+    let mut boundary = timed.then(Instant::now);
     for phase in Phase::TIMED {
         if phase == Phase::Write && !writable {
             observers.emit(EventKind::PhaseSkipped { factory: id, phase });
@@ -359,18 +362,16 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Payload, Error> {
         }
         let phase_span = tracing::info_span!("phase", factory = id.name, phase = phase.as_str());
         let _phase_entered = phase_span.enter();
-        let phase_started = timed.then(|| {
-            observers.emit(EventKind::PhaseStarted { factory: id, phase });
-            Instant::now()
-        });
+        if let Some(at) = boundary {
+            observers.emit_at(EventKind::PhaseStarted { factory: id, phase }, at);
+        }
         let result = catch_unwind(AssertUnwindSafe(|| factory.0.run_phase(phase)));
-        if let Some(phase_started) = phase_started {
-            observers.emit(EventKind::PhaseFinished {
-                factory: id,
-                phase,
-                elapsed: phase_started.elapsed(),
-                ok: matches!(result, Ok(Ok(()))),
-            });
+        if let Some(phase_started) = boundary {
+            let now = Instant::now();
+            let ok = matches!(result, Ok(Ok(())));
+            let elapsed = now.saturating_duration_since(phase_started);
+            observers.emit_at(EventKind::PhaseFinished { factory: id, phase, elapsed, ok }, now);
+            boundary = Some(now);
         }
         if let Err(error) = flatten(id.name, phase, result) {
             observers.emit(EventKind::FactoryFailed { factory: id, phase, message: error.to_string() });
@@ -394,7 +395,8 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Payload, Error> {
         observers.emit(EventKind::OutputProduced { factory: id, output: OutputRef(output.clone()) });
     }
     if let Some(started) = started {
-        observers.emit(EventKind::FactoryFinished { factory: id, elapsed: started.elapsed() });
+        let now = Instant::now();
+        observers.emit_at(EventKind::FactoryFinished { factory: id, elapsed: now - started }, now);
     }
     tracing::debug!(factory = id.name, "finished");
     Ok(output)

@@ -112,8 +112,13 @@ impl RunReport {
             self.threads,
             if self.stage_barrier { " (stage barriers)" } else { "" });
         if !self.critical_path.factories.is_empty() {
-            let names: Vec<String> =
-                self.critical_path.factories.iter().map(|&index| esc(&self.factories[index].name)).collect();
+            let names: Vec<String> = self
+                .critical_path
+                .factories
+                .iter()
+                .filter_map(|&index| self.factories.get(index))
+                .map(|f| esc(&f.name))
+                .collect();
             let _ = writeln!(
                 out,
                 "<p>Critical path (<b>{:.3} s</b>, no schedule can beat it): <span class=\"crit\">{}</span></p>",

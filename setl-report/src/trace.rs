@@ -92,7 +92,8 @@ impl RunReport {
             let (Some(Some(at)), Some(from)) = (flow_start.get(producer), self.factories.get(producer)) else {
                 continue;
             };
-            let name = format!("{} -> {}.{}", from.name, self.factories[delivery.consumer].name, delivery.field);
+            let consumer = self.factories.get(delivery.consumer).map_or("?", |consumer| consumer.name.as_str());
+            let name = format!("{} -> {consumer}.{}", from.name, delivery.field);
             events.push(json!({"ph": "s", "pid": PID, "tid": track_of(from.thread), "ts": micros(*at), "id": id,
                 "name": name, "cat": "delivery"}));
             events.push(json!({"ph": "f", "bp": "e", "pid": PID, "tid": track_of(delivery.thread),

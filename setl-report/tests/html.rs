@@ -83,3 +83,16 @@ fn cache_activity_gets_its_chart_and_trace_markers() {
         "{trace}"
     );
 }
+
+#[test]
+fn a_hand_edited_report_with_bad_indices_renders_without_panicking() {
+    let mut report = common::small_report();
+    report.critical_path.factories.push(99);
+    report.deliveries[0].consumer = 99;
+    report.graph.factories[1].inputs[0].source = Some(setl_report::Source::Factory(42));
+    report.elapsed_s = -1.0;
+    assert!(report.to_html().contains("id=\"phases\""));
+    assert!(report.to_chrome_trace().contains("traceEvents"));
+    assert!(report.to_dot().starts_with("digraph"));
+    let _ = setl_report::compare(&report, &report, setl_report::CompareOptions::default());
+}

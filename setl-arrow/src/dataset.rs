@@ -90,3 +90,11 @@ impl<S> fmt::Debug for Dataset<S> {
             .finish()
     }
 }
+
+impl<S> Dataset<S> {
+    /// A dataset of `S` from batches known to have `schema` and to match `S` (read back from a
+    /// spill file written from a `Dataset<S>`, or produced by a recipe checked against `schema`).
+    pub(crate) fn from_checked_parts(schema: SchemaRef, batches: Vec<RecordBatch>) -> Self {
+        Dataset { schema, batches: batches.into(), marker: PhantomData }
+    }
+}

@@ -7,8 +7,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use setl_core::{Event, EventKind, Observer, OutputRef, Phase, Pipeline};
 
 use crate::report::{
-    CacheStats, CriticalPath, DeliveryRun, FactoryRun, Graph, MemorySample, OutputSize, PhaseRun, RunError, RunReport,
-    Status, StoreStats, Worker, SCHEMA_VERSION,
+    CacheEvent, CacheEventKind, CacheStats, CriticalPath, DeliveryRun, FactoryRun, Graph, MemorySample, OutputSize,
+    PhaseRun, RunError, RunReport, Status, StoreStats, Worker, SCHEMA_VERSION,
 };
 
 /// Measures one output type, type-erased.
@@ -28,6 +28,8 @@ enum Recorded {
     PhaseSkipped { index: usize, phase: Phase },
     Output { index: usize, size: Option<OutputSize> },
     Released(usize),
+    Cache { kind: CacheEventKind, index: usize, consumer: Option<usize>, bytes: u64 },
+    CacheSummary(CacheStats),
 }
 
 #[derive(Debug)]
@@ -123,7 +125,8 @@ impl RunRecorder {
         self
     }
 
-    /// Sets the cache statistics the report carries (from a cache that reports them).
+    /// Sets the cache statistics the report carries, for a cache outside setl-core's store
+    /// (the store's own statistics arrive with the run's `CacheSummary` event and win).
     pub fn set_cache_stats(&self, stats: CacheStats) {
         self.lock().cache = Some(stats);
     }
@@ -188,6 +191,8 @@ impl RunRecorder {
         let mut peak: Option<u64> = None;
         let mut released = 0;
         let mut measured_any = false;
+        let mut cache_events = Vec::new();
+        let mut cache = inner.cache.clone();
 
         for entry in entries {
             let at = offset(entry.at);
@@ -262,6 +267,15 @@ impl RunRecorder {
                         }
                     }
                 }
+                Recorded::Cache { kind, index, consumer, bytes } => cache_events.push(CacheEvent {
+                    at_s: at,
+                    kind: *kind,
+                    factory: *index,
+                    consumer: *consumer,
+                    bytes: *bytes,
+                    thread: entry.thread,
+                }),
+                Recorded::CacheSummary(stats) => cache = Some(stats.clone()),
                 Recorded::Released(index) => {
                     released += 1;
                     if let Some(factory) = factories.get_mut(*index) {
@@ -315,8 +329,8 @@ impl RunRecorder {
             critical_path,
             memory,
             store: StoreStats { outputs_released: released, peak_output_bytes: peak },
-            cache: inner.cache.clone(),
-            cache_events: Vec::new(),
+            cache,
+            cache_events,
         }
     }
 }
@@ -358,6 +372,29 @@ impl Observer for RunRecorder {
                 (Recorded::Output { index: factory.index, size: self.measure_output(output) }, false)
             }
             EventKind::OutputReleased(factory) => (Recorded::Released(factory.index), false),
+            EventKind::OutputMaterialized { factory, bytes } => (
+                Recorded::Cache {
+                    kind: CacheEventKind::Materialized,
+                    index: factory.index,
+                    consumer: None,
+                    bytes: *bytes,
+                },
+                false,
+            ),
+            EventKind::OutputSpilled { factory, bytes } => (
+                Recorded::Cache { kind: CacheEventKind::Spilled, index: factory.index, consumer: None, bytes: *bytes },
+                false,
+            ),
+            EventKind::OutputReloaded { factory, consumer, bytes } => (
+                Recorded::Cache {
+                    kind: CacheEventKind::Reloaded,
+                    index: factory.index,
+                    consumer: Some(consumer.index),
+                    bytes: *bytes,
+                },
+                false,
+            ),
+            EventKind::CacheSummary(stats) => (Recorded::CacheSummary(CacheStats::from(stats)), false),
             _ => return,
         };
         let rss = if sample && self.sample_memory { resident_bytes() } else { None };

@@ -366,6 +366,25 @@ pub struct CacheStats {
     pub lazy_recomputations: u64,
 }
 
+impl From<&setl_core::CacheStats> for CacheStats {
+    fn from(stats: &setl_core::CacheStats) -> Self {
+        CacheStats {
+            budget: stats.budget,
+            bytes_held: stats.bytes_held,
+            peak_bytes: stats.peak_bytes,
+            spilled_bytes: stats.spilled_bytes,
+            spill_files: stats.spill_files,
+            spill_files_deleted: stats.spill_files_deleted,
+            reloads: stats.reloads,
+            reloaded_bytes: stats.reloaded_bytes,
+            releases: stats.releases,
+            materializations: stats.materializations,
+            lazy_runs: stats.lazy_runs,
+            lazy_recomputations: stats.lazy_recomputations,
+        }
+    }
+}
+
 impl RunReport {
     /// The run of the factory named `name`.
     pub fn factory(&self, name: &str) -> Option<&FactoryRun> {

@@ -26,6 +26,7 @@ fn line(event: &Event) -> String {
         EventKind::FactoryFinished { factory, .. } => format!("factory- {}", factory.name),
         EventKind::FactoryFailed { factory, phase, .. } => format!("failed {} {phase}", factory.name),
         EventKind::OutputReleased(factory) => format!("released {}", factory.name),
+        EventKind::CacheSummary(stats) => format!("cache releases={}", stats.releases),
         EventKind::PipelineFinished { ok, .. } => format!("pipeline- {ok}"),
         other => format!("{other:?}"),
     }
@@ -91,6 +92,7 @@ fn a_chain_delivers_events_in_run_order_to_every_observer() {
             "skipped Total write",
             "output Total",
             "factory- Total",
+            "cache releases=2",
             "pipeline- true",
         ]
     );
@@ -149,6 +151,6 @@ fn a_failure_is_an_event_and_ends_the_run() {
     pipeline.observe(log.clone());
     assert!(pipeline.run().is_err());
     let lines = log.lines.lock().unwrap().clone();
-    let tail: Vec<&str> = lines.iter().rev().take(3).rev().map(String::as_str).collect();
-    assert_eq!(tail, ["phase- Broken process false", "failed Broken process", "pipeline- false"]);
+    let tail: Vec<&str> = lines.iter().rev().take(4).rev().map(String::as_str).collect();
+    assert_eq!(tail, ["phase- Broken process false", "failed Broken process", "cache releases=1", "pipeline- false"]);
 }

@@ -143,8 +143,10 @@ fn a_successful_run_matches_the_schema() {
     let report = common::small_report();
     let value = serde_json::to_value(&report).unwrap();
     assert_eq!(violations(&value), Vec::<String>::new());
-    // Without a cache, the optional cache fields are absent.
-    assert!(value.get("cache").is_none() && value.get("cache_events").is_none());
+    // The store reports its statistics; nothing was spilled, so there are no cache events.
+    assert_eq!(value["cache"]["releases"], 2);
+    assert_eq!(value["cache"]["spilled_bytes"], 0);
+    assert!(value.get("cache_events").is_none());
     // The run exercised the optional parts: measured outputs, an external input, a skipped write.
     let total = report.factory("Total").unwrap();
     assert_eq!(total.skipped, ["write"]);
@@ -217,4 +219,88 @@ fn reports_round_trip_and_refuse_newer_versions() {
     );
     let error = RunReport::from_json("{\"schema_version\": 1, \"ok\": true}").unwrap_err().to_string();
     assert!(error.starts_with("not a setl run report: missing field"), "{error}");
+}
+
+/// A value the store can spill: bytes written to a file as they are.
+#[derive(Clone)]
+struct Blob(Vec<u8>);
+
+impl setl_core::Storable for Blob {
+    fn byte_size(&self) -> usize {
+        self.0.len()
+    }
+    fn spill(&self, path: &std::path::Path) -> Result<(), setl_core::BoxError> {
+        Ok(std::fs::write(path, &self.0)?)
+    }
+    fn reload(path: &std::path::Path) -> Result<Self, setl_core::BoxError> {
+        Ok(Blob(std::fs::read(path)?))
+    }
+}
+
+mod spilling {
+    use setl_core::prelude::*;
+
+    use super::Blob;
+
+    #[factory]
+    #[derive(Default)]
+    pub(super) struct Make;
+
+    impl Factory for Make {
+        type Output = Blob;
+        fn get(&self) -> Blob {
+            Blob(vec![7; 1000])
+        }
+    }
+
+    #[factory]
+    #[derive(Default)]
+    pub(super) struct Count {
+        #[delivery(producer = Make)]
+        blob: Delivery<Blob>,
+    }
+
+    impl Factory for Count {
+        type Output = usize;
+        fn get(&self) -> usize {
+            self.blob.get().0.len()
+        }
+    }
+
+    #[factory]
+    #[derive(Default)]
+    pub(super) struct Sum {
+        #[delivery(producer = Make)]
+        blob: Delivery<Blob>,
+    }
+
+    impl Factory for Sum {
+        type Output = u64;
+        fn get(&self) -> u64 {
+            self.blob.get().0.iter().map(|&byte| u64::from(byte)).sum()
+        }
+    }
+}
+
+#[test]
+fn a_run_that_spills_reports_its_cache_and_matches_the_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let setl = setl_core::Setl::builder().threads(1).memory_budget(0).spill_dir(dir.path()).build().unwrap();
+    let mut pipeline = setl.new_pipeline();
+    pipeline.add_stage_from_type::<spilling::Make>();
+    pipeline.add_stage(
+        setl_core::Stage::new().add_factory_from_type::<spilling::Count>().add_factory_from_type::<spilling::Sum>(),
+    );
+    let (result, report) = setl_report::run_with_report(&mut pipeline, setl_report::RunRecorder::new());
+    result.unwrap();
+    let cache = report.cache.as_ref().unwrap();
+    assert_eq!((cache.budget, cache.spilled_bytes, cache.spill_files), (Some(0), 1000, 1));
+    let events: Vec<(CacheEventKind, usize, Option<usize>, u64)> =
+        report.cache_events.iter().map(|event| (event.kind, event.factory, event.consumer, event.bytes)).collect();
+    assert_eq!(events[0], (CacheEventKind::Spilled, 0, None, 1000));
+    assert!(events[1..].iter().all(|event| event.0 == CacheEventKind::Reloaded && event.3 == 1000), "{events:?}");
+    assert_eq!(events.len() as u64, 1 + cache.reloads);
+    let value = serde_json::to_value(&report).unwrap();
+    assert_eq!(violations(&value), Vec::<String>::new());
+    assert!(report.to_html().contains("id=\"cache-timeline\""));
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use setl_core::{Event, EventKind, Observer, OutputRef, Phase, Pipeline};
+use setl_core::{Event, EventKind, Observer, OutputRef, Phase, Pipeline, StoreOps};
 
 use crate::report::{
     CacheEvent, CacheEventKind, CacheStats, CriticalPath, DeliveryRun, FactoryRun, Graph, MemorySample, OutputSize,
@@ -86,6 +86,8 @@ struct Inner {
 pub struct RunRecorder {
     inner: Mutex<Inner>,
     measures: Vec<Measure>,
+    /// Per factory: the store's operations of its output type, when it is `Storable`.
+    storable: Vec<Option<StoreOps>>,
     sample_memory: bool,
 }
 
@@ -108,13 +110,26 @@ impl std::fmt::Debug for RunRecorder {
 impl RunRecorder {
     /// A recorder that samples the process's memory (on Linux) and measures no output.
     pub fn new() -> Self {
-        RunRecorder { inner: Mutex::new(Inner::default()), measures: Vec::new(), sample_memory: true }
+        RunRecorder {
+            inner: Mutex::new(Inner::default()),
+            measures: Vec::new(),
+            storable: Vec::new(),
+            sample_memory: true,
+        }
     }
 
     /// Measures outputs of type `T` (rows and bytes) when they are produced, for the report's
     /// `output` fields and the memory chart. Call once per output type.
     pub fn measure<T: 'static>(mut self, measure: impl Fn(&T) -> OutputSize + Send + Sync + 'static) -> Self {
         self.measures.push(Box::new(move |output: &OutputRef| output.downcast_ref::<T>().map(&measure)));
+        self
+    }
+
+    /// Sizes (in bytes) the outputs of `pipeline`'s factories whose type is `Storable` (such as
+    /// setl-arrow's datasets) with their `byte_size`, when no [`measure`](Self::measure) knows
+    /// them. [`run_with_report`] does this by itself.
+    pub fn measure_storable(mut self, pipeline: &Pipeline) -> Self {
+        self.storable = pipeline.factories().map(|signature| signature.store_ops).collect();
         self
     }
 
@@ -135,8 +150,11 @@ impl RunRecorder {
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn measure_output(&self, output: &OutputRef) -> Option<OutputSize> {
-        self.measures.iter().find_map(|measure| measure(output))
+    fn measure_output(&self, index: usize, output: &OutputRef) -> Option<OutputSize> {
+        self.measures.iter().find_map(|measure| measure(output)).or_else(|| {
+            let ops = self.storable.get(index).copied().flatten()?;
+            Some(OutputSize { rows: None, bytes: Some(ops.byte_size(output.payload())) })
+        })
     }
 
     /// Builds the report of the recorded run of `pipeline`. Pass the run's error, if any, so a
@@ -369,7 +387,7 @@ impl Observer for RunRecorder {
                 (Recorded::PhaseSkipped { index: factory.index, phase: *phase }, false)
             }
             EventKind::OutputProduced { factory, output } => {
-                (Recorded::Output { index: factory.index, size: self.measure_output(output) }, false)
+                (Recorded::Output { index: factory.index, size: self.measure_output(factory.index, output) }, false)
             }
             EventKind::OutputReleased(factory) => (Recorded::Released(factory.index), false),
             EventKind::OutputMaterialized { factory, bytes } => (
@@ -498,13 +516,14 @@ pub fn critical_path(graph: &Graph, factories: &[FactoryRun]) -> CriticalPath {
     CriticalPath { factories: path, elapsed_s }
 }
 
-/// Runs `pipeline` with `recorder` attached and returns the run's result with its report.
+/// Runs `pipeline` with `recorder` attached (sizing `Storable` outputs, see
+/// [`RunRecorder::measure_storable`]) and returns the run's result with its report.
 ///
 /// # Errors
 ///
 /// The run's error, as `Pipeline::run` returns it; the report is built either way.
 pub fn run_with_report(pipeline: &mut Pipeline, recorder: RunRecorder) -> (setl_core::Result<()>, RunReport) {
-    let recorder = Arc::new(recorder);
+    let recorder = Arc::new(recorder.measure_storable(pipeline));
     pipeline.observe(recorder.clone());
     let result = pipeline.run().map(drop);
     let report = recorder.report(pipeline, result.as_ref().err());

@@ -303,4 +303,7 @@ fn a_run_that_spills_reports_its_cache_and_matches_the_schema() {
     let value = serde_json::to_value(&report).unwrap();
     assert_eq!(violations(&value), Vec::<String>::new());
     assert!(report.to_html().contains("id=\"cache-timeline\""));
+    // The store's own size of the Storable output fills the report's output size.
+    assert_eq!(report.factory("Make").unwrap().output, Some(setl_report::OutputSize { rows: None, bytes: Some(1000) }));
+    assert_eq!(report.factory("Count").unwrap().output, None);
 }

@@ -101,6 +101,23 @@ pub enum Error {
         /// The path or glob.
         pattern: String,
     },
+    /// A user-supplied write function failed; the target was left untouched.
+    #[error("writing `{}` failed: {source}", .path.display())]
+    Write {
+        /// The target file.
+        path: PathBuf,
+        /// The write function's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The partition directories of a dataset are inconsistent.
+    #[error("partition layout of `{}`: {reason}", .path.display())]
+    Partition {
+        /// The file whose directories disagree.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// The write target exists and the save mode is `ErrorIfExists`.
     #[error("`{}` already exists; choose SaveMode::Overwrite or SaveMode::Append to write there", .path.display())]
     AlreadyExists {

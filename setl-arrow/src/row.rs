@@ -11,7 +11,7 @@
 //! | `chrono::NaiveDate` | `Date32` |
 //! | `chrono::NaiveTime` | `Time64(Microsecond)` |
 //! | `chrono::NaiveDateTime` | `Timestamp(Microsecond, None)` |
-//! | `chrono::DateTime<Utc>` | `Timestamp(Microsecond, "UTC")` |
+//! | `chrono::DateTime<Utc>` | `Timestamp(Microsecond, "+00:00")` |
 //! | `Option<T>` | `T`'s type, nullable |
 //! | `Vec<T>` | `List(T)` |
 //! | a `#[derive(Schema)]` struct | `Struct(..)` of its fields |
@@ -298,10 +298,10 @@ impl ArrowField for NaiveDateTime {
 
 impl ArrowField for DateTime<Utc> {
     fn data_type(_: &FieldOptions) -> DataType {
-        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+        DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into()))
     }
     fn to_array(values: &[Option<&Self>], _: &FieldOptions) -> Result<ArrayRef, ArrowError> {
-        Ok(timestamp_array(values.iter().map(|v| v.map(DateTime::timestamp_micros)), Some("UTC")))
+        Ok(timestamp_array(values.iter().map(|v| v.map(DateTime::timestamp_micros)), Some("+00:00")))
     }
     fn from_array(array: &dyn Array, options: &FieldOptions) -> Result<Vec<Option<Self>>, FieldError> {
         let expected = Self::data_type(options);

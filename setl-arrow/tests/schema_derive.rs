@@ -77,7 +77,7 @@ fn every_supported_type_has_its_arrow_type() {
         Field::new("day", DataType::Date32, false),
         Field::new("time", DataType::Time64(TimeUnit::Microsecond), false),
         Field::new("local", DataType::Timestamp(TimeUnit::Microsecond, None), false),
-        Field::new("utc", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+        Field::new("utc", DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())), false),
         Field::new("maybe", DataType::Int64, true),
         Field::new("maybe_price", DataType::Decimal128(5, 1), true),
         Field::new("tags", DataType::List(item("tags", false)), false),

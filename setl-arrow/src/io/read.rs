@@ -135,6 +135,9 @@ macro_rules! common_read_options {
 }
 pub(crate) use common_read_options;
 
+/// Opens one file of a read.
+type Opener = Box<dyn FnMut(&DataFile) -> Result<FileBatches> + Send>;
+
 /// The batches of a read, file after file; every batch has [`schema`](Self::schema).
 ///
 /// After an error the stream ends.
@@ -142,9 +145,10 @@ pub struct BatchStream {
     schema: SchemaRef,
     files: std::vec::IntoIter<DataFile>,
     current: Option<(FileBatches, Option<Conformer>, DataFile)>,
-    open: Box<dyn FnMut(&DataFile) -> Result<FileBatches> + Send>,
+    open: Opener,
     expected_name: String,
-    partition_fields: Vec<Field>,
+    /// The partition columns the output keeps, with their index among the file's partitions.
+    partition_fields: Vec<(usize, Field)>,
     done: bool,
 }
 
@@ -216,14 +220,15 @@ impl Iterator for BatchStream {
 }
 
 /// Appends the partition columns of `file` as constant columns.
-fn with_partitions(batch: RecordBatch, file: &DataFile, fields: &[Field]) -> Result<RecordBatch> {
+fn with_partitions(batch: RecordBatch, file: &DataFile, fields: &[(usize, Field)]) -> Result<RecordBatch> {
     if fields.is_empty() {
         return Ok(batch);
     }
     let rows = batch.num_rows();
     let (schema, mut columns, _) = batch.into_parts();
     let mut all_fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
-    for (field, (_, value)) in fields.iter().zip(&file.partitions) {
+    for (index, field) in fields {
+        let value = &file.partitions[*index].1;
         if all_fields.iter().any(|f| f.name() == field.name()) {
             continue; // The file itself has the column: its values win.
         }
@@ -334,7 +339,12 @@ pub(crate) fn stream<F: Format>(
         }
     };
     let wanted: Vec<String> = wanted.into_iter().filter(|n| !keys.contains(n)).collect();
-    let output_partitions: Vec<Field> = partition_fields.clone();
+    let output_partitions: Vec<(usize, Field)> = partition_fields
+        .iter()
+        .enumerate()
+        .filter(|(_, field)| output.index_of(field.name()).is_ok())
+        .map(|(index, field)| (index, field.clone()))
+        .collect();
 
     let open_format = format.clone();
     let open_options = options.clone();

@@ -150,7 +150,9 @@ impl<S: Row> Dataset<S> {
 
 fn shift_row(error: Error, offset: usize) -> Error {
     match error {
-        Error::Row { schema, column, row, reason } => Error::Row { schema, column, row: row.map(|r| r + offset), reason },
+        Error::Row { schema, column, row, reason } => {
+            Error::Row { schema, column, row: row.map(|r| r + offset), reason }
+        }
         other => other,
     }
 }
@@ -323,17 +325,23 @@ pub(crate) struct Conformer {
 }
 
 impl Conformer {
-    /// Plans the conversion, or reports every column that differs.
-    pub(crate) fn new(expected: &SchemaRef, actual: &arrow::datatypes::Schema, name: &str, source: Option<&Path>) -> Result<Self> {
+    /// Plans the conversion, or reports every column that differs. `has_nulls(i)` says whether
+    /// actual column `i` holds a null, for columns that are nullable where `expected` is not.
+    pub(crate) fn new(
+        expected: &SchemaRef,
+        actual: &arrow::datatypes::Schema,
+        name: &str,
+        source: Option<&Path>,
+        has_nulls: impl Fn(usize) -> bool,
+    ) -> Result<Self> {
         let mut diffs = Vec::new();
         let mut indices = Vec::with_capacity(expected.fields().len());
         let mut check_nulls = Vec::new();
         for (position, field) in expected.fields().iter().enumerate() {
             match actual.index_of(field.name()) {
-                Err(_) => diffs.push(ColumnDiff::Missing {
-                    name: field.name().clone(),
-                    data_type: field.data_type().clone(),
-                }),
+                Err(_) => {
+                    diffs.push(ColumnDiff::Missing { name: field.name().clone(), data_type: field.data_type().clone() })
+                }
                 Ok(index) => {
                     let found: &Field = actual.field(index);
                     if !found.data_type().equals_datatype(field.data_type()) {
@@ -343,6 +351,9 @@ impl Conformer {
                             actual: found.data_type().clone(),
                         });
                     } else if found.is_nullable() && !field.is_nullable() {
+                        if has_nulls(index) {
+                            diffs.push(ColumnDiff::Nullable { name: field.name().clone() });
+                        }
                         check_nulls.push(position);
                     }
                     indices.push(index);
@@ -396,14 +407,21 @@ pub(crate) fn schema_name<S: 'static>() -> String {
     setl_core::short_type_name(std::any::type_name::<S>())
 }
 
-fn conform_dataset<S: Schema>(actual: &SchemaRef, batches: Vec<RecordBatch>, source: Option<&Path>) -> Result<Dataset<S>> {
+fn conform_dataset<S: Schema>(
+    actual: &SchemaRef,
+    batches: Vec<RecordBatch>,
+    source: Option<&Path>,
+) -> Result<Dataset<S>> {
     let expected = S::arrow_schema();
-    let conformer = Conformer::new(&expected, actual, &schema_name::<S>(), source)?;
+    let has_nulls = |i: usize| batches.iter().any(|b| same_fields(&b.schema(), actual) && b.column(i).null_count() > 0);
+    let conformer = Conformer::new(&expected, actual, &schema_name::<S>(), source, has_nulls)?;
     let mut out = Vec::with_capacity(batches.len());
     for batch in &batches {
         if !same_fields(&batch.schema(), actual) {
             // Each batch is checked against the expectation on its own.
-            let own = Conformer::new(&expected, &batch.schema(), &schema_name::<S>(), source)?;
+            let own = Conformer::new(&expected, &batch.schema(), &schema_name::<S>(), source, |i| {
+                batch.column(i).null_count() > 0
+            })?;
             out.push(own.apply(batch)?);
         } else {
             out.push(conformer.apply(batch)?);

@@ -153,7 +153,10 @@ fn type_error(expected: &DataType, array: &dyn Array) -> FieldError {
     FieldError::column(format!("expected type {expected}, found {}", array.data_type()))
 }
 
-fn primitive<'a, T: ArrowPrimitiveType>(array: &'a dyn Array, expected: &DataType) -> Result<&'a PrimitiveArray<T>, FieldError> {
+fn primitive<'a, T: ArrowPrimitiveType>(
+    array: &'a dyn Array,
+    expected: &DataType,
+) -> Result<&'a PrimitiveArray<T>, FieldError> {
     array.as_primitive_opt::<T>().ok_or_else(|| type_error(expected, array))
 }
 
@@ -228,7 +231,11 @@ impl ArrowField for i128 {
     }
     fn to_array(values: &[Option<&Self>], options: &FieldOptions) -> Result<ArrayRef, ArrowError> {
         let (precision, scale) = decimal_of(options);
-        let array = values.iter().map(|v| v.copied()).collect::<Decimal128Array>().with_precision_and_scale(precision, scale)?;
+        let array = values
+            .iter()
+            .map(|v| v.copied())
+            .collect::<Decimal128Array>()
+            .with_precision_and_scale(precision, scale)?;
         array.validate_decimal_precision(precision)?;
         Ok(Arc::new(array))
     }
@@ -246,7 +253,9 @@ impl ArrowField for NaiveDate {
         DataType::Date32
     }
     fn to_array(values: &[Option<&Self>], _: &FieldOptions) -> Result<ArrayRef, ArrowError> {
-        Ok(Arc::new(values.iter().map(|v| v.map(|d| Date32Type::from_naive_date(*d))).collect::<PrimitiveArray<Date32Type>>()))
+        Ok(Arc::new(
+            values.iter().map(|v| v.map(|d| Date32Type::from_naive_date(*d))).collect::<PrimitiveArray<Date32Type>>(),
+        ))
     }
     fn from_array(array: &dyn Array, _: &FieldOptions) -> Result<Vec<Option<Self>>, FieldError> {
         let array = primitive::<Date32Type>(array, &DataType::Date32)?;
@@ -403,8 +412,24 @@ pub mod derive_support {
     /// Checks at compile time that a `#[schema(decimal)]` field is an `i128`.
     pub fn assert_decimal<T: DecimalField>() {}
 
-    /// Checks at compile time that a field type is supported.
-    pub fn assert_field<T: ArrowField>() {}
+    /// The values of a column read into a field type.
+    pub type Column<T> = Result<Vec<Option<T>>, FieldError>;
+
+    /// A field type's conversions as plain functions. Generated code reaches every use of a
+    /// field type through this one bound, so an unsupported type gives one error.
+    pub struct Codec<T> {
+        /// The Arrow field of a column of `T`.
+        pub field: fn(&str, &FieldOptions) -> Field,
+        /// [`ArrowField::to_array`].
+        pub to_array: fn(&[Option<&T>], &FieldOptions) -> Result<ArrayRef, ArrowError>,
+        /// [`ArrowField::from_array`].
+        pub from_array: fn(&dyn Array, &FieldOptions) -> Column<T>,
+    }
+
+    /// The codec of a supported field type.
+    pub fn codec<T: ArrowField>() -> Codec<T> {
+        Codec { field: field::<T>, to_array: T::to_array, from_array: T::from_array }
+    }
 
     /// The child column `name` of a struct array.
     pub fn child<'a>(array: &'a StructArray, name: &str) -> Result<&'a ArrayRef, FieldError> {
@@ -417,7 +442,11 @@ pub mod derive_support {
     }
 
     /// Builds a struct array of children; rows where `parent` is `None` are null.
-    pub fn struct_array<P>(fields: Fields, children: Vec<ArrayRef>, parent: &[Option<&P>]) -> Result<ArrayRef, ArrowError> {
+    pub fn struct_array<P>(
+        fields: Fields,
+        children: Vec<ArrayRef>,
+        parent: &[Option<&P>],
+    ) -> Result<ArrayRef, ArrowError> {
         let nulls = NullBuffer::from_iter(parent.iter().map(Option::is_some));
         let nulls = (nulls.null_count() > 0).then_some(nulls);
         Ok(Arc::new(StructArray::try_new_with_length(fields, children, nulls, parent.len())?))

@@ -139,7 +139,12 @@ fn csv_options_delimiter_quote_null_strings_and_no_header() -> TestResult {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("semi.csv");
     let data = Dataset::from_rows(&orders(9))?;
-    CsvWriter::new().with_delimiter(b';').with_quote(b'\'').with_null_value("NA").with_header(false).write(&data, &path)?;
+    CsvWriter::new()
+        .with_delimiter(b';')
+        .with_quote(b'\'')
+        .with_null_value("NA")
+        .with_header(false)
+        .write(&data, &path)?;
     let text = std::fs::read_to_string(&path)?;
     assert!(text.starts_with("0;ann;NA;2024-01-01;"), "{text}");
     assert!(text.contains("\n3;dan, \"the\" man;"), "{text}");
@@ -195,7 +200,9 @@ fn every_format_round_trips_flat_rows_typed_and_untyped() -> TestResult {
     IpcWriter::new().write(&data, dir.path().join("o.arrow"))?;
     let json: Dataset<Order> = JsonReader::new().read_typed(dir.path().join("o.json"))?;
     assert_eq!(json.to_rows()?, orders(30));
-    for untyped in [ParquetReader::new().read(dir.path().join("o.parquet"))?, IpcReader::new().read(dir.path().join("o.arrow"))?] {
+    for untyped in
+        [ParquetReader::new().read(dir.path().join("o.parquet"))?, IpcReader::new().read(dir.path().join("o.arrow"))?]
+    {
         assert_eq!(untyped.schema(), &Order::arrow_schema());
         assert_eq!(untyped.into_typed::<Order>()?.to_rows()?, orders(30));
     }
@@ -297,7 +304,10 @@ fn partition_values_with_slashes_and_nulls_round_trip() -> TestResult {
     let target = dir.path().join("events");
     CsvWriter::new().with_partition_by(["path", "year"]).write(&Dataset::from_rows(&rows)?, &target)?;
     let names: Vec<String> = files_in(&target).iter().map(|f| f.rsplit_once('/').unwrap().0.to_owned()).collect();
-    assert_eq!(names, ["path=50%25/year=2024", "path=__HIVE_DEFAULT_PARTITION__/year=2024", "path=a%2Fb%3Dc/year=2023"]);
+    assert_eq!(
+        names,
+        ["path=50%25/year=2024", "path=__HIVE_DEFAULT_PARTITION__/year=2024", "path=a%2Fb%3Dc/year=2023"]
+    );
     let mut back = CsvReader::new().read_typed::<Event>(&target)?.to_rows()?;
     back.sort_by_key(|e| e.id);
     assert_eq!(back, rows);
@@ -350,7 +360,9 @@ fn parquet_compression_and_row_group_size_apply() -> TestResult {
     use parquet::file::reader::{FileReader, SerializedFileReader};
     let dir = tempfile::tempdir()?;
     let data = Dataset::from_rows(&orders(1000))?;
-    for (name, compression) in [("s", ParquetCompression::Snappy), ("z", ParquetCompression::Zstd(3)), ("u", ParquetCompression::Uncompressed)] {
+    for (name, compression) in
+        [("s", ParquetCompression::Snappy), ("z", ParquetCompression::Zstd(3)), ("u", ParquetCompression::Uncompressed)]
+    {
         let path = dir.path().join(format!("{name}.parquet"));
         ParquetWriter::new().with_compression(compression).with_row_group_size(300).write(&data, &path)?;
         let reader = SerializedFileReader::new(std::fs::File::open(&path)?)?;
@@ -366,7 +378,10 @@ fn parquet_compression_and_row_group_size_apply() -> TestResult {
         let back: Dataset<Order> = ParquetReader::new().read_typed(&path)?;
         assert_eq!(back.to_rows()?, orders(1000));
     }
-    let error = ParquetWriter::new().with_compression(ParquetCompression::Zstd(99)).write(&data, dir.path().join("bad.parquet")).unwrap_err();
+    let error = ParquetWriter::new()
+        .with_compression(ParquetCompression::Zstd(99))
+        .write(&data, dir.path().join("bad.parquet"))
+        .unwrap_err();
     assert!(matches!(error, Error::InvalidOption { option: "compression", .. }), "{error}");
     assert!(!dir.path().join("bad.parquet").exists());
     Ok(())
@@ -380,7 +395,10 @@ fn save_modes_error_overwrite_append() -> TestResult {
     let second = Dataset::from_rows(&orders(5))?;
     ParquetWriter::new().write(&first, &path)?;
     let error = ParquetWriter::new().write(&second, &path).unwrap_err();
-    assert_eq!(error.to_string(), format!("`{}` already exists; choose SaveMode::Overwrite or SaveMode::Append to write there", path.display()));
+    assert_eq!(
+        error.to_string(),
+        format!("`{}` already exists; choose SaveMode::Overwrite or SaveMode::Append to write there", path.display())
+    );
     assert_eq!(ParquetReader::new().read(&path)?.num_rows(), 3);
     ParquetWriter::new().with_mode(SaveMode::Overwrite).write(&second, &path)?;
     assert_eq!(ParquetReader::new().read(&path)?.num_rows(), 5);
@@ -389,7 +407,10 @@ fn save_modes_error_overwrite_append() -> TestResult {
     assert!(matches!(error, Error::InvalidOption { option: "mode", .. }), "{error}");
     let parts = dir.path().join("parts");
     ParquetWriter::new().with_partition_by(["paid"]).write(&first, &parts)?;
-    assert!(matches!(ParquetWriter::new().with_partition_by(["paid"]).write(&first, &parts), Err(Error::AlreadyExists { .. })));
+    assert!(matches!(
+        ParquetWriter::new().with_partition_by(["paid"]).write(&first, &parts),
+        Err(Error::AlreadyExists { .. })
+    ));
     ParquetWriter::new().with_partition_by(["paid"]).with_mode(SaveMode::Append).write(&second, &parts)?;
     assert_eq!(ParquetReader::new().read(&parts)?.num_rows(), 8);
     ParquetWriter::new().with_partition_by(["paid"]).with_mode(SaveMode::Overwrite).write(&first, &parts)?;

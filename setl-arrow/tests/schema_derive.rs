@@ -85,7 +85,11 @@ fn every_supported_type_has_its_arrow_type() {
         Field::new("maybe_list", DataType::List(Arc::new(Field::new("item", DataType::Int32, false))), true),
         Field::new("address", DataType::Struct(address_fields()), false),
         Field::new("previous", DataType::Struct(address_fields()), true),
-        Field::new("history", DataType::List(Arc::new(Field::new("item", DataType::Struct(address_fields()), false))), false),
+        Field::new(
+            "history",
+            DataType::List(Arc::new(Field::new("item", DataType::Struct(address_fields()), false))),
+            false,
+        ),
         Field::new("type", DataType::Utf8, false),
     ];
     assert_eq!(schema.fields().len(), expected.len());

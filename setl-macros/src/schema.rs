@@ -45,13 +45,19 @@ fn parse<'a>(cx: &mut Ctxt, input: &'a DeriveInput) -> Vec<SchemaField<'a>> {
         }
     }
     if !input.generics.params.is_empty() {
-        cx.error_spanned_by(&input.generics, "#[derive(Schema)] does not support generic structs: a schema is one fixed set of columns");
+        cx.error_spanned_by(
+            &input.generics,
+            "#[derive(Schema)] does not support generic structs: a schema is one fixed set of columns",
+        );
     }
     let named = match &input.data {
         Data::Struct(data) => match &data.fields {
             Fields::Named(named) => named,
             other => {
-                cx.error_spanned_by(other, "#[derive(Schema)] needs a struct with named fields: the names are the column names");
+                cx.error_spanned_by(
+                    other,
+                    "#[derive(Schema)] needs a struct with named fields: the names are the column names",
+                );
                 return Vec::new();
             }
         },
@@ -99,6 +105,13 @@ fn parse<'a>(cx: &mut Ctxt, input: &'a DeriveInput) -> Vec<SchemaField<'a>> {
                     }
                 } else {
                     cx.error_spanned_by(&meta.path, format!("unknown #[schema] key; expected {FIELD_KEYS}"));
+                    // Skip the key's value so that parsing goes on with the next key.
+                    if meta.input.peek(syn::Token![=]) {
+                        meta.value()?.parse::<syn::Expr>()?;
+                    } else if meta.input.peek(syn::token::Paren) {
+                        let _skipped;
+                        syn::parenthesized!(_skipped in meta.input);
+                    }
                 }
                 Ok(())
             });
@@ -139,7 +152,8 @@ fn expand(input: &DeriveInput, fields: &[SchemaField<'_>]) -> TokenStream {
     let columns: Vec<&String> = fields.iter().map(|f| &f.column).collect();
 
     let constants = fields.iter().map(|f| {
-        let constant = format_ident!("{}", f.ident.to_string().trim_start_matches("r#").to_uppercase(), span = f.ident.span());
+        let constant =
+            format_ident!("{}", f.ident.to_string().trim_start_matches("r#").to_uppercase(), span = f.ident.span());
         let doc = format!("The column name of field `{}`: `{}`.", f.ident, f.column);
         let column = &f.column;
         quote! {
@@ -160,25 +174,23 @@ fn expand(input: &DeriveInput, fields: &[SchemaField<'_>]) -> TokenStream {
     let field_defs = fields.iter().zip(&options).map(|(f, opts)| {
         let ty = f.ty;
         let column = &f.column;
-        quote_spanned!(ty.span()=> #p::field::<#ty>(#column, #opts))
+        quote_spanned!(ty.span()=> (#p::codec::<#ty>().field)(#column, #opts))
     });
     let checks = fields.iter().map(|f| {
         let ty = f.ty;
-        let decimal = f.decimal.as_ref().map(|(_, _, span)| quote_spanned!(*span=> #p::assert_decimal::<#ty>();));
-        let field = quote_spanned!(ty.span()=> #p::assert_field::<#ty>(););
-        quote!(#field #decimal)
+        f.decimal.as_ref().map(|(_, _, span)| quote_spanned!(*span=> #p::assert_decimal::<#ty>();))
     });
     let to_children = fields.iter().zip(&options).map(|(f, opts)| {
         let ty = f.ty;
         let ident = f.ident;
-        quote_spanned!(ty.span()=> <#ty as #p::ArrowField>::to_array(&#p::project(values, |row: &#name| &row.#ident), #opts)?)
+        quote_spanned!(ty.span()=> (#p::codec::<#ty>().to_array)(&#p::project(values, |row: &#name| &row.#ident), #opts)?)
     });
     let readers: Vec<syn::Ident> = (0..fields.len()).map(|i| format_ident!("__column{}", i)).collect();
     let read_columns = fields.iter().zip(&options).zip(&readers).map(|((f, opts), reader)| {
         let ty = f.ty;
         let column = &f.column;
         quote_spanned! {ty.span()=>
-            let mut #reader = <#ty as #p::ArrowField>::from_array(&**#p::child(array, #column)?, #opts)
+            let mut #reader = (#p::codec::<#ty>().from_array)(&**#p::child(array, #column)?, #opts)
                 .map_err(|e| e.in_field(#column))?
                 .into_iter();
         }

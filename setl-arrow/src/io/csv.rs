@@ -133,7 +133,13 @@ impl CsvReader {
 impl CsvFormat {
     fn csv_reader(&self, file: File) -> csv::Reader<BufReader<File>> {
         let mut builder = csv::ReaderBuilder::new();
-        builder.has_headers(false).flexible(true).delimiter(self.delimiter).quote(self.quote).escape(self.escape).comment(self.comment);
+        builder
+            .has_headers(false)
+            .flexible(true)
+            .delimiter(self.delimiter)
+            .quote(self.quote)
+            .escape(self.escape)
+            .comment(self.comment);
         builder.from_reader(BufReader::new(file))
     }
 
@@ -146,7 +152,14 @@ impl CsvFormat {
 
     /// Finds the record and column behind an arrow-csv error, reading the file again with the
     /// `csv` crate from record `skip` (records before it were decoded fine).
-    fn diagnose(&self, path: &Path, schema: &SchemaRef, projection: Option<&[usize]>, skip: usize, cause: &ArrowError) -> Error {
+    fn diagnose(
+        &self,
+        path: &Path,
+        schema: &SchemaRef,
+        projection: Option<&[usize]>,
+        skip: usize,
+        cause: &ArrowError,
+    ) -> Error {
         let located = |line: u64, column: Option<(usize, String)>, message: String| Error::Csv {
             path: path.to_path_buf(),
             line,
@@ -180,7 +193,11 @@ impl CsvFormat {
                 continue;
             }
             if record.len() != schema.fields().len() {
-                return located(line, None, format!("expected {} fields, found {}", schema.fields().len(), record.len()));
+                return located(
+                    line,
+                    None,
+                    format!("expected {} fields, found {}", schema.fields().len(), record.len()),
+                );
             }
             let all: Vec<usize> = (0..record.len()).collect();
             for &i in projection.unwrap_or(&all) {
@@ -273,7 +290,13 @@ impl Format for CsvFormat {
         Ok(Arc::new(ArrowSchema::new(fields)))
     }
 
-    fn open(&self, path: &Path, schema: &SchemaRef, projection: &[usize], options: &ReadOptions) -> Result<FileBatches> {
+    fn open(
+        &self,
+        path: &Path,
+        schema: &SchemaRef,
+        projection: &[usize],
+        options: &ReadOptions,
+    ) -> Result<FileBatches> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let mut builder = arrow::csv::ReaderBuilder::new(schema.clone())
             .with_header(self.header)
@@ -290,7 +313,9 @@ impl Format for CsvFormat {
         if let Some(regex) = &self.null_regex {
             builder = builder.with_null_regex(regex.clone());
         }
-        let reader = builder.build(BufReader::new(file)).map_err(|e| Error::arrow(format!("opening `{}`", path.display()), e))?;
+        let reader = builder
+            .build(BufReader::new(file))
+            .map_err(|e| Error::arrow(format!("opening `{}`", path.display()), e))?;
         let format = self.clone();
         let path = path.to_path_buf();
         let schema = schema.clone();
@@ -365,7 +390,13 @@ pub struct CsvWriter {
 
 impl Default for CsvWriter {
     fn default() -> Self {
-        CsvWriter { common: WriteOptions::default(), header: true, delimiter: b',', quote: b'"', null_value: String::new() }
+        CsvWriter {
+            common: WriteOptions::default(),
+            header: true,
+            delimiter: b',',
+            quote: b'"',
+            null_value: String::new(),
+        }
     }
 }
 

@@ -35,12 +35,12 @@ pub(crate) fn list(pattern: &Path) -> Result<Vec<DataFile>> {
     let text = pattern.to_string_lossy();
     let mut found: Vec<(PathBuf, PathBuf)> = Vec::new(); // (file, partition root)
     if has_glob_meta(&text) {
-        let root: PathBuf = pattern
-            .components()
-            .take_while(|c| !has_glob_meta(&c.as_os_str().to_string_lossy()))
-            .collect();
-        let paths = glob::glob(&text)
-            .map_err(|e| Error::InvalidOption { option: "path", reason: format!("`{text}` is not a valid glob: {e}") })?;
+        let root: PathBuf =
+            pattern.components().take_while(|c| !has_glob_meta(&c.as_os_str().to_string_lossy())).collect();
+        let paths = glob::glob(&text).map_err(|e| Error::InvalidOption {
+            option: "path",
+            reason: format!("`{text}` is not a valid glob: {e}"),
+        })?;
         for entry in paths {
             let path = entry.map_err(|e| Error::io(e.path().to_path_buf(), e.into()))?;
             if path.file_name().is_some_and(is_hidden) {
@@ -136,7 +136,8 @@ fn check_partitions(files: &[DataFile]) -> Result<()> {
 }
 
 fn needs_escape(c: char) -> bool {
-    c.is_ascii_control() || matches!(c, '"' | '#' | '%' | '\'' | '*' | '/' | ':' | '=' | '?' | '\\' | '{' | '[' | ']' | '^')
+    c.is_ascii_control()
+        || matches!(c, '"' | '#' | '%' | '\'' | '*' | '/' | ':' | '=' | '?' | '\\' | '{' | '[' | ']' | '^')
 }
 
 /// Escapes a partition value or column for a directory name, as Hive does (`a/b` -> `a%2Fb`).
@@ -186,7 +187,10 @@ mod tests {
     fn escape_round_trips() {
         for value in ["plain", "a/b", "x=y", "50%", "%zz", ".", "..", "日本", "a:b?c*"] {
             let escaped = escape(value);
-            assert!(!escaped.contains('/') && !escaped.is_empty() && escaped != "." && escaped != "..", "{value} -> {escaped}");
+            assert!(
+                !escaped.contains('/') && !escaped.is_empty() && escaped != "." && escaped != "..",
+                "{value} -> {escaped}"
+            );
             assert_eq!(unescape(&escaped), value, "{value} -> {escaped}");
         }
     }

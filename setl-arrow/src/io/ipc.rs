@@ -39,7 +39,8 @@ pub(crate) struct IpcFormat;
 
 fn open_reader(path: &Path, projection: Option<Vec<usize>>) -> Result<FileReader<BufReader<File>>> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    FileReader::try_new(BufReader::new(file), projection).map_err(|source| Error::Ipc { path: path.to_path_buf(), source })
+    FileReader::try_new(BufReader::new(file), projection)
+        .map_err(|source| Error::Ipc { path: path.to_path_buf(), source })
 }
 
 impl Format for IpcFormat {

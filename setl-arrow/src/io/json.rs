@@ -47,7 +47,12 @@ impl JsonReader {
 pub(crate) struct JsonFormat;
 
 /// The 1-based line of the first non-blank line, after `skip` of them, that fails `check`.
-fn locate(path: &Path, skip: usize, check: impl Fn(&str) -> std::result::Result<(), ArrowError>, cause: &ArrowError) -> Error {
+fn locate(
+    path: &Path,
+    skip: usize,
+    check: impl Fn(&str) -> std::result::Result<(), ArrowError>,
+    cause: &ArrowError,
+) -> Error {
     let file = match File::open(path) {
         Ok(file) => file,
         Err(e) => return Error::io(path, e),
@@ -59,7 +64,11 @@ fn locate(path: &Path, skip: usize, check: impl Fn(&str) -> std::result::Result<
             Err(e) => return Error::io(path, e),
         };
         let Ok(text) = std::str::from_utf8(&line) else {
-            return Error::Json { path: path.to_path_buf(), line: Some(index as u64 + 1), message: "invalid UTF-8".to_owned() };
+            return Error::Json {
+                path: path.to_path_buf(),
+                line: Some(index as u64 + 1),
+                message: "invalid UTF-8".to_owned(),
+            };
         };
         if text.trim().is_empty() {
             continue;
@@ -98,7 +107,13 @@ impl Format for JsonFormat {
         Ok(expected.clone())
     }
 
-    fn open(&self, path: &Path, schema: &SchemaRef, projection: &[usize], options: &ReadOptions) -> Result<FileBatches> {
+    fn open(
+        &self,
+        path: &Path,
+        schema: &SchemaRef,
+        projection: &[usize],
+        options: &ReadOptions,
+    ) -> Result<FileBatches> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let schema = Arc::new(schema.project(projection).map_err(|e| Error::arrow("projecting", e))?);
         let reader = arrow::json::ReaderBuilder::new(schema.clone())

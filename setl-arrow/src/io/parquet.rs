@@ -66,7 +66,10 @@ impl Format for ParquetFormat {
             .map_err(|source| Error::Parquet { path: path.to_path_buf(), source })?;
         let path = path.to_path_buf();
         Ok(Box::new(reader.map(move |batch| {
-            batch.map_err(|e| Error::Parquet { path: path.clone(), source: parquet::errors::ParquetError::ArrowError(e.to_string()) })
+            batch.map_err(|e| Error::Parquet {
+                path: path.clone(),
+                source: parquet::errors::ParquetError::ArrowError(e.to_string()),
+            })
         })))
     }
 }
@@ -93,7 +96,11 @@ pub struct ParquetWriter {
 
 impl Default for ParquetWriter {
     fn default() -> Self {
-        ParquetWriter { common: WriteOptions::default(), compression: ParquetCompression::Snappy, row_group_size: 1024 * 1024 }
+        ParquetWriter {
+            common: WriteOptions::default(),
+            compression: ParquetCompression::Snappy,
+            row_group_size: 1024 * 1024,
+        }
     }
 }
 

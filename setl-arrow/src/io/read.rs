@@ -28,7 +28,8 @@ pub(crate) trait Format: Send + Sync + 'static {
     fn schema_for(&self, path: &Path, expected: &SchemaRef, options: &ReadOptions) -> Result<SchemaRef>;
 
     /// Opens `path` with `schema`, keeping only the columns at `projection`.
-    fn open(&self, path: &Path, schema: &SchemaRef, projection: &[usize], options: &ReadOptions) -> Result<FileBatches>;
+    fn open(&self, path: &Path, schema: &SchemaRef, projection: &[usize], options: &ReadOptions)
+        -> Result<FileBatches>;
 }
 
 /// Options every reader has.
@@ -182,7 +183,14 @@ impl BatchStream {
                     Some(batch) => {
                         let batch = with_partitions(batch?, file, &self.partition_fields)?;
                         if conformer.is_none() {
-                            *conformer = Some(Conformer::new(&self.schema, &batch.schema(), &self.expected_name, Some(&file.path))?);
+                            let has_nulls = |i: usize| batch.column(i).null_count() > 0;
+                            *conformer = Some(Conformer::new(
+                                &self.schema,
+                                &batch.schema(),
+                                &self.expected_name,
+                                Some(&file.path),
+                                has_nulls,
+                            )?);
                         }
                         // Set just above.
                         let Some(conformer) = conformer else { unreachable!() };
@@ -237,9 +245,15 @@ fn with_partitions(batch: RecordBatch, file: &DataFile, fields: &[(usize, Field)
             Some(value) => {
                 let strings: ArrayRef = Arc::new(StringArray::from(vec![value.as_str(); rows]));
                 let options = arrow::compute::CastOptions { safe: false, ..Default::default() };
-                arrow::compute::cast_with_options(&strings, field.data_type(), &options).map_err(|e| Error::Partition {
-                    path: file.path.clone(),
-                    reason: format!("value `{value}` of partition column `{}` is not a {}: {e}", field.name(), field.data_type()),
+                arrow::compute::cast_with_options(&strings, field.data_type(), &options).map_err(|e| {
+                    Error::Partition {
+                        path: file.path.clone(),
+                        reason: format!(
+                            "value `{value}` of partition column `{}` is not a {}: {e}",
+                            field.name(),
+                            field.data_type()
+                        ),
+                    }
                 })?
             }
         };
@@ -253,10 +267,7 @@ fn with_partitions(batch: RecordBatch, file: &DataFile, fields: &[(usize, Field)
 
 /// The type of an untyped partition column: `Int64` when every value is an integer, else `Utf8`.
 fn infer_partition_type(files: &[DataFile], index: usize) -> DataType {
-    let all_integers = files
-        .iter()
-        .filter_map(|f| f.partitions[index].1.as_deref())
-        .all(|v| v.parse::<i64>().is_ok());
+    let all_integers = files.iter().filter_map(|f| f.partitions[index].1.as_deref()).all(|v| v.parse::<i64>().is_ok());
     if all_integers && files.iter().any(|f| f.partitions[index].1.is_some()) {
         DataType::Int64
     } else {
@@ -279,7 +290,8 @@ pub(crate) fn stream<F: Format>(
         Err(Error::NoFiles { .. }) if given.is_some() && path.is_dir() => Vec::new(),
         Err(error) => return Err(error),
     };
-    let keys: Vec<String> = files.first().map(|f| f.partitions.iter().map(|(k, _)| k.clone()).collect()).unwrap_or_default();
+    let keys: Vec<String> =
+        files.first().map(|f| f.partitions.iter().map(|(k, _)| k.clone()).collect()).unwrap_or_default();
 
     // The schema of the data in the files (without partition columns), and of the partitions.
     let (data_schema, partition_fields, expected_name): (SchemaRef, Vec<Field>, String) = match &given {
@@ -305,7 +317,10 @@ pub(crate) fn stream<F: Format>(
                 for file in &files {
                     if let Some(schema) = format.file_schema(&file.path, options)? {
                         merged = ArrowSchema::try_merge([merged, schema]).map_err(|e| Error::Arrow {
-                            context: format!("inferred schemas of `{}` and `{merged_from}` disagree", file.path.display()),
+                            context: format!(
+                                "inferred schemas of `{}` and `{merged_from}` disagree",
+                                file.path.display()
+                            ),
                             source: e,
                         })?;
                         merged_from = file.path.display().to_string();
@@ -322,7 +337,8 @@ pub(crate) fn stream<F: Format>(
     };
 
     // The output schema and the data columns each file is read for.
-    let full: Vec<Field> = data_schema.fields().iter().map(|f| f.as_ref().clone()).chain(partition_fields.iter().cloned()).collect();
+    let full: Vec<Field> =
+        data_schema.fields().iter().map(|f| f.as_ref().clone()).chain(partition_fields.iter().cloned()).collect();
     let full = ArrowSchema::new(full);
     let (output, wanted): (SchemaRef, Vec<String>) = match (&typed, &options.projection) {
         (Some((schema, _)), None) => (schema.clone(), data_schema.fields().iter().map(|f| f.name().clone()).collect()),

@@ -79,7 +79,13 @@ macro_rules! common_write_options {
             dataset: &$crate::Dataset<S>,
             path: impl AsRef<std::path::Path>,
         ) -> $crate::error::Result<Vec<std::path::PathBuf>> {
-            $crate::io::write::write_dataset(self.format_writer(), &self.common, dataset.schema(), dataset.batches(), path.as_ref())
+            $crate::io::write::write_dataset(
+                self.format_writer(),
+                &self.common,
+                dataset.schema(),
+                dataset.batches(),
+                path.as_ref(),
+            )
         }
     };
 }
@@ -138,7 +144,11 @@ pub(crate) fn atomic_file(path: &Path, mode: SaveMode, write: impl FnOnce(&mut F
         return Err(Error::AlreadyExists { path: path.to_path_buf() });
     }
     std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
-    let mut temp = tempfile::Builder::new().prefix(".setl-").suffix(".tmp").tempfile_in(&parent).map_err(|e| Error::io(&parent, e))?;
+    let mut temp = tempfile::Builder::new()
+        .prefix(".setl-")
+        .suffix(".tmp")
+        .tempfile_in(&parent)
+        .map_err(|e| Error::io(&parent, e))?;
     // On error or panic, `temp` is dropped here, which deletes the temporary file.
     write(temp.as_file_mut())?;
     temp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
@@ -229,11 +239,16 @@ fn partition_dir(root: &Path, columns: &[String], key: &[Option<String>]) -> Pat
 
 /// Writes every group of a partitioned (or appended) write, each file atomically.
 /// On failure the files this call already wrote are removed.
-fn write_files(format: &dyn FormatWriter, schema: &SchemaRef, groups: Vec<(PathBuf, Vec<RecordBatch>)>) -> Result<Vec<PathBuf>> {
+fn write_files(
+    format: &dyn FormatWriter,
+    schema: &SchemaRef,
+    groups: Vec<(PathBuf, Vec<RecordBatch>)>,
+) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     for (dir, batches) in groups {
         let path = dir.join(unique_part_name(format.extension()));
-        let result = atomic_file(&path, SaveMode::ErrorIfExists, |file| format.write_file(file, &path, schema, &batches));
+        let result =
+            atomic_file(&path, SaveMode::ErrorIfExists, |file| format.write_file(file, &path, schema, &batches));
         if let Err(error) = result {
             for file in &written {
                 let _ = std::fs::remove_file(file);
@@ -290,10 +305,16 @@ pub(crate) fn write_dataset(
                 _ => PathBuf::from("."),
             };
             std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
-            let staging = tempfile::Builder::new().prefix(".setl-staging-").tempdir_in(&parent).map_err(|e| Error::io(&parent, e))?;
+            let staging = tempfile::Builder::new()
+                .prefix(".setl-staging-")
+                .tempdir_in(&parent)
+                .map_err(|e| Error::io(&parent, e))?;
             let staged = write_files(format, &file_schema, layout(staging.path()))?;
             let old = if path.exists() {
-                let old = tempfile::Builder::new().prefix(".setl-old-").tempdir_in(&parent).map_err(|e| Error::io(&parent, e))?;
+                let old = tempfile::Builder::new()
+                    .prefix(".setl-old-")
+                    .tempdir_in(&parent)
+                    .map_err(|e| Error::io(&parent, e))?;
                 let old_path = old.path().join("old");
                 std::fs::rename(path, &old_path).map_err(|e| Error::io(path, e))?;
                 Some(old)
@@ -309,7 +330,10 @@ pub(crate) fn write_dataset(
                 return Err(Error::io(path, e));
             }
             drop(old); // Removes the replaced data.
-            Ok(staged.into_iter().filter_map(|f| f.strip_prefix(&staging_path).ok().map(|rel| path.join(rel))).collect())
+            Ok(staged
+                .into_iter()
+                .filter_map(|f| f.strip_prefix(&staging_path).ok().map(|rel| path.join(rel)))
+                .collect())
         }
     }
 }

@@ -84,6 +84,10 @@ pub use stage::Stage;
 pub use type_name::short_type_name;
 pub use validate::ValidationError;
 
+/// Re-exported so factories can log with `setl_core::tracing::info!(..)` inside the phase spans
+/// without adding the dependency.
+pub use tracing;
+
 /// What a factory module needs: `use setl_core::prelude::*;`.
 pub mod prelude {
     pub use crate::{

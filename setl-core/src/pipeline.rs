@@ -288,7 +288,7 @@ impl Pipeline {
 
         let spec = RunSpec {
             plan: &plan,
-            names: self.entries.iter().map(|entry| entry.signature.name).collect(),
+            signatures: self.entries.iter().map(|entry| entry.signature).collect(),
             stage_of: self.entries.iter().map(|entry| entry.stage).collect(),
             stage_parallel: self.stages.iter().map(|stage| stage.parallel).collect(),
             stage_writable: self.stages.iter().map(|stage| stage.writable).collect(),

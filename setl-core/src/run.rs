@@ -15,14 +15,14 @@ use std::time::Instant;
 
 use crate::delivery::Payload;
 use crate::error::{Error, ErrorKind, Phase};
-use crate::factory::BoxedFactory;
+use crate::factory::{BoxedFactory, Signature};
 use crate::observe::{EventKind, FactoryId, Observers};
 use crate::validate::{Plan, Source};
 
 /// What a run needs, beyond the plan.
 pub(crate) struct RunSpec<'a> {
     pub(crate) plan: &'a Plan,
-    pub(crate) names: Vec<&'static str>,
+    pub(crate) signatures: Vec<&'static Signature>,
     pub(crate) stage_of: Vec<usize>,
     pub(crate) stage_parallel: Vec<bool>,
     pub(crate) stage_writable: Vec<bool>,
@@ -96,7 +96,7 @@ impl Shared<'_> {
     }
 
     fn id(&self, index: usize) -> FactoryId {
-        FactoryId { index, name: self.spec.names[index] }
+        FactoryId { index, name: self.spec.signatures[index].name }
     }
 }
 
@@ -283,7 +283,7 @@ fn complete(shared: &Shared<'_>, state: &mut State, index: usize, result: Result
             if state.error.is_none() {
                 state.error = Some(error);
             } else {
-                tracing::error!(factory = spec.names[index], "another factory failed too: {error}");
+                tracing::error!(factory = spec.signatures[index].name, "another factory failed too: {error}");
             }
             return None;
         }
@@ -321,7 +321,7 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Payload, Error> {
     let _entered = span.enter();
     observers.emit(EventKind::FactoryStarted(id));
 
-    let signature = factory.signature();
+    let signature = spec.signatures[index];
     for (slot, payload) in inputs {
         if let Err(error) = factory.0.inject(slot, payload) {
             return Err(ErrorKind::Internal(format!(

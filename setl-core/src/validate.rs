@@ -285,6 +285,11 @@ pub(crate) fn resolve(
             let payload = input.payload.name();
             let chosen: Option<usize> = if let Some(producer) = input.producer {
                 let Some(&producer_index) = factory_index.get(&producer.type_id()) else {
+                    if input.optional {
+                        // An optional input whose producer is absent simply stays empty.
+                        sources.push(None);
+                        continue;
+                    }
                     errors.push(ValidationError::ProducerNotInPipeline {
                         factory: signature.name.to_owned(),
                         field: input.field.to_owned(),
@@ -319,6 +324,13 @@ pub(crate) fn resolve(
                 }
                 found
             } else {
+                // A factory never feeds itself through an input that names no producer.
+                let candidates: Vec<usize> = candidates
+                    .iter()
+                    .copied()
+                    .filter(|&number| deliverables[number].source != Source::Factory(consumer_index))
+                    .collect();
+                let candidates = candidates.as_slice();
                 let allowed: Vec<usize> =
                     candidates.iter().copied().filter(|&number| deliverables[number].allows(&consumer)).collect();
                 match allowed.as_slice() {

@@ -37,8 +37,38 @@ pub(crate) fn factory(args: TokenStream, input: TokenStream) -> TokenStream {
             let generated = generate(&model);
             quote! { #item #generated }
         }
-        // Emit the struct anyway, so that users see this error and not fifty about a missing type.
-        Err(error) => with_error(&item, error),
+        // Emit the struct and a placeholder wiring anyway, so that users see this error and not
+        // more about a missing type or a missing `FactoryWiring` impl (thiserror's fallback).
+        Err(error) => {
+            let mut out = with_error(&item, error);
+            if item.generics.params.is_empty() {
+                out.extend(fallback(&item.ident));
+            }
+            out
+        }
+    }
+}
+
+/// A `FactoryWiring` impl that is never called: the crate fails to compile anyway.
+fn fallback(ident: &syn::Ident) -> TokenStream {
+    let name = ident.to_string();
+    quote! {
+        const _: () = {
+            use ::setl_core::__private as __setl;
+            impl __setl::FactoryWiring for #ident {
+                const NAME: &'static str = #name;
+                fn signature() -> &'static __setl::Signature {
+                    ::core::unreachable!()
+                }
+                fn __inject(
+                    &mut self,
+                    _: usize,
+                    _: __setl::Payload,
+                ) -> ::core::result::Result<(), __setl::InjectError> {
+                    ::core::unreachable!()
+                }
+            }
+        };
     }
 }
 

@@ -1,0 +1,117 @@
+//! Scheduler and validation overhead per factory, and the cost of benchmark instrumentation.
+//!
+//! Groups: `run` (chain of 10,000 trivial factories; fan-out 1 -> 9,999), `validate` (the same
+//! graphs), `instrumentation` (chain run with benchmarks on and off).
+//!
+//! `cargo bench -p setl-benches --bench overhead`
+//!
+//! Targets (issue 2): run at most 1 µs per factory; validation at most 1 µs per factory;
+//! instrumentation on vs off within noise. Each target is printed beside the measured figure.
+
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+use setl_benches::{install, pipeline, Shape};
+use setl_core::prelude::*;
+
+const COUNT: usize = 10_000;
+
+fn setl() -> Setl {
+    Setl::builder().threads(2).build().expect("a 2-thread pool")
+}
+
+/// The median of `runs` timings of `measure`, each given a fresh pipeline from `build`.
+fn median(runs: usize, mut build: impl FnMut() -> Pipeline, mut measure: impl FnMut(&mut Pipeline)) -> Duration {
+    let mut timings: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let mut pipeline = build();
+            let started = Instant::now();
+            measure(&mut pipeline);
+            started.elapsed()
+        })
+        .collect();
+    timings.sort();
+    timings[runs / 2]
+}
+
+fn print_per_factory(what: &str, elapsed: Duration, target_ns: f64) {
+    let per_factory = elapsed.as_nanos() as f64 / COUNT as f64;
+    println!(
+        "{what}: {per_factory:.0} ns per factory (target <= {target_ns:.0} ns, ratio {:.2})",
+        per_factory / target_ns
+    );
+}
+
+fn run_and_validate(c: &mut Criterion) {
+    let setl = setl();
+    for (name, shape) in [("chain", Shape::chain(COUNT)), ("fan_out", Shape::fan_out(COUNT))] {
+        install(shape);
+        let run = median(
+            9,
+            || pipeline(&setl, None),
+            |p| {
+                p.run().expect("runs");
+            },
+        );
+        print_per_factory(&format!("run/{name}"), run, 1000.0);
+        let validate = median(9, || pipeline(&setl, None), |p| p.validate().expect("valid"));
+        print_per_factory(&format!("validate/{name}"), validate, 1000.0);
+
+        let mut group = c.benchmark_group("run");
+        group.throughput(Throughput::Elements(COUNT as u64)).sample_size(20);
+        group.bench_function(BenchmarkId::from_parameter(name), |b| {
+            b.iter_batched(
+                || pipeline(&setl, None),
+                |mut p| {
+                    p.run().expect("runs");
+                },
+                BatchSize::PerIteration,
+            )
+        });
+        group.finish();
+        let mut group = c.benchmark_group("validate");
+        group.throughput(Throughput::Elements(COUNT as u64)).sample_size(20);
+        group.bench_function(BenchmarkId::from_parameter(name), |b| {
+            b.iter_batched(|| pipeline(&setl, None), |p| p.validate().expect("valid"), BatchSize::PerIteration)
+        });
+        group.finish();
+    }
+}
+
+fn instrumentation(c: &mut Criterion) {
+    let setl = setl();
+    install(Shape::chain(COUNT));
+    let build = |on: bool| {
+        let setl = setl.clone();
+        move || pipeline(&setl, None).benchmark(on)
+    };
+    let off = median(15, build(false), |p| {
+        p.run().expect("runs");
+    });
+    let on = median(15, build(true), |p| {
+        p.run().expect("runs");
+    });
+    println!(
+        "instrumentation: benchmarks on {:.0} ns vs off {:.0} ns per factory (target: within noise; ratio {:.2})",
+        on.as_nanos() as f64 / COUNT as f64,
+        off.as_nanos() as f64 / COUNT as f64,
+        on.as_secs_f64() / off.as_secs_f64()
+    );
+    let mut group = c.benchmark_group("instrumentation");
+    group.throughput(Throughput::Elements(COUNT as u64)).sample_size(20);
+    for on in [false, true] {
+        group.bench_function(BenchmarkId::from_parameter(if on { "on" } else { "off" }), |b| {
+            b.iter_batched(
+                build(on),
+                |mut p| {
+                    p.run().expect("runs");
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, run_and_validate, instrumentation);
+criterion_main!(benches);

@@ -1,0 +1,9 @@
+use setl_core::prelude::*;
+
+#[factory]
+enum Source {
+    Csv,
+    Parquet,
+}
+
+fn main() {}

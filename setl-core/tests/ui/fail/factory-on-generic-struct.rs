@@ -1,0 +1,8 @@
+use setl_core::prelude::*;
+
+#[factory]
+struct Source<T> {
+    rows: Vec<T>,
+}
+
+fn main() {}

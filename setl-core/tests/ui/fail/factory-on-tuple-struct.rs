@@ -1,0 +1,6 @@
+use setl_core::prelude::*;
+
+#[factory]
+struct Source(Delivery<i64>);
+
+fn main() {}

@@ -1,0 +1,7 @@
+use setl_core::prelude::*;
+
+#[factory]
+#[derive(Default)]
+struct Source;
+
+fn main() {}

@@ -1,0 +1,433 @@
+//! Each validation rule, with its exact message, and the pre-run checks of SETL and PySetl.
+
+use setl_core::prelude::*;
+use setl_core::{ErrorKind, ExecutionMode, ValidationError};
+
+#[factory]
+#[derive(Default)]
+struct Numbers;
+impl Factory for Numbers {
+    type Output = Vec<i64>;
+    fn get(&self) -> Vec<i64> {
+        vec![1, 2, 3]
+    }
+}
+
+#[factory]
+#[derive(Default)]
+struct MoreNumbers;
+impl Factory for MoreNumbers {
+    type Output = Vec<i64>;
+    fn get(&self) -> Vec<i64> {
+        vec![4, 5]
+    }
+}
+
+/// Takes `Vec<i64>` from whoever delivers it.
+#[factory]
+#[derive(Default)]
+struct Sum {
+    #[delivery]
+    numbers: Delivery<Vec<i64>>,
+}
+impl Factory for Sum {
+    type Output = i64;
+    fn get(&self) -> i64 {
+        self.numbers.get().iter().sum()
+    }
+}
+
+/// Takes `Vec<i64>` from `Numbers` only.
+#[factory]
+#[derive(Default)]
+struct SumOfNumbers {
+    #[delivery(producer = Numbers)]
+    numbers: Delivery<Vec<i64>>,
+}
+impl Factory for SumOfNumbers {
+    type Output = u64;
+    fn get(&self) -> u64 {
+        self.numbers.get().len() as u64
+    }
+}
+
+#[factory]
+#[derive(Default)]
+struct NeedsOffset {
+    #[delivery(id = "offset")]
+    offset: Delivery<i64>,
+}
+impl Factory for NeedsOffset {
+    type Output = String;
+    fn get(&self) -> String {
+        self.offset.get().to_string()
+    }
+}
+
+#[factory(id = "secret", consumers(Auditor))]
+#[derive(Default)]
+struct Vault;
+impl Factory for Vault {
+    type Output = u32;
+    fn get(&self) -> u32 {
+        42
+    }
+}
+
+#[factory]
+#[derive(Default)]
+struct Auditor {
+    #[delivery(producer = Vault, id = "secret")]
+    secret: Delivery<u32>,
+}
+impl Factory for Auditor {
+    type Output = bool;
+    fn get(&self) -> bool {
+        *self.secret.get() == 42
+    }
+}
+
+#[factory]
+#[derive(Default)]
+struct Thief {
+    #[delivery(producer = Vault, id = "secret")]
+    secret: Delivery<u32>,
+}
+impl Factory for Thief {
+    type Output = f32;
+    fn get(&self) -> f32 {
+        0.0
+    }
+}
+
+// A cycle: CycleA -> CycleB -> CycleC -> CycleA.
+#[factory]
+#[derive(Default)]
+struct CycleA {
+    #[delivery(producer = CycleC)]
+    c: Delivery<u8>,
+}
+impl Factory for CycleA {
+    type Output = u16;
+    fn get(&self) -> u16 {
+        1
+    }
+}
+#[factory]
+#[derive(Default)]
+struct CycleB {
+    #[delivery(producer = CycleA)]
+    a: Delivery<u16>,
+}
+impl Factory for CycleB {
+    type Output = i16;
+    fn get(&self) -> i16 {
+        1
+    }
+}
+#[factory]
+#[derive(Default)]
+struct CycleC {
+    #[delivery(producer = CycleB)]
+    b: Delivery<i16>,
+}
+impl Factory for CycleC {
+    type Output = u8;
+    fn get(&self) -> u8 {
+        1
+    }
+}
+
+fn setl() -> Setl {
+    Setl::builder().threads(2).build().unwrap()
+}
+
+fn problems(pipeline: &Pipeline) -> Vec<String> {
+    let error = pipeline.validate().expect_err("the pipeline should not validate");
+    error.validation_errors().expect("a validation error").iter().map(ToString::to_string).collect()
+}
+
+#[test]
+fn a_missing_input_names_factory_field_type_and_the_fix() {
+    let mut pipeline = setl().new_pipeline();
+    pipeline.add_stage_from_type::<Sum>();
+    assert_eq!(
+        problems(&pipeline),
+        ["factory `Sum`, field `numbers`: no delivery of `Vec<i64>` from any factory or external input; \
+          fix: add a factory whose Output is `Vec<i64>`, or call `pipeline.set_input(value)`"]
+    );
+}
+
+#[test]
+fn a_missing_input_with_an_id_suggests_the_same_type_under_another_id() {
+    let mut pipeline = setl().new_pipeline();
+    let _ = pipeline.set_input(5_i64).with_id("ofset");
+    pipeline.add_stage_from_type::<NeedsOffset>();
+    assert_eq!(
+        problems(&pipeline),
+        ["factory `NeedsOffset`, field `offset`: no delivery of `i64` with id \"offset\" from any factory or \
+          external input; did you mean the external input (id \"ofset\")?"]
+    );
+}
+
+#[test]
+fn a_missing_external_input_with_an_id_says_how_to_set_it() {
+    let mut pipeline = setl().new_pipeline();
+    pipeline.add_stage_from_type::<NeedsOffset>();
+    assert_eq!(
+        problems(&pipeline),
+        ["factory `NeedsOffset`, field `offset`: no delivery of `i64` with id \"offset\" from any factory or \
+          external input; fix: add a factory whose Output is `i64`, or call \
+          `pipeline.set_input(value).with_id(\"offset\")`"]
+    );
+}
+
+#[test]
+fn two_producers_of_one_type_without_a_declared_producer_are_ambiguous() {
+    let mut pipeline = setl().new_pipeline();
+    pipeline.add_stage_from_type::<Numbers>().add_stage_from_type::<MoreNumbers>().add_stage_from_type::<Sum>();
+    assert_eq!(
+        problems(&pipeline),
+        ["factory `Sum`, field `numbers`: ambiguous input: `Vec<i64>` is delivered by `Numbers` and `MoreNumbers`; \
+          fix: name one with `#[delivery(producer = ..)]`, or give the outputs distinct ids"]
+    );
+}
+
+#[test]
+fn a_declared_producer_disambiguates() {
+    let mut pipeline = setl().new_pipeline();
+    pipeline
+        .add_stage_from_type::<Numbers>()
+        .add_stage_from_type::<MoreNumbers>()
+        .add_stage_from_type::<SumOfNumbers>();
+    pipeline.run().unwrap();
+    assert_eq!(*pipeline.output::<SumOfNumbers>().unwrap(), 3);
+}
+
+#[test]
+fn a_declared_producer_absent_from_the_pipeline_is_reported_even_with_another_candidate() {
+    // SETL takes the only candidate without checking its producer; setl-rs always checks.
+    let mut pipeline = setl().new_pipeline();
+    pipeline.add_stage_from_type::<MoreNumbers>().add_stage_from_type::<SumOfNumbers>();
+    assert_eq!(
+        problems(&pipeline),
+        ["factory `SumOfNumbers`, field `numbers`: producer `Numbers` of `Vec<i64>` is not in the pipeline; \
+          fix: add it with `add_stage_from_type::<Numbers>()` or `add_factory(..)`"]
+    );
+}
+
+#[test]
+fn a_consumer_outside_the_producers_consumer_list_is_refused() {
+    let mut pipeline = setl().new_pipeline();
+    pipeline.add_stage_from_type::<Vault>().add_stage_from_type::<Auditor>().add_stage_from_type::<Thief>();
+    assert_eq!(
+        problems(&pipeline),
+        ["factory `Thief`, field `secret`: `Vault` delivers `u32` with id \"secret\" only to `Auditor`; \
+          fix: add `Thief` to its consumers"]
+    );
+}
+
+#[test]
+fn an_external_input_restricted_to_a_consumer_is_refused_to_others() {
+    let mut pipeline = setl().new_pipeline();
+    let _ = pipeline.set_input(vec![1_i64]).for_consumer::<SumOfNumbers>();
+    pipeline.add_stage_from_type::<Sum>();
+    assert_eq!(
+        problems(&pipeline),
+        ["factory `Sum`, field `numbers`: the external input delivers `Vec<i64>` only to `SumOfNumbers`; \
+          fix: add `Sum` to its consumers"]
+    );
+}
+
+#[test]
+fn a_cycle_is_printed_as_its_path() {
+    let mut pipeline = setl().new_pipeline();
+    pipeline.add_stage_from_type::<CycleA>().add_stage_from_type::<CycleB>().add_stage_from_type::<CycleC>();
+    assert_eq!(
+        problems(&pipeline),
+        ["cycle: `CycleA` -> `CycleB` -> `CycleC` -> `CycleA`; fix: remove one of these deliveries"]
+    );
+}
+
+#[test]
+fn the_same_factory_type_twice_is_refused() {
+    let mut pipeline = setl().new_pipeline();
+    pipeline.add_stage_from_type::<Numbers>().add_stage(Stage::new().add_factory(Numbers));
+    assert_eq!(
+        problems(&pipeline),
+        ["factory `Numbers` is added twice (stages 0 and 1), which makes its output ambiguous; \
+          fix: add it once, its output reaches consumers in every stage"]
+    );
+}
+
+#[test]
+fn two_external_inputs_of_one_type_and_id_are_refused() {
+    let mut pipeline = setl().new_pipeline();
+    let _ = pipeline.set_input(1_i64).with_id("offset");
+    let _ = pipeline.set_input(2_i64).with_id("offset");
+    pipeline.add_stage_from_type::<NeedsOffset>();
+    assert_eq!(
+        problems(&pipeline),
+        ["two external inputs of `i64` with id \"offset\"; fix: give each a distinct id with `.with_id(..)`"]
+    );
+}
+
+#[test]
+fn every_problem_is_reported_at_once_and_nothing_runs() {
+    let mut pipeline = setl().new_pipeline();
+    pipeline
+        .add_stage_from_type::<Sum>()
+        .add_stage_from_type::<NeedsOffset>()
+        .add_stage_from_type::<Thief>()
+        .add_stage_from_type::<Vault>()
+        .add_stage_from_type::<Auditor>();
+    let error = pipeline.run().unwrap_err();
+    let ErrorKind::Validation(problems) = error.kind() else { panic!("expected a validation error: {error:?}") };
+    assert_eq!(problems.len(), 3);
+    assert!(matches!(problems[0], ValidationError::MissingInput { .. }));
+    assert!(matches!(problems[1], ValidationError::MissingInput { .. }));
+    assert!(matches!(problems[2], ValidationError::ConsumerNotAllowed { .. }));
+    let text = error.to_string();
+    assert!(text.starts_with("the pipeline is not valid (3 problems):\n  1. factory `Sum`"), "{text}");
+    // Nothing ran: outputs are not available.
+    assert!(matches!(pipeline.output::<Vault>().unwrap_err().kind(), ErrorKind::NotRun { .. }));
+}
+
+#[test]
+fn stage_barrier_mode_refuses_a_consumer_before_its_producer() {
+    let mut pipeline = setl().new_pipeline().mode(ExecutionMode::StageBarrier);
+    pipeline.add_stage_from_type::<SumOfNumbers>().add_stage_from_type::<Numbers>();
+    assert_eq!(
+        problems(&pipeline),
+        ["factory `SumOfNumbers`, field `numbers`: producer `Numbers` is in stage 1, not before stage 0; \
+          stage-barrier mode runs stages in order, so move `Numbers` to an earlier stage or use dataflow mode"]
+    );
+}
+
+#[test]
+fn stage_barrier_mode_refuses_a_dependency_inside_one_stage() {
+    let mut pipeline = setl().new_pipeline().mode(ExecutionMode::StageBarrier);
+    pipeline.add_stage(Stage::new().add_factory(Numbers).add_factory(SumOfNumbers::default()));
+    assert_eq!(problems(&pipeline).len(), 1);
+}
+
+#[test]
+fn dataflow_mode_runs_a_consumer_declared_before_its_producer_and_in_its_stage() {
+    // SETL and PySetl refuse both; dataflow order makes declaration order irrelevant.
+    let mut pipeline = setl().new_pipeline();
+    pipeline.add_stage(Stage::new().add_factory(SumOfNumbers::default()).add_factory(Numbers));
+    pipeline.run().unwrap();
+    assert_eq!(*pipeline.output::<SumOfNumbers>().unwrap(), 3);
+}
+
+#[test]
+fn two_inputs_of_one_type_with_distinct_ids_resolve() {
+    #[factory]
+    #[derive(Default)]
+    struct Difference {
+        #[delivery(id = "left")]
+        left: Delivery<i64>,
+        #[delivery(id = "right")]
+        right: Delivery<i64>,
+    }
+    impl Factory for Difference {
+        type Output = i64;
+        fn get(&self) -> i64 {
+            self.left.get() - self.right.get()
+        }
+    }
+    let mut pipeline = setl().new_pipeline();
+    let _ = pipeline.set_input(10_i64).with_id("left");
+    let _ = pipeline.set_input(3_i64).with_id("right");
+    pipeline.add_stage_from_type::<Difference>();
+    pipeline.run().unwrap();
+    assert_eq!(*pipeline.output::<Difference>().unwrap(), 7);
+}
+
+#[test]
+fn an_optional_input_stays_empty_when_nothing_produces_it() {
+    #[factory]
+    #[derive(Default)]
+    struct WithBonus {
+        #[delivery(id = "bonus", optional)]
+        bonus: Delivery<i64>,
+        #[delivery(producer = Numbers, optional)]
+        numbers: Delivery<Vec<i64>>,
+    }
+    impl Factory for WithBonus {
+        type Output = (Option<i64>, bool);
+        fn get(&self) -> (Option<i64>, bool) {
+            (self.bonus.try_get().copied(), self.numbers.is_filled())
+        }
+    }
+    let mut pipeline = setl().new_pipeline();
+    pipeline.add_stage_from_type::<WithBonus>();
+    pipeline.run().unwrap();
+    assert_eq!(*pipeline.output::<WithBonus>().unwrap(), (None, false));
+
+    let mut pipeline = setl().new_pipeline();
+    let _ = pipeline.set_input(7_i64).with_id("bonus");
+    pipeline.add_stage_from_type::<Numbers>().add_stage_from_type::<WithBonus>();
+    pipeline.run().unwrap();
+    assert_eq!(*pipeline.output::<WithBonus>().unwrap(), (Some(7), true));
+}
+
+#[test]
+fn falsy_primitive_payloads_are_delivered() {
+    // PySetl rejects payloads such as 0 or "".
+    #[factory]
+    #[derive(Default)]
+    struct Echo {
+        #[delivery]
+        zero: Delivery<i64>,
+        #[delivery]
+        empty: Delivery<String>,
+    }
+    impl Factory for Echo {
+        type Output = String;
+        fn get(&self) -> String {
+            format!("{}{}", self.zero.get(), self.empty.get())
+        }
+    }
+    let mut pipeline = setl().new_pipeline();
+    let _ = pipeline.set_input(0_i64);
+    let _ = pipeline.set_input(String::new());
+    pipeline.add_stage_from_type::<Echo>();
+    pipeline.run().unwrap();
+    assert_eq!(*pipeline.output::<Echo>().unwrap(), "0");
+}
+
+#[test]
+fn a_delivery_naming_the_consumer_wins_over_an_open_one() {
+    // SETL's dispatcher rule: among several candidates, the one whose consumer list names the
+    // consumer is taken.
+    #[factory]
+    #[derive(Default)]
+    struct Listener {
+        #[delivery]
+        value: Delivery<u32>,
+    }
+    impl Factory for Listener {
+        type Output = u32;
+        fn get(&self) -> u32 {
+            *self.value.get()
+        }
+    }
+    let mut pipeline = setl().new_pipeline();
+    let _ = pipeline.set_input(1_u32);
+    pipeline.add_stage_from_type::<Listener>();
+    // Another input with the same type and id but restricted to Listener would be a duplicate
+    // input; a producer's output restricted to the consumer is the real case:
+    #[factory(consumers(Listener))]
+    #[derive(Default)]
+    struct Reserved;
+    impl Factory for Reserved {
+        type Output = u32;
+        fn get(&self) -> u32 {
+            2
+        }
+    }
+    pipeline.add_stage_from_type::<Reserved>();
+    pipeline.run().unwrap();
+    assert_eq!(*pipeline.output::<Listener>().unwrap(), 2);
+}

@@ -318,12 +318,14 @@ fn partition_values_with_slashes_and_nulls_round_trip() -> TestResult {
 
 #[test]
 fn streaming_reads_batch_by_batch_across_files() -> TestResult {
+    fn send<T: Send>(_: &T) {}
     let dir = tempfile::tempdir()?;
     for i in 0..3 {
         let data = Dataset::from_rows(&orders(25))?;
         CsvWriter::new().write(&data, dir.path().join(format!("part-{i}.csv")))?;
     }
     let stream = CsvReader::new().with_batch_size(10).stream_typed::<Order>(dir.path())?;
+    send(&stream); // A stream can move to a worker thread.
     assert_eq!(stream.schema(), &Order::arrow_schema());
     let sizes: Vec<usize> = stream.map(|b| b.map(|b| b.num_rows())).collect::<Result<_, _>>()?;
     assert_eq!(sizes, [10, 10, 5, 10, 10, 5, 10, 10, 5]);

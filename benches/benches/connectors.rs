@@ -2,7 +2,9 @@
 //! parquet crates on the same file and data.
 //!
 //! Groups: `csv_read`, `csv_write`, `parquet_read`, `parquet_write`, each with `raw` and
-//! `setl` (throughput in bytes of the file).
+//! `setl` (throughput in bytes of the file); the write groups add `setl_fsync`, setl-arrow's
+//! default, which flushes the file to disk before renaming it into place (the raw crates do
+//! not sync, so the 5% target is for `setl` without fsync).
 //!
 //! `cargo bench -p setl-benches --bench connectors` (add `-- --quick` for a short run).
 //!
@@ -88,8 +90,8 @@ fn raw_csv_write(data: &Dataset, path: &Path) {
     }
 }
 
-fn setl_csv_write(data: &Dataset, path: &Path) {
-    CsvWriter::new().with_mode(SaveMode::Overwrite).write(data, path).expect("write");
+fn setl_csv_write(data: &Dataset, path: &Path, sync: bool) {
+    CsvWriter::new().with_mode(SaveMode::Overwrite).with_sync(sync).write(data, path).expect("write");
 }
 
 fn raw_parquet_read(path: &Path) -> usize {
@@ -115,8 +117,8 @@ fn raw_parquet_write(data: &Dataset, path: &Path) {
     writer.close().expect("close");
 }
 
-fn setl_parquet_write(data: &Dataset, path: &Path) {
-    ParquetWriter::new().with_mode(SaveMode::Overwrite).write(data, path).expect("write");
+fn setl_parquet_write(data: &Dataset, path: &Path, sync: bool) {
+    ParquetWriter::new().with_mode(SaveMode::Overwrite).with_sync(sync).write(data, path).expect("write");
 }
 
 /// Median of `runs` alternating timings of `raw` and `setl`.
@@ -185,9 +187,14 @@ fn connectors(c: &mut Criterion) {
         paired(9, || assert_eq!(raw_csv_read(&f.csv), ROWS), || assert_eq!(setl_csv_read(&f.csv), ROWS)),
     );
     report(
-        "csv write",
+        "csv write (no fsync)",
         csv_bytes,
-        paired(9, || raw_csv_write(&data, &f.out_raw), || setl_csv_write(&data, &f.out_setl)),
+        paired(9, || raw_csv_write(&data, &f.out_raw), || setl_csv_write(&data, &f.out_setl, false)),
+    );
+    report(
+        "csv write (default: fsync before rename; raw does not sync)",
+        csv_bytes,
+        paired(9, || raw_csv_write(&data, &f.out_raw), || setl_csv_write(&data, &f.out_setl, true)),
     );
     report(
         "parquet read",
@@ -199,9 +206,14 @@ fn connectors(c: &mut Criterion) {
         ),
     );
     report(
-        "parquet write",
+        "parquet write (no fsync)",
         parquet_bytes,
-        paired(9, || raw_parquet_write(&data, &f.out_raw), || setl_parquet_write(&data, &f.out_setl)),
+        paired(9, || raw_parquet_write(&data, &f.out_raw), || setl_parquet_write(&data, &f.out_setl, false)),
+    );
+    report(
+        "parquet write (default: fsync before rename; raw does not sync)",
+        parquet_bytes,
+        paired(9, || raw_parquet_write(&data, &f.out_raw), || setl_parquet_write(&data, &f.out_setl, true)),
     );
 
     let mut group = c.benchmark_group("csv_read");
@@ -213,7 +225,10 @@ fn connectors(c: &mut Criterion) {
     let mut group = c.benchmark_group("csv_write");
     group.throughput(Throughput::Bytes(csv_bytes)).sample_size(10);
     group.bench_function(BenchmarkId::from_parameter("raw"), |b| b.iter(|| raw_csv_write(&data, &f.out_raw)));
-    group.bench_function(BenchmarkId::from_parameter("setl"), |b| b.iter(|| setl_csv_write(&data, &f.out_setl)));
+    group.bench_function(BenchmarkId::from_parameter("setl"), |b| b.iter(|| setl_csv_write(&data, &f.out_setl, false)));
+    group.bench_function(BenchmarkId::from_parameter("setl_fsync"), |b| {
+        b.iter(|| setl_csv_write(&data, &f.out_setl, true))
+    });
     group.finish();
 
     let mut group = c.benchmark_group("parquet_read");
@@ -225,7 +240,12 @@ fn connectors(c: &mut Criterion) {
     let mut group = c.benchmark_group("parquet_write");
     group.throughput(Throughput::Bytes(parquet_bytes)).sample_size(10);
     group.bench_function(BenchmarkId::from_parameter("raw"), |b| b.iter(|| raw_parquet_write(&data, &f.out_raw)));
-    group.bench_function(BenchmarkId::from_parameter("setl"), |b| b.iter(|| setl_parquet_write(&data, &f.out_setl)));
+    group.bench_function(BenchmarkId::from_parameter("setl"), |b| {
+        b.iter(|| setl_parquet_write(&data, &f.out_setl, false))
+    });
+    group.bench_function(BenchmarkId::from_parameter("setl_fsync"), |b| {
+        b.iter(|| setl_parquet_write(&data, &f.out_setl, true))
+    });
     group.finish();
 }
 

@@ -1,12 +1,12 @@
 //! Parquet through the parquet crate's Arrow reader and writer.
 
 use std::fs::File;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{Schema as ArrowSchema, SchemaRef};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -29,18 +29,34 @@ impl ParquetReader {
     }
 
     fn format(&self) -> Arc<ParquetFormat> {
-        Arc::new(ParquetFormat)
+        Arc::new(ParquetFormat::default())
     }
 
     common_read_options!();
 }
 
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ParquetFormat;
+/// The Parquet format of one read. It remembers the footer it parsed last, so that planning a
+/// file and opening it parse the footer once.
+#[derive(Debug, Default)]
+pub(crate) struct ParquetFormat {
+    last: Mutex<Option<(PathBuf, ArrowReaderMetadata)>>,
+}
 
-fn builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    ParquetRecordBatchReaderBuilder::try_new(file).map_err(|source| Error::Parquet { path: path.to_path_buf(), source })
+impl ParquetFormat {
+    fn builder(&self, path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut last = self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let metadata = match last.as_ref() {
+            Some((cached, metadata)) if cached == path => metadata.clone(),
+            _ => {
+                let metadata = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
+                    .map_err(|source| Error::Parquet { path: path.to_path_buf(), source })?;
+                *last = Some((path.to_path_buf(), metadata.clone()));
+                metadata
+            }
+        };
+        Ok(ParquetRecordBatchReaderBuilder::new_with_metadata(file, metadata))
+    }
 }
 
 impl Format for ParquetFormat {
@@ -49,15 +65,15 @@ impl Format for ParquetFormat {
     }
 
     fn file_schema(&self, path: &Path, _: &ReadOptions) -> Result<Option<ArrowSchema>> {
-        Ok(Some(builder(path)?.schema().as_ref().clone()))
+        Ok(Some(self.builder(path)?.schema().as_ref().clone()))
     }
 
     fn schema_for(&self, path: &Path, _: &SchemaRef, _: &ReadOptions) -> Result<SchemaRef> {
-        Ok(builder(path)?.schema().clone())
+        Ok(self.builder(path)?.schema().clone())
     }
 
     fn open(&self, path: &Path, _: &SchemaRef, projection: &[usize], options: &ReadOptions) -> Result<FileBatches> {
-        let builder = builder(path)?;
+        let builder = self.builder(path)?;
         let mask = ProjectionMask::roots(builder.parquet_schema(), projection.iter().copied());
         let reader = builder
             .with_batch_size(options.batch_size)

@@ -27,10 +27,17 @@ pub enum SaveMode {
 }
 
 /// Options every writer has.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct WriteOptions {
     pub(crate) mode: SaveMode,
     pub(crate) partition_by: Vec<String>,
+    pub(crate) sync: bool,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions { mode: SaveMode::default(), partition_by: Vec::new(), sync: true }
+    }
 }
 
 /// What a format does for the shared writer.
@@ -48,6 +55,14 @@ macro_rules! common_write_options {
         /// What to do when the target exists (default [`SaveMode::ErrorIfExists`](crate::io::SaveMode)).
         pub fn with_mode(mut self, mode: $crate::io::SaveMode) -> Self {
             self.common.mode = mode;
+            self
+        }
+
+        /// Whether each file is flushed to disk (`fsync`) before it is renamed into place
+        /// (default true), so that after a crash the target holds either the old or the
+        /// complete new data. Turning it off trades that for speed; the rename stays atomic.
+        pub fn with_sync(mut self, sync: bool) -> Self {
+            self.common.sync = sync;
             self
         }
 
@@ -131,11 +146,18 @@ where
             reason: "write_atomically writes one file; Append adds files to a directory".to_owned(),
         });
     }
-    atomic_file(path, mode, |file| write(file).map_err(|source| Error::Write { path: path.to_path_buf(), source }))
+    atomic_file(path, mode, true, |file| {
+        write(file).map_err(|source| Error::Write { path: path.to_path_buf(), source })
+    })
 }
 
 /// [`write_atomically`] with a closure returning setl-arrow's error.
-pub(crate) fn atomic_file(path: &Path, mode: SaveMode, write: impl FnOnce(&mut File) -> Result<()>) -> Result<()> {
+pub(crate) fn atomic_file(
+    path: &Path,
+    mode: SaveMode,
+    sync: bool,
+    write: impl FnOnce(&mut File) -> Result<()>,
+) -> Result<()> {
     let parent = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => PathBuf::from("."),
@@ -151,7 +173,9 @@ pub(crate) fn atomic_file(path: &Path, mode: SaveMode, write: impl FnOnce(&mut F
         .map_err(|e| Error::io(&parent, e))?;
     // On error or panic, `temp` is dropped here, which deletes the temporary file.
     write(temp.as_file_mut())?;
-    temp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
+    if sync {
+        temp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
+    }
     match mode {
         SaveMode::Overwrite => {
             if path.is_dir() {
@@ -241,6 +265,7 @@ fn partition_dir(root: &Path, columns: &[String], key: &[Option<String>]) -> Pat
 /// On failure the files this call already wrote are removed.
 fn write_files(
     format: &dyn FormatWriter,
+    sync: bool,
     schema: &SchemaRef,
     groups: Vec<(PathBuf, Vec<RecordBatch>)>,
 ) -> Result<Vec<PathBuf>> {
@@ -248,7 +273,7 @@ fn write_files(
     for (dir, batches) in groups {
         let path = dir.join(unique_part_name(format.extension()));
         let result =
-            atomic_file(&path, SaveMode::ErrorIfExists, |file| format.write_file(file, &path, schema, &batches));
+            atomic_file(&path, SaveMode::ErrorIfExists, sync, |file| format.write_file(file, &path, schema, &batches));
         if let Err(error) = result {
             for file in &written {
                 let _ = std::fs::remove_file(file);
@@ -270,7 +295,7 @@ pub(crate) fn write_dataset(
 ) -> Result<Vec<PathBuf>> {
     let partitioned = !options.partition_by.is_empty();
     if !partitioned && options.mode != SaveMode::Append {
-        atomic_file(path, options.mode, |file| format.write_file(file, path, schema, batches))?;
+        atomic_file(path, options.mode, options.sync, |file| format.write_file(file, path, schema, batches))?;
         return Ok(vec![path.to_path_buf()]);
     }
     let (file_schema, groups) = if partitioned {
@@ -292,7 +317,7 @@ pub(crate) fn write_dataset(
                 });
             }
             std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
-            write_files(format, &file_schema, layout(path))
+            write_files(format, options.sync, &file_schema, layout(path))
         }
         SaveMode::ErrorIfExists | SaveMode::Overwrite => {
             if options.mode == SaveMode::ErrorIfExists && path.exists() {
@@ -309,7 +334,7 @@ pub(crate) fn write_dataset(
                 .prefix(".setl-staging-")
                 .tempdir_in(&parent)
                 .map_err(|e| Error::io(&parent, e))?;
-            let staged = write_files(format, &file_schema, layout(staging.path()))?;
+            let staged = write_files(format, options.sync, &file_schema, layout(staging.path()))?;
             let old = if path.exists() {
                 let old = tempfile::Builder::new()
                     .prefix(".setl-old-")

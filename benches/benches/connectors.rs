@@ -22,7 +22,7 @@ use arrow::array::{
     ArrayRef, BooleanArray, Date32Array, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
@@ -91,7 +91,7 @@ fn raw_csv_write(data: &Dataset, path: &Path) {
 }
 
 fn setl_csv_write(data: &Dataset, path: &Path, sync: bool) {
-    CsvWriter::new().with_mode(SaveMode::Overwrite).with_sync(sync).write(data, path).expect("write");
+    CsvWriter::new().with_mode(SaveMode::ErrorIfExists).with_sync(sync).write(data, path).expect("write");
 }
 
 fn raw_parquet_read(path: &Path) -> usize {
@@ -100,7 +100,8 @@ fn raw_parquet_read(path: &Path) -> usize {
         .with_batch_size(BATCH)
         .build()
         .expect("reader");
-    reader.map(|b| b.expect("batch").num_rows()).sum()
+    let batches: Vec<RecordBatch> = reader.map(|b| b.expect("batch")).collect();
+    batches.iter().map(RecordBatch::num_rows).sum()
 }
 
 fn setl_parquet_read(path: &Path) -> usize {
@@ -118,16 +119,18 @@ fn raw_parquet_write(data: &Dataset, path: &Path) {
 }
 
 fn setl_parquet_write(data: &Dataset, path: &Path, sync: bool) {
-    ParquetWriter::new().with_mode(SaveMode::Overwrite).with_sync(sync).write(data, path).expect("write");
+    ParquetWriter::new().with_mode(SaveMode::ErrorIfExists).with_sync(sync).write(data, path).expect("write");
 }
 
-/// Median of `runs` alternating timings of `raw` and `setl`.
-fn paired(runs: usize, mut raw: impl FnMut(), mut setl: impl FnMut()) -> (Duration, Duration) {
+/// Median of `runs` alternating timings of `raw` and `setl`; `reset` runs untimed before each.
+fn paired(runs: usize, mut reset: impl FnMut(), mut raw: impl FnMut(), mut setl: impl FnMut()) -> (Duration, Duration) {
     let (mut raws, mut setls) = (Vec::new(), Vec::new());
     for _ in 0..runs {
+        reset();
         let started = Instant::now();
         raw();
         raws.push(started.elapsed());
+        reset();
         let started = Instant::now();
         setl();
         setls.push(started.elapsed());
@@ -154,6 +157,15 @@ struct Files {
     parquet: PathBuf,
     out_raw: PathBuf,
     out_setl: PathBuf,
+}
+
+impl Files {
+    /// Removes the outputs of writes, so every write creates a new file (untimed): replacing a
+    /// file costs the file system differently for a truncate and for a rename.
+    fn reset(&self) {
+        let _ = std::fs::remove_file(&self.out_raw);
+        let _ = std::fs::remove_file(&self.out_setl);
+    }
 }
 
 fn files(data: &Dataset) -> Files {
@@ -184,23 +196,24 @@ fn connectors(c: &mut Criterion) {
     report(
         "csv read",
         csv_bytes,
-        paired(9, || assert_eq!(raw_csv_read(&f.csv), ROWS), || assert_eq!(setl_csv_read(&f.csv), ROWS)),
+        paired(9, || (), || assert_eq!(raw_csv_read(&f.csv), ROWS), || assert_eq!(setl_csv_read(&f.csv), ROWS)),
     );
     report(
         "csv write (no fsync)",
         csv_bytes,
-        paired(9, || raw_csv_write(&data, &f.out_raw), || setl_csv_write(&data, &f.out_setl, false)),
+        paired(9, || f.reset(), || raw_csv_write(&data, &f.out_raw), || setl_csv_write(&data, &f.out_setl, false)),
     );
     report(
         "csv write (default: fsync before rename; raw does not sync)",
         csv_bytes,
-        paired(9, || raw_csv_write(&data, &f.out_raw), || setl_csv_write(&data, &f.out_setl, true)),
+        paired(9, || f.reset(), || raw_csv_write(&data, &f.out_raw), || setl_csv_write(&data, &f.out_setl, true)),
     );
     report(
         "parquet read",
         parquet_bytes,
         paired(
             9,
+            || (),
             || assert_eq!(raw_parquet_read(&f.parquet), ROWS),
             || assert_eq!(setl_parquet_read(&f.parquet), ROWS),
         ),
@@ -208,12 +221,22 @@ fn connectors(c: &mut Criterion) {
     report(
         "parquet write (no fsync)",
         parquet_bytes,
-        paired(9, || raw_parquet_write(&data, &f.out_raw), || setl_parquet_write(&data, &f.out_setl, false)),
+        paired(
+            9,
+            || f.reset(),
+            || raw_parquet_write(&data, &f.out_raw),
+            || setl_parquet_write(&data, &f.out_setl, false),
+        ),
     );
     report(
         "parquet write (default: fsync before rename; raw does not sync)",
         parquet_bytes,
-        paired(9, || raw_parquet_write(&data, &f.out_raw), || setl_parquet_write(&data, &f.out_setl, true)),
+        paired(
+            9,
+            || f.reset(),
+            || raw_parquet_write(&data, &f.out_raw),
+            || setl_parquet_write(&data, &f.out_setl, true),
+        ),
     );
 
     let mut group = c.benchmark_group("csv_read");
@@ -224,10 +247,14 @@ fn connectors(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("csv_write");
     group.throughput(Throughput::Bytes(csv_bytes)).sample_size(10);
-    group.bench_function(BenchmarkId::from_parameter("raw"), |b| b.iter(|| raw_csv_write(&data, &f.out_raw)));
-    group.bench_function(BenchmarkId::from_parameter("setl"), |b| b.iter(|| setl_csv_write(&data, &f.out_setl, false)));
+    group.bench_function(BenchmarkId::from_parameter("raw"), |b| {
+        b.iter_batched(|| f.reset(), |()| raw_csv_write(&data, &f.out_raw), BatchSize::PerIteration)
+    });
+    group.bench_function(BenchmarkId::from_parameter("setl"), |b| {
+        b.iter_batched(|| f.reset(), |()| setl_csv_write(&data, &f.out_setl, false), BatchSize::PerIteration)
+    });
     group.bench_function(BenchmarkId::from_parameter("setl_fsync"), |b| {
-        b.iter(|| setl_csv_write(&data, &f.out_setl, true))
+        b.iter_batched(|| f.reset(), |()| setl_csv_write(&data, &f.out_setl, true), BatchSize::PerIteration)
     });
     group.finish();
 
@@ -239,12 +266,14 @@ fn connectors(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("parquet_write");
     group.throughput(Throughput::Bytes(parquet_bytes)).sample_size(10);
-    group.bench_function(BenchmarkId::from_parameter("raw"), |b| b.iter(|| raw_parquet_write(&data, &f.out_raw)));
+    group.bench_function(BenchmarkId::from_parameter("raw"), |b| {
+        b.iter_batched(|| f.reset(), |()| raw_parquet_write(&data, &f.out_raw), BatchSize::PerIteration)
+    });
     group.bench_function(BenchmarkId::from_parameter("setl"), |b| {
-        b.iter(|| setl_parquet_write(&data, &f.out_setl, false))
+        b.iter_batched(|| f.reset(), |()| setl_parquet_write(&data, &f.out_setl, false), BatchSize::PerIteration)
     });
     group.bench_function(BenchmarkId::from_parameter("setl_fsync"), |b| {
-        b.iter(|| setl_parquet_write(&data, &f.out_setl, true))
+        b.iter_batched(|| f.reset(), |()| setl_parquet_write(&data, &f.out_setl, true), BatchSize::PerIteration)
     });
     group.finish();
 }

@@ -1,6 +1,6 @@
 //! Scheduler and validation overhead per factory, and the cost of benchmark instrumentation.
 //!
-//! Groups: `run` (chain of 10,000 trivial factories; fan-out 1 -> 9,999), `validate` (the same
+//! Groups: `run` (chain of 1,000 trivial factories; fan-out 1 -> 999), `validate` (the same
 //! graphs), `instrumentation` (chain run with benchmarks on and off).
 //!
 //! `cargo bench -p setl-benches --bench overhead`
@@ -14,7 +14,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criteri
 use setl_benches::{install, pipeline, Shape};
 use setl_core::prelude::*;
 
-const COUNT: usize = 10_000;
+const COUNT: usize = setl_benches::MAX_NODES;
 
 fn setl() -> Setl {
     Setl::builder().threads(2).build().expect("a 2-thread pool")

@@ -1,8 +1,8 @@
-//! Synthetic factories for the benches: up to 10,000 distinct factory types (`Node<0>` ..
+//! Synthetic factories for the benches: up to 1,000 distinct factory types (`Node<0>` ..
 //! `Node<9999>`) whose inputs, output ids and work are set at run time by a [`Shape`].
 //!
 //! A pipeline refuses two factories of one type, and `#[factory]` makes one type per struct, so
-//! a chain of 10,000 factories needs 10,000 types. Const generics give them without 10,000
+//! a chain of N factories needs N types. Const generics give them without N
 //! struct declarations; the wiring `#[factory]` would generate is written by hand here, reading
 //! the current shape (through setl-core's hidden `__private` API, as generated code does).
 
@@ -14,7 +14,7 @@ use setl_core::__private::{Factory, FactoryWiring, InjectError, InputDecl, Paylo
 use setl_core::{BoxedFactory, Delivery, Pipeline, Result, Stage};
 
 /// The largest number of synthetic factories.
-pub const MAX_NODES: usize = 10_000;
+pub const MAX_NODES: usize = 1_000;
 
 /// The graph the synthetic factories form.
 #[derive(Debug, Clone, Default)]
@@ -145,7 +145,7 @@ impl NodeState {
 }
 
 /// Synthetic factory number `I`: a distinct type per `I` around a shared, non-generic state, so
-/// that 10,000 of them compile in reasonable time.
+/// that many of them compile in reasonable time.
 pub struct Node<const I: usize>(NodeState);
 
 impl<const I: usize> Default for Node<I> {
@@ -220,24 +220,13 @@ macro_rules! makers_100 {
 
 type Maker = fn() -> BoxedFactory;
 
-/// `MAKERS[a][b][c][d]` builds `Node<abcd>`.
-static MAKERS: [[[[Maker; 10]; 10]; 10]; 10] = [
-    makers_100!(0),
-    makers_100!(1),
-    makers_100!(2),
-    makers_100!(3),
-    makers_100!(4),
-    makers_100!(5),
-    makers_100!(6),
-    makers_100!(7),
-    makers_100!(8),
-    makers_100!(9),
-];
+/// `MAKERS[b][c][d]` builds `Node<bcd>`.
+static MAKERS: [[[Maker; 10]; 10]; 10] = makers_100!(0);
 
 /// A new `Node<index>` for the installed shape.
 pub fn node(index: usize) -> BoxedFactory {
     assert!(index < MAX_NODES);
-    MAKERS[index / 1000][index / 100 % 10][index / 10 % 10][index % 10]()
+    MAKERS[index / 100][index / 10 % 10][index % 10]()
 }
 
 /// A pipeline of the installed shape's nodes; `stage_of` places nodes in stages (default: one

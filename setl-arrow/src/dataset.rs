@@ -281,10 +281,6 @@ impl<S> Dataset<S> {
         let index = column_indices(&self.schema, &[name])?[0];
         Ok(self.batches.iter().map(|b| b.column(index).clone()).collect())
     }
-
-    pub(crate) fn from_parts_unchecked(schema: SchemaRef, batches: Vec<RecordBatch>) -> Self {
-        Dataset { schema, batches: batches.into(), marker: PhantomData }
-    }
 }
 
 /// The indices of `columns` in `schema`, or an error naming every unknown one.
@@ -427,7 +423,7 @@ fn conform_dataset<S: Schema>(
             out.push(conformer.apply(batch)?);
         }
     }
-    Ok(Dataset::from_parts_unchecked(expected, out))
+    Ok(Dataset::from_checked_parts(expected, out))
 }
 
 impl<S> fmt::Debug for Dataset<S> {
@@ -452,5 +448,13 @@ impl<S> fmt::Display for Dataset<S> {
             Ok(table) => write!(f, "{table}"),
             Err(_) => Err(fmt::Error),
         }
+    }
+}
+
+impl<S> Dataset<S> {
+    /// A dataset of `S` from batches known to have `schema` and to match `S` (read back from a
+    /// spill file written from a `Dataset<S>`, or produced by a recipe checked against `schema`).
+    pub(crate) fn from_checked_parts(schema: SchemaRef, batches: Vec<RecordBatch>) -> Self {
+        Dataset { schema, batches: batches.into(), marker: PhantomData }
     }
 }

@@ -10,15 +10,20 @@
 //! - [`error`]: [`Error`], naming the file, line, column or schema at fault.
 //! - [`io`]: file connectors (CSV, newline-delimited JSON, Parquet, Arrow IPC): reading files,
 //!   directories and globs, streaming, typed reads, hive-style partitions, atomic writes.
+//! - [`lazy`]: `LazyDataset<S>`, a dataset given as a recipe run on demand.
+//! - [`cache`]: datasets in the pipeline's cache (`Storable`: weighed by Arrow, spilled as IPC).
 
+pub mod cache;
 pub mod dataset;
 pub mod error;
 pub mod io;
+pub mod lazy;
 pub mod row;
 
 pub use arrow;
 pub use dataset::{AnySchema, Dataset, Schema};
 pub use error::{ColumnDiff, Error, Result, SchemaMismatch};
+pub use lazy::{BatchIter, LazyDataset};
 pub use parquet;
 pub use row::{ArrowField, FieldError, FieldOptions, Row};
 /// Derives [`Schema`] (and [`Row`], [`ArrowField`]) for a struct; see the trait.

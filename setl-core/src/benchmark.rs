@@ -85,67 +85,80 @@ struct Partial {
 }
 
 /// Turns the event stream into [`BenchmarkResult`]s for the factories that are benchmarked.
+///
+/// One lock per factory, so workers recording different factories never wait for each other.
 pub(crate) struct BenchmarkCollector {
     /// Per factory: name, stage, and whether it is benchmarked.
     factories: Vec<(&'static str, usize, bool)>,
-    state: Mutex<(Option<Instant>, Vec<Partial>)>,
+    pipeline_start: Mutex<Option<Instant>>,
+    partials: Vec<Mutex<Partial>>,
 }
 
 impl BenchmarkCollector {
     pub(crate) fn new(factories: Vec<(&'static str, usize, bool)>) -> Self {
-        let partials = vec![Partial::default(); factories.len()];
-        BenchmarkCollector { factories, state: Mutex::new((None, partials)) }
+        let partials = factories.iter().map(|_| Mutex::new(Partial::default())).collect();
+        BenchmarkCollector { factories, pipeline_start: Mutex::new(None), partials }
     }
 
     /// The finished factories' results, in declaration order.
     pub(crate) fn results(&self) -> Vec<BenchmarkResult> {
-        let state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let (pipeline_start, partials) = &*state;
+        let pipeline_start = *lock(&self.pipeline_start);
         self.factories
             .iter()
-            .zip(partials)
-            .filter(|((_, _, benchmarked), partial)| *benchmarked && partial.finished)
-            .map(|(&(name, stage, _), partial)| BenchmarkResult {
-                factory: name.to_owned(),
-                stage,
-                read: partial.read,
-                process: partial.process,
-                write: partial.write,
-                total: partial.total,
-                start: match (partial.started, pipeline_start) {
-                    (Some(started), Some(begin)) => started.saturating_duration_since(*begin),
-                    _ => Duration::ZERO,
-                },
-                thread: partial.thread,
+            .zip(&self.partials)
+            .filter_map(|(&(name, stage, benchmarked), partial)| {
+                let partial = lock(partial);
+                (benchmarked && partial.finished).then(|| BenchmarkResult {
+                    factory: name.to_owned(),
+                    stage,
+                    read: partial.read,
+                    process: partial.process,
+                    write: partial.write,
+                    total: partial.total,
+                    start: match (partial.started, pipeline_start) {
+                        (Some(started), Some(begin)) => started.saturating_duration_since(begin),
+                        _ => Duration::ZERO,
+                    },
+                    thread: partial.thread,
+                })
             })
             .collect()
     }
+
+    fn partial(&self, index: usize) -> Option<std::sync::MutexGuard<'_, Partial>> {
+        self.factories[index].2.then(|| lock(&self.partials[index]))
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Observer for BenchmarkCollector {
     fn on_event(&self, event: &Event) {
-        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let (pipeline_start, partials) = &mut *state;
         match &event.kind {
-            EventKind::PipelineStarted { .. } => *pipeline_start = Some(event.at),
-            EventKind::FactoryStarted(factory) if self.factories[factory.index].2 => {
-                let partial = &mut partials[factory.index];
-                partial.started = Some(event.at);
-                partial.thread = event.thread;
-            }
-            EventKind::PhaseFinished { factory, phase, elapsed, .. } if self.factories[factory.index].2 => {
-                let partial = &mut partials[factory.index];
-                match phase {
-                    Phase::Read => partial.read = *elapsed,
-                    Phase::Process => partial.process = *elapsed,
-                    Phase::Write => partial.write = *elapsed,
-                    Phase::Get => {}
+            EventKind::PipelineStarted { .. } => *lock(&self.pipeline_start) = Some(event.at),
+            EventKind::FactoryStarted(factory) => {
+                if let Some(mut partial) = self.partial(factory.index) {
+                    partial.started = Some(event.at);
+                    partial.thread = event.thread;
                 }
             }
-            EventKind::FactoryFinished { factory, elapsed } if self.factories[factory.index].2 => {
-                let partial = &mut partials[factory.index];
-                partial.total = *elapsed;
-                partial.finished = true;
+            EventKind::PhaseFinished { factory, phase, elapsed, .. } => {
+                if let Some(mut partial) = self.partial(factory.index) {
+                    match phase {
+                        Phase::Read => partial.read = *elapsed,
+                        Phase::Process => partial.process = *elapsed,
+                        Phase::Write => partial.write = *elapsed,
+                        Phase::Get => {}
+                    }
+                }
+            }
+            EventKind::FactoryFinished { factory, elapsed } => {
+                if let Some(mut partial) = self.partial(factory.index) {
+                    partial.total = *elapsed;
+                    partial.finished = true;
+                }
             }
             _ => {}
         }

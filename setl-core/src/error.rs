@@ -133,6 +133,19 @@ pub enum ErrorKind {
         /// Why it cannot work.
         reason: String,
     },
+    /// A spill file of the cache could not be written or read back.
+    #[error("could not {action} the spill file `{}` of `{factory}`'s output: {source}", .path.display())]
+    Spill {
+        /// The factory whose output it holds.
+        factory: String,
+        /// What failed: "write" or "read back".
+        action: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O or decoding error.
+        #[source]
+        source: BoxError,
+    },
     /// A message from user code ([`Error::msg`]).
     #[error("{0}")]
     Message(String),

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use crate::delivery::Payload;
 use crate::error::{Phase, Result};
+use crate::store::{StorageLevel, StoreOps};
 use crate::type_name::short_type_name;
 
 /// An ETL step: `read` its inputs, `process` them, `write` results, and hand its output on with
@@ -213,6 +214,11 @@ pub struct Signature {
     pub consumers: Vec<FactoryRef>,
     /// The inputs, in field order.
     pub inputs: Vec<InputDecl>,
+    /// How the store weighs, spills and materializes the output, when its type implements
+    /// [`Storable`](crate::Storable); found at compile time by `#[factory]`.
+    pub store_ops: Option<StoreOps>,
+    /// The storage level declared with `#[factory(storage = ..)]`, if any.
+    pub storage: Option<StorageLevel>,
 }
 
 impl Signature {
@@ -232,7 +238,17 @@ impl Signature {
             output_id,
             consumers,
             inputs,
+            store_ops: None,
+            storage: None,
         }
+    }
+
+    /// Adds what `#[factory]` found out about the output's storage; called by generated code.
+    #[doc(hidden)]
+    pub fn __with_store(mut self, store_ops: Option<StoreOps>, storage: Option<StorageLevel>) -> Self {
+        self.store_ops = store_ops;
+        self.storage = storage;
+        self
     }
 }
 

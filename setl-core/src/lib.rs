@@ -53,6 +53,8 @@
 //! - [`validate`]: resolution of every slot to one deliverable, and the validation errors.
 //! - `run` (private): the dataflow executor over Rayon.
 //! - [`pipeline`], [`stage`], [`setl`]: the user-facing builders.
+//! - [`store`]: the value store between factories: release after the last consumer, the
+//!   `Storable` trait, storage levels, the memory budget and spill files, cache statistics.
 //! - [`observe`]: the event stream; [`benchmark`]: its first observer.
 //! - [`registry`]: every factory linked into the binary.
 //! - `diagram` (private): `describe()` and `to_mermaid()`.
@@ -68,6 +70,7 @@ pub mod registry;
 mod run;
 pub mod setl;
 pub mod stage;
+pub mod store;
 mod type_name;
 pub mod validate;
 
@@ -81,6 +84,7 @@ pub use registry::Registration;
 pub use setl::{Setl, SetlBuilder};
 pub use setl_macros::{delivery, factory};
 pub use stage::Stage;
+pub use store::{CacheStats, LazyCounter, Storable, StorageLevel, StoreOps};
 pub use type_name::short_type_name;
 pub use validate::ValidationError;
 
@@ -92,7 +96,7 @@ pub use tracing;
 pub mod prelude {
     pub use crate::{
         delivery, factory, BenchmarkResult, Delivery, Error, ExecutionMode, Factory, HasBenchmark, Pipeline, Result,
-        Setl, Stage,
+        Setl, Stage, StorageLevel,
     };
 }
 
@@ -105,6 +109,7 @@ pub mod __private {
         Signature, ViaDefault, ViaNoDefault,
     };
     pub use crate::registry::Registration;
+    pub use crate::store::{assert_storable, StorableProbe, StorageLevel, StoreOps, ViaNotStorable, ViaStorable};
     pub use inventory;
     pub use std::sync::OnceLock;
     pub use std::vec::Vec;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::Phase;
+use crate::store::CacheStats;
 
 /// A factory of a running pipeline: its position in declaration order and its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -76,6 +77,32 @@ pub enum EventKind {
     },
     /// The store dropped its share of an output after the last consumer took it.
     OutputReleased(FactoryId),
+    /// A persisted output was materialized once (a lazy value's recipe ran), for all consumers.
+    OutputMaterialized {
+        /// The producer.
+        factory: FactoryId,
+        /// The materialized value's bytes.
+        bytes: u64,
+    },
+    /// An output was written to a spill file and left memory (over the memory budget, or
+    /// disk-only).
+    OutputSpilled {
+        /// The producer.
+        factory: FactoryId,
+        /// The bytes written.
+        bytes: u64,
+    },
+    /// A spilled output was read back for a consumer.
+    OutputReloaded {
+        /// The producer.
+        factory: FactoryId,
+        /// The consumer that needed it.
+        consumer: FactoryId,
+        /// The bytes read back.
+        bytes: u64,
+    },
+    /// What the cache did during the run; sent once, just before `PipelineFinished`.
+    CacheSummary(CacheStats),
     /// `run()` ended.
     PipelineFinished {
         /// The run's wall time.
@@ -135,7 +162,15 @@ impl Observers {
         if self.attached.is_empty() {
             return;
         }
-        let event = Event { at: Instant::now(), thread: rayon::current_thread_index(), kind };
+        self.emit_at(kind, Instant::now());
+    }
+
+    /// Emits with a timestamp the caller already read, so a phase boundary costs one clock read.
+    pub(crate) fn emit_at(&self, kind: EventKind, at: Instant) {
+        if self.attached.is_empty() {
+            return;
+        }
+        let event = Event { at, thread: rayon::current_thread_index(), kind };
         self.emit_event(&event);
     }
 

@@ -1,7 +1,8 @@
 //! `Pipeline`: stages, external inputs, validation, the run, and what a run leaves behind.
 
 use std::any::TypeId;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::benchmark::{BenchmarkCollector, BenchmarkResult, HasBenchmark};
@@ -13,6 +14,7 @@ use crate::registry::{self, Registration};
 use crate::run::{self, RunSpec};
 use crate::setl::Setl;
 use crate::stage::Stage;
+use crate::store::{CacheStats, Counters, Kept, SlotSpec, Storable, StorageLevel};
 use crate::validate::{self, ExternalDecl, FactoryDecl, Plan};
 
 /// How a pipeline orders its factories.
@@ -52,11 +54,15 @@ struct StageSettings {
 
 /// What a finished run leaves behind.
 struct Outcome {
-    outputs: Vec<Option<Payload>>,
+    outputs: Vec<Option<Kept>>,
     finished: Vec<bool>,
     kept: Vec<bool>,
     succeeded: bool,
     benchmarks: Vec<BenchmarkResult>,
+    cache: CacheStats,
+    /// The run's spill directory, deleted (with every file left in it) when the pipeline goes.
+    /// Declared after `outputs`, so kept spill files go first.
+    spill_dir: Option<tempfile::TempDir>,
 }
 
 /// An ordered list of stages, their external inputs, and the run that connects them.
@@ -90,6 +96,10 @@ pub struct Pipeline {
     mode: ExecutionMode,
     keep_all: bool,
     keep: HashSet<TypeId>,
+    /// Storage levels set with `persist` (`Some`) or cleared with `unpersist` (`None`), over
+    /// what `#[factory(storage = ..)]` declared.
+    levels: HashMap<TypeId, Option<StorageLevel>>,
+    memory_budget: Option<u64>,
     stages: Vec<StageSettings>,
     entries: Vec<Entry>,
     inputs: Vec<ExternalInput>,
@@ -118,12 +128,15 @@ impl InputBuilder<'_> {
 
 impl Pipeline {
     pub(crate) fn new(setl: Setl) -> Self {
+        let memory_budget = setl.memory_budget();
         Pipeline {
             setl,
             benchmark: false,
             mode: ExecutionMode::Dataflow,
             keep_all: false,
             keep: HashSet::new(),
+            levels: HashMap::new(),
+            memory_budget,
             stages: Vec::new(),
             entries: Vec::new(),
             inputs: Vec::new(),
@@ -156,6 +169,71 @@ impl Pipeline {
     pub fn keep_output<F: Factory>(&mut self) -> &mut Self {
         self.keep.insert(TypeId::of::<F>());
         self
+    }
+
+    /// The most bytes of cacheable outputs this pipeline holds in memory (overrides the
+    /// context's [`memory_budget`](crate::SetlBuilder::memory_budget)); over it, outputs needed
+    /// furthest in the future spill to disk.
+    pub fn memory_budget(mut self, bytes: u64) -> Self {
+        self.memory_budget = Some(bytes);
+        self
+    }
+
+    /// Persists `F`'s output at `level`: the seed's `persist`. The output is materialized once
+    /// right after `F` runs (a lazy dataset's recipe then runs once for all consumers instead of
+    /// once per consumer) and held as `level` says. Overrides `#[factory(storage = ..)]`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use setl_core::prelude::*;
+    /// # use std::path::Path;
+    /// # struct Blob(Vec<u8>);
+    /// # impl setl_core::Storable for Blob {
+    /// #     fn byte_size(&self) -> usize { self.0.len() }
+    /// #     fn spill(&self, path: &Path) -> Result<(), setl_core::BoxError> { Ok(std::fs::write(path, &self.0)?) }
+    /// #     fn reload(path: &Path) -> Result<Self, setl_core::BoxError> { Ok(Blob(std::fs::read(path)?)) }
+    /// # }
+    /// #[factory]
+    /// #[derive(Default)]
+    /// struct Load;
+    /// impl Factory for Load {
+    ///     type Output = Blob;
+    ///     fn get(&self) -> Blob { Blob(vec![1, 2, 3]) }
+    /// }
+    ///
+    /// let setl = Setl::builder().threads(1).build()?;
+    /// let mut pipeline = setl.new_pipeline();
+    /// pipeline.add_stage_from_type::<Load>().persist::<Load>(StorageLevel::DiskOnly);
+    /// pipeline.run()?;
+    /// assert_eq!(pipeline.output::<Load>()?.0, [1, 2, 3]); // read back from its spill file
+    /// # Ok::<(), setl_core::Error>(())
+    /// ```
+    pub fn persist<F: Factory>(&mut self, level: StorageLevel) -> &mut Self
+    where
+        F::Output: Storable,
+    {
+        self.levels.insert(TypeId::of::<F>(), Some(level));
+        self
+    }
+
+    /// Undoes [`persist`](Self::persist), or a `#[factory(storage = ..)]` declaration: `F`'s
+    /// output is handed on as produced (a lazy one then runs once per consumer).
+    pub fn unpersist<F: Factory>(&mut self) -> &mut Self {
+        self.levels.insert(TypeId::of::<F>(), None);
+        self
+    }
+
+    /// What the cache did in the last run: bytes held and at peak, spills, reloads, releases,
+    /// lazy recomputations. `None` before `run()`.
+    pub fn cache_stats(&self) -> Option<&CacheStats> {
+        self.outcome.as_ref().map(|outcome| &outcome.cache)
+    }
+
+    /// The directory holding this pipeline's spill files, when the run made one. It is deleted
+    /// with the pipeline.
+    pub fn spill_dir(&self) -> Option<&Path> {
+        self.outcome.as_ref()?.spill_dir.as_ref().map(tempfile::TempDir::path)
     }
 
     /// Attaches an observer of the run's events.
@@ -269,6 +347,26 @@ impl Pipeline {
                     || self.keep.contains(&entry.signature.factory.id())
             })
             .collect();
+        let slots: Vec<SlotSpec> = self
+            .entries
+            .iter()
+            .zip(&kept)
+            .map(|(entry, &keep)| {
+                let signature = entry.signature;
+                let level = self.levels.get(&signature.factory.id()).copied().unwrap_or(signature.storage);
+                SlotSpec {
+                    name: signature.name,
+                    keep,
+                    ops: signature.store_ops,
+                    level: level.filter(|_| signature.store_ops.is_some()),
+                }
+            })
+            .collect();
+        let may_spill = slots.iter().any(|slot| {
+            slot.ops.is_some() && (self.memory_budget.is_some() || slot.level == Some(StorageLevel::DiskOnly))
+        });
+        let spill_dir = if may_spill { Some(self.make_spill_dir()?) } else { None };
+        let counters = Arc::new(Counters::default());
         let benchmarked: Vec<(&'static str, usize, bool)> = self
             .entries
             .iter()
@@ -292,7 +390,10 @@ impl Pipeline {
             stage_of: self.entries.iter().map(|entry| entry.stage).collect(),
             stage_parallel: self.stages.iter().map(|stage| stage.parallel).collect(),
             stage_writable: self.stages.iter().map(|stage| stage.writable).collect(),
-            keep: kept.clone(),
+            slots,
+            budget: self.memory_budget,
+            spill_dir: spill_dir.as_ref().map(|dir| dir.path().to_owned()),
+            counters: counters.clone(),
             barrier: self.mode == ExecutionMode::StageBarrier,
             observers: &observers,
         };
@@ -304,6 +405,8 @@ impl Pipeline {
         let externals = self.inputs.iter().map(|input| input.value.clone()).collect();
         let outcome = run::execute(spec, factories, externals, self.setl.pool());
         let succeeded = outcome.error.is_none();
+        let cache = counters.snapshot(self.memory_budget);
+        observers.emit(EventKind::CacheSummary(cache.clone()));
         if let Some(started) = started {
             observers.emit(EventKind::PipelineFinished { elapsed: started.elapsed(), ok: succeeded });
         }
@@ -313,6 +416,8 @@ impl Pipeline {
             kept,
             succeeded,
             benchmarks: collector.map(|collector| collector.results()).unwrap_or_default(),
+            cache,
+            spill_dir,
         });
         match outcome.error {
             Some(error) => Err(error),
@@ -320,13 +425,15 @@ impl Pipeline {
         }
     }
 
-    /// The output of factory `F` after a successful run.
+    /// The output of factory `F` after a successful run. An output the cache left on disk
+    /// (spilled over the memory budget, or persisted `DiskOnly`) is read back from its spill
+    /// file on each call.
     ///
     /// # Errors
     ///
     /// `UnknownFactory` when `F` is not in the pipeline, `NotRun` before a successful run,
     /// `OutputReleased` when consumers took it and it was not kept (see
-    /// [`keep_output`](Self::keep_output)).
+    /// [`keep_output`](Self::keep_output)), `Spill` when its spill file cannot be read back.
     pub fn output<F: Factory>(&self) -> Result<Arc<F::Output>> {
         let index = self
             .entries
@@ -356,10 +463,32 @@ impl Pipeline {
             _ => return Err(ErrorKind::NotRun { factory: name.to_owned() }.into()),
         };
         match &outcome.outputs[index] {
-            Some(payload) => Ok(payload.clone()),
+            Some(Kept::Memory(payload)) => Ok(payload.clone()),
+            Some(Kept::Disk(file, ops)) => ops.reload(file.path()).map_err(|source| {
+                ErrorKind::Spill { factory: name.to_owned(), action: "read back", path: file.path().to_owned(), source }
+                    .into()
+            }),
             None if !outcome.kept[index] => Err(ErrorKind::OutputReleased { factory: name.to_owned() }.into()),
             None => Err(ErrorKind::NotRun { factory: name.to_owned() }.into()),
         }
+    }
+
+    /// Makes this run's spill directory inside the context's (or the system's temporary one).
+    fn make_spill_dir(&self) -> Result<tempfile::TempDir> {
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("setl-spill-");
+        let made = match self.setl.spill_dir() {
+            Some(base) => std::fs::create_dir_all(base).and_then(|()| builder.tempdir_in(base)),
+            None => builder.tempdir(),
+        };
+        made.map_err(|error| {
+            let base = self.setl.spill_dir().map_or_else(std::env::temp_dir, Path::to_path_buf);
+            ErrorKind::InvalidSetting {
+                setting: "spill_dir",
+                reason: format!("could not make a spill directory in `{}`: {error}", base.display()),
+            }
+            .into()
+        })
     }
 
     /// The benchmarks of one stage (index in declaration order).

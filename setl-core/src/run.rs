@@ -10,13 +10,17 @@
 
 use std::collections::BinaryHeap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Mutex, MutexGuard};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use crate::delivery::Payload;
 use crate::error::{Error, ErrorKind, Phase};
 use crate::factory::{BoxedFactory, Signature};
 use crate::observe::{EventKind, FactoryId, Observers};
+use crate::store::{
+    self, Counters, Kept, Produced, SlotSpec, SpillFile, SpillJob, StorageLevel, Store, StoreOps, Taken,
+};
 use crate::validate::{Plan, Source};
 
 /// What a run needs, beyond the plan.
@@ -26,8 +30,14 @@ pub(crate) struct RunSpec<'a> {
     pub(crate) stage_of: Vec<usize>,
     pub(crate) stage_parallel: Vec<bool>,
     pub(crate) stage_writable: Vec<bool>,
-    /// Per factory: keep the output after the run even when every consumer took it.
-    pub(crate) keep: Vec<bool>,
+    /// Per factory: keep the output after the run, its storable operations and storage level.
+    pub(crate) slots: Vec<SlotSpec>,
+    /// The memory budget for storable values, if any.
+    pub(crate) budget: Option<u64>,
+    /// Where spill files go (this pipeline's own directory), if spilling is possible.
+    pub(crate) spill_dir: Option<PathBuf>,
+    /// The cache counters, read by the pipeline after the run.
+    pub(crate) counters: Arc<Counters>,
     /// SETL's mode: a stage starts only when the previous one finished.
     pub(crate) barrier: bool,
     pub(crate) observers: &'a Observers,
@@ -35,8 +45,8 @@ pub(crate) struct RunSpec<'a> {
 
 /// What a run leaves behind.
 pub(crate) struct RunOutcome {
-    /// Per factory: the output, if kept.
-    pub(crate) outputs: Vec<Option<Payload>>,
+    /// Per factory: the output, if kept (in memory or in a spill file).
+    pub(crate) outputs: Vec<Option<Kept>>,
     /// Per factory: whether it finished.
     pub(crate) finished: Vec<bool>,
     /// The first failure, if any.
@@ -54,9 +64,11 @@ struct Ready {
 struct Job {
     index: usize,
     factory: BoxedFactory,
-    inputs: Vec<(usize, Payload)>,
+    inputs: Vec<(usize, Taken)>,
     /// Producers whose output the store let go of when this job took the last share.
     released: Vec<usize>,
+    /// Bytes of those outputs, held by this job alone until its factory is dropped.
+    owned: u64,
 }
 
 struct State {
@@ -64,12 +76,8 @@ struct State {
     /// Per factory: producers not finished yet.
     waiting: Vec<usize>,
     ready: BinaryHeap<Ready>,
-    /// Per factory: its output while some consumer has not taken it (or while kept).
-    outputs: Vec<Option<Payload>>,
-    /// Per factory: input slots still to take its output.
-    takers_left: Vec<usize>,
-    externals: Vec<Option<Payload>>,
-    external_takers_left: Vec<usize>,
+    /// Every output while some consumer has not taken it (or while kept), and pipeline inputs.
+    store: Store,
     /// Per stage: factories running now (for stages that run one at a time).
     stage_running: Vec<usize>,
     /// Per stage: ready factories held back because their serial stage is busy.
@@ -85,6 +93,8 @@ struct State {
 
 struct Shared<'a> {
     spec: RunSpec<'a>,
+    /// Per factory: its position in the plan's order, for "needed furthest in the future".
+    position: Vec<usize>,
     state: Mutex<State>,
     threads: usize,
 }
@@ -113,14 +123,20 @@ pub(crate) fn execute(
     for &stage in &spec.stage_of {
         stage_left[stage] += 1;
     }
+    let store = Store::new(
+        &spec.slots,
+        pending_takers(spec.plan),
+        externals,
+        spec.plan.external_takers.clone(),
+        spec.budget,
+        spec.spill_dir.clone(),
+        spec.counters.clone(),
+    );
     let state = State {
         factories: factories.into_iter().map(Some).collect(),
         waiting: spec.plan.producer_count.clone(),
         ready: BinaryHeap::with_capacity(count),
-        outputs: vec![None; count],
-        takers_left: spec.plan.output_takers.clone(),
-        externals: externals.into_iter().map(Some).collect(),
-        external_takers_left: spec.plan.external_takers.clone(),
+        store,
         stage_running: vec![0; stages],
         stage_held: vec![Vec::new(); stages],
         current_stage: 0,
@@ -130,7 +146,11 @@ pub(crate) fn execute(
         finished: vec![false; count],
         error: None,
     };
-    let mut shared = Shared { threads: pool.current_num_threads().max(1), state: Mutex::new(state), spec };
+    let mut position = vec![0; count];
+    for (at, &index) in spec.plan.topological_order.iter().enumerate() {
+        position[index] = at;
+    }
+    let mut shared = Shared { threads: pool.current_num_threads().max(1), state: Mutex::new(state), spec, position };
     {
         let state = shared.state.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner());
         if shared.spec.barrier {
@@ -151,7 +171,7 @@ pub(crate) fn execute(
 
     let mut state = shared.lock();
     let mut outcome = RunOutcome {
-        outputs: std::mem::take(&mut state.outputs),
+        outputs: state.store.finish(),
         finished: std::mem::take(&mut state.finished),
         error: state.error.take(),
     };
@@ -159,6 +179,23 @@ pub(crate) fn execute(
         outcome.error = Some(ErrorKind::Internal("the scheduler stopped with factories left to run".into()).into());
     }
     outcome
+}
+
+/// Per output: the plan positions of the consumers taking it, one entry per input slot.
+fn pending_takers(plan: &Plan) -> Vec<Vec<usize>> {
+    let mut pending = vec![Vec::new(); plan.sources.len()];
+    for (position, &consumer) in plan.topological_order.iter().enumerate() {
+        for source in &plan.sources[consumer] {
+            if let Some(Source::Factory(producer)) = *source {
+                pending[producer].push(position);
+            }
+        }
+    }
+    debug_assert!(
+        pending.iter().zip(&plan.output_takers).all(|(pending, &takers)| pending.len() == takers),
+        "the plan's takers and sources disagree"
+    );
+    pending
 }
 
 /// Starts workers while there is ready work and a free thread.
@@ -184,9 +221,12 @@ fn worker<'scope>(scope: &rayon::Scope<'scope>, shared: &'scope Shared<'_>, firs
         } else {
             state.active_workers -= 1;
         }
+        // After the takes: a value its next consumer just took for the last time never spills.
+        let spills = state.store.plan_spills();
         drop(state);
-        // Dropping a released output may free a large buffer: do it outside the lock.
+        // Dropping a released output may free a large buffer or delete a file: outside the lock.
         drop(released);
+        run_spills(shared, spills);
         match next {
             Some(next) => job = next,
             None => return,
@@ -235,40 +275,29 @@ fn next_job(shared: &Shared<'_>, state: &mut State) -> Option<Job> {
     let sources = &spec.plan.sources[index];
     let mut inputs = Vec::with_capacity(sources.len());
     let mut released = Vec::new();
+    let mut owned = 0;
     for (slot, source) in sources.iter().enumerate() {
-        let payload = match *source {
+        let taken = match *source {
             Some(Source::Factory(producer)) => {
-                let payload = take(&mut state.outputs[producer], &mut state.takers_left[producer], spec.keep[producer]);
-                if state.outputs[producer].is_none() {
+                let (taken, last) = state.store.take(producer, shared.position[index]);
+                if let Some(bytes) = last {
                     released.push(producer);
+                    owned += bytes;
                 }
-                payload
+                taken
             }
-            Some(Source::External(input)) => {
-                take(&mut state.externals[input], &mut state.external_takers_left[input], false)
-            }
+            Some(Source::External(input)) => state.store.take_external(input).map(Taken::Value),
             None => None,
         };
-        if let Some(payload) = payload {
-            inputs.push((slot, payload));
+        if let Some(taken) = taken {
+            inputs.push((slot, taken));
         }
     }
-    Some(Job { index, factory, inputs, released })
+    Some(Job { index, factory, inputs, released, owned })
 }
 
-/// Takes one share of a stored value; the store lets go of it after the last taker.
-fn take(stored: &mut Option<Payload>, takers_left: &mut usize, keep: bool) -> Option<Payload> {
-    debug_assert!(*takers_left > 0, "more takes than the plan counted");
-    *takers_left = takers_left.saturating_sub(1);
-    if *takers_left == 0 && !keep {
-        stored.take()
-    } else {
-        stored.clone()
-    }
-}
-
-/// Records a finished factory; returns an output to drop outside the lock, if released at once.
-fn complete(shared: &Shared<'_>, state: &mut State, index: usize, result: Result<Payload, Error>) -> Option<Payload> {
+/// Records a finished factory. Returns an output to drop outside the lock, if released at once.
+fn complete(shared: &Shared<'_>, state: &mut State, index: usize, result: Result<Produced, Error>) -> Option<Produced> {
     let spec = &shared.spec;
     let stage = spec.stage_of[index];
     state.stage_running[stage] -= 1;
@@ -290,12 +319,7 @@ fn complete(shared: &Shared<'_>, state: &mut State, index: usize, result: Result
     };
     state.finished[index] = true;
     state.stage_left[stage] -= 1;
-    let mut released = None;
-    if state.takers_left[index] > 0 || spec.keep[index] {
-        state.outputs[index] = Some(output);
-    } else {
-        released = Some(output);
-    }
+    let released = state.store.put(index, output);
     for &dependent in &spec.plan.dependents[index] {
         debug_assert!(state.waiting[dependent] > 0, "a factory finished twice");
         state.waiting[dependent] -= 1;
@@ -309,20 +333,103 @@ fn complete(shared: &Shared<'_>, state: &mut State, index: usize, result: Result
     released
 }
 
+/// Writes values to spill files outside the lock, then records the results under it.
+fn run_spills(shared: &Shared<'_>, jobs: Vec<SpillJob>) {
+    if jobs.is_empty() {
+        return;
+    }
+    let written: Vec<bool> = jobs
+        .iter()
+        .map(|job| match job.ops.spill(&job.payload, &job.path) {
+            Ok(()) => true,
+            Err(error) => {
+                let _ = std::fs::remove_file(&job.path);
+                tracing::warn!(
+                    factory = shared.spec.signatures[job.producer].name,
+                    path = %job.path.display(),
+                    "could not spill an output, it stays in memory: {error}"
+                );
+                false
+            }
+        })
+        .collect();
+    let mut state = shared.lock();
+    let results: Vec<(Option<Arc<SpillFile>>, bool)> =
+        jobs.iter().zip(&written).map(|(job, &written)| state.store.finish_spill(job, written)).collect();
+    drop(state);
+    let observers = shared.spec.observers;
+    for (job, (unused_file, spilled)) in jobs.iter().zip(results) {
+        // A file whose value was released while being written is deleted here.
+        drop(unused_file);
+        if spilled {
+            tracing::debug!(factory = shared.spec.signatures[job.producer].name, bytes = job.bytes, "spilled");
+            observers.emit(EventKind::OutputSpilled { factory: shared.id(job.producer), bytes: job.bytes });
+        }
+    }
+    // The jobs' shares of the values go last, outside the lock.
+    drop(jobs);
+}
+
+/// Releases, when dropped, the bytes a job held alone (outputs whose last share it took, values
+/// it read back): after the factory, which holds them, is gone.
+struct HeldGuard<'a> {
+    counters: &'a Counters,
+    bytes: u64,
+}
+
+impl Drop for HeldGuard<'_> {
+    fn drop(&mut self) {
+        self.counters.sub_held(self.bytes);
+    }
+}
+
 /// Runs one factory's phases, outside the lock. Panics are caught and become errors.
-fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Payload, Error> {
+fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Produced, Error> {
     let spec = &shared.spec;
-    let Job { index, mut factory, inputs, released } = job;
+    // Declared first, so dropped last: after the factory and its inputs.
+    let mut held = HeldGuard { counters: &spec.counters, bytes: job.owned };
+    let Job { index, mut factory, inputs, released, owned: _ } = job;
     let id = shared.id(index);
     let observers = spec.observers;
     let timed = observers.active();
     let started = timed.then(Instant::now);
     let span = tracing::info_span!("factory", factory = id.name);
     let _entered = span.enter();
-    observers.emit(EventKind::FactoryStarted(id));
+    if let Some(at) = started {
+        observers.emit_at(EventKind::FactoryStarted(id), at);
+    }
 
-    let signature = spec.signatures[index];
-    for (slot, payload) in inputs {
+    for (slot, taken) in inputs {
+        let payload = match taken {
+            Taken::Value(payload) => payload,
+            Taken::Reload { producer, file, ops } => match ops.reload(file.path()) {
+                Ok(payload) => {
+                    let bytes = ops.byte_size(&payload);
+                    spec.counters.reloaded(bytes);
+                    spec.counters.add_held(bytes);
+                    held.bytes += bytes;
+                    observers.emit(EventKind::OutputReloaded { factory: shared.id(producer), consumer: id, bytes });
+                    // When this was the file's last handle, dropping it deletes the file.
+                    drop(file);
+                    payload
+                }
+                Err(source) => {
+                    let error: Error = ErrorKind::Spill {
+                        factory: spec.signatures[producer].name.to_owned(),
+                        action: "read back",
+                        path: file.path().to_owned(),
+                        source,
+                    }
+                    .into();
+                    observers.emit(EventKind::FactoryFailed {
+                        factory: id,
+                        phase: Phase::Read,
+                        message: error.to_string(),
+                    });
+                    return Err(error);
+                }
+            },
+        };
         if let Err(error) = factory.0.inject(slot, payload) {
             return Err(ErrorKind::Internal(format!(
                 "`{}.{}` received a value of another type than its `Delivery`",
@@ -330,38 +437,38 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Payload, Error> {
             ))
             .into());
         }
-        if timed {
+        if let Some(at) = started {
             let producer = match spec.plan.sources[index][slot] {
                 Some(Source::Factory(producer)) => Some(shared.id(producer)),
                 _ => None,
             };
-            observers.emit(EventKind::DeliveryTaken { producer, consumer: id, field: signature.inputs[slot].field });
+            let field = spec.signatures[index].inputs[slot].field;
+            observers.emit_at(EventKind::DeliveryTaken { producer, consumer: id, field }, at);
         }
     }
-
     for producer in released {
         observers.emit(EventKind::OutputReleased(shared.id(producer)));
     }
 
     let writable = spec.stage_writable[spec.stage_of[index]] && factory.0.writable();
+    // Each phase boundary reads the clock once: a phase ends when the next one starts.
+    let mut boundary = timed.then(Instant::now);
     for phase in Phase::TIMED {
         if phase == Phase::Write && !writable {
             continue;
         }
         let phase_span = tracing::info_span!("phase", factory = id.name, phase = phase.as_str());
         let _phase_entered = phase_span.enter();
-        let phase_started = timed.then(|| {
-            observers.emit(EventKind::PhaseStarted { factory: id, phase });
-            Instant::now()
-        });
+        if let Some(at) = boundary {
+            observers.emit_at(EventKind::PhaseStarted { factory: id, phase }, at);
+        }
         let result = catch_unwind(AssertUnwindSafe(|| factory.0.run_phase(phase)));
-        if let Some(phase_started) = phase_started {
-            observers.emit(EventKind::PhaseFinished {
-                factory: id,
-                phase,
-                elapsed: phase_started.elapsed(),
-                ok: matches!(result, Ok(Ok(()))),
-            });
+        if let Some(phase_started) = boundary {
+            let now = Instant::now();
+            let ok = matches!(result, Ok(Ok(())));
+            let elapsed = now.saturating_duration_since(phase_started);
+            observers.emit_at(EventKind::PhaseFinished { factory: id, phase, elapsed, ok }, now);
+            boundary = Some(now);
         }
         if let Err(error) = flatten(id.name, phase, result) {
             observers.emit(EventKind::FactoryFailed { factory: id, phase, message: error.to_string() });
@@ -370,22 +477,122 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Payload, Error> {
     }
 
     let output = catch_unwind(AssertUnwindSafe(|| factory.0.output()));
+    // Weighed while the factory and its inputs still exist, so the peak counts both.
+    let provisional = match (&output, spec.slots[index].ops) {
+        (Ok(output), Some(ops)) => ops.byte_size(output),
+        _ => 0,
+    };
+    spec.counters.add_held(provisional);
     // Dropping the factory drops its shares of its inputs, so they can be released.
     let dropped = catch_unwind(AssertUnwindSafe(move || drop(factory)));
     let output = match (output, dropped) {
         (Ok(output), Ok(())) => output,
         (Err(panic), _) | (_, Err(panic)) => {
+            spec.counters.sub_held(provisional);
             let error = flatten(id.name, Phase::Get, Err(panic)).err();
             let error = error.unwrap_or_else(|| ErrorKind::Internal("lost panic".into()).into());
             observers.emit(EventKind::FactoryFailed { factory: id, phase: Phase::Get, message: error.to_string() });
             return Err(error);
         }
     };
+    // Persisting (materializing once, writing a disk-only copy) is part of the factory's time,
+    // as the seed's `persist` + `count()` inside `process` is.
+    let produced = match prepare(shared, index, output, provisional) {
+        Ok(produced) => produced,
+        Err(error) => {
+            observers.emit(EventKind::FactoryFailed { factory: id, phase: Phase::Get, message: error.to_string() });
+            return Err(error);
+        }
+    };
     if let Some(started) = started {
-        observers.emit(EventKind::FactoryFinished { factory: id, elapsed: started.elapsed() });
+        let now = Instant::now();
+        observers.emit_at(EventKind::FactoryFinished { factory: id, elapsed: now - started }, now);
     }
     tracing::debug!(factory = id.name, "finished");
-    Ok(output)
+    Ok(produced)
+}
+
+/// Gets a finished factory's output ready for the store, outside the lock: weighs it,
+/// materializes it once when persisted, and writes it to its spill file when disk-only.
+/// `provisional` bytes were counted as held when the output was made; the bytes held afterwards
+/// are the value's in memory (none when it went to disk).
+fn prepare(shared: &Shared<'_>, index: usize, output: Payload, provisional: u64) -> Result<Produced, Error> {
+    let spec = &shared.spec;
+    let slot = &spec.slots[index];
+    let Some(ops) = slot.ops else { return Ok(Produced { payload: Some(output), file: None, bytes: 0 }) };
+    let counters = &spec.counters;
+    if let Some(counter) = ops.lazy_counter(&output) {
+        counters.track_lazy(counter);
+    }
+    let mut payload = output;
+    if slot.level.is_some() {
+        let materialized = catch_unwind(AssertUnwindSafe(|| ops.materialize(&payload)));
+        let failed: Error = match materialized {
+            Ok(Ok(Some(materialized))) => {
+                payload = materialized;
+                counters.materialized();
+                let bytes = ops.byte_size(&payload);
+                spec.observers.emit(EventKind::OutputMaterialized { factory: shared.id(index), bytes });
+                return store_prepared(shared, index, ops, payload, provisional);
+            }
+            Ok(Ok(None)) => return store_prepared(shared, index, ops, payload, provisional),
+            Ok(Err(source)) => {
+                ErrorKind::FactoryFailed { factory: slot.name.to_owned(), phase: Phase::Get, source }.into()
+            }
+            Err(panic) => flatten(slot.name, Phase::Get, Err(panic)).err().unwrap_or_else(lost_panic),
+        };
+        counters.sub_held(provisional);
+        return Err(failed);
+    }
+    store_prepared(shared, index, ops, payload, provisional)
+}
+
+/// Weighs a (materialized) output and, when disk-only, writes it to its spill file.
+fn store_prepared(
+    shared: &Shared<'_>,
+    index: usize,
+    ops: StoreOps,
+    payload: Payload,
+    provisional: u64,
+) -> Result<Produced, Error> {
+    let spec = &shared.spec;
+    let slot = &spec.slots[index];
+    let counters = &spec.counters;
+    let bytes = ops.byte_size(&payload);
+    // The value as it is now replaces its provisional weight (they differ when materialized).
+    if bytes >= provisional {
+        counters.add_held(bytes - provisional);
+    } else {
+        counters.sub_held(provisional - bytes);
+    }
+    if slot.level != Some(StorageLevel::DiskOnly) {
+        return Ok(Produced { payload: Some(payload), file: None, bytes });
+    }
+    let written: Result<std::path::PathBuf, Error> = match &spec.spill_dir {
+        Some(dir) => {
+            let path = dir.join(store::spill_file_name(index, slot.name, ops.extension()));
+            match ops.spill(&payload, &path) {
+                Ok(()) => Ok(path),
+                Err(source) => {
+                    let _ = std::fs::remove_file(&path);
+                    Err(ErrorKind::Spill { factory: slot.name.to_owned(), action: "write", path, source }.into())
+                }
+            }
+        }
+        None => {
+            Err(ErrorKind::Internal(format!("`{}` is disk-only but the run has no spill directory", slot.name)).into())
+        }
+    };
+    drop(payload);
+    counters.sub_held(bytes);
+    let path = written?;
+    counters.spilled(bytes);
+    spec.observers.emit(EventKind::OutputSpilled { factory: shared.id(index), bytes });
+    Ok(Produced { payload: None, file: Some(Arc::new(SpillFile::new(path, counters.clone()))), bytes })
+}
+
+fn lost_panic() -> Error {
+    ErrorKind::Internal("lost panic".into()).into()
 }
 
 /// Turns a phase's result, or its panic, into the run's error naming factory and phase.

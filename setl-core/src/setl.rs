@@ -1,5 +1,6 @@
 //! The `Setl` context: the thread pool and settings shared by every pipeline it creates.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{ErrorKind, Result};
@@ -23,6 +24,8 @@ pub struct Setl {
 
 struct Inner {
     pool: rayon::ThreadPool,
+    memory_budget: Option<u64>,
+    spill_dir: Option<PathBuf>,
 }
 
 impl Setl {
@@ -45,11 +48,26 @@ impl Setl {
     pub fn pool(&self) -> &rayon::ThreadPool {
         &self.inner.pool
     }
+
+    /// The memory budget of each pipeline's cache, if set.
+    pub fn memory_budget(&self) -> Option<u64> {
+        self.inner.memory_budget
+    }
+
+    /// The directory under which each pipeline makes its spill directory (default: the system's
+    /// temporary directory).
+    pub fn spill_dir(&self) -> Option<&Path> {
+        self.inner.spill_dir.as_deref()
+    }
 }
 
 impl std::fmt::Debug for Setl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Setl").field("threads", &self.threads()).finish()
+        f.debug_struct("Setl")
+            .field("threads", &self.threads())
+            .field("memory_budget", &self.inner.memory_budget)
+            .field("spill_dir", &self.inner.spill_dir)
+            .finish()
     }
 }
 
@@ -58,6 +76,8 @@ impl std::fmt::Debug for Setl {
 #[must_use]
 pub struct SetlBuilder {
     threads: Option<usize>,
+    memory_budget: Option<u64>,
+    spill_dir: Option<PathBuf>,
 }
 
 impl SetlBuilder {
@@ -65,6 +85,30 @@ impl SetlBuilder {
     /// factories run at once, and so their peak memory (SETL issue 240).
     pub fn threads(mut self, threads: usize) -> Self {
         self.threads = Some(threads);
+        self
+    }
+
+    /// The most bytes of cacheable outputs (types implementing [`Storable`](crate::Storable),
+    /// such as setl-arrow's datasets) a pipeline holds in memory. Over it, the outputs needed
+    /// furthest in the future are written to spill files and read back when a consumer takes
+    /// them; results are the same. Default: no budget, nothing spills.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let setl = setl_core::Setl::builder().memory_budget(512 << 20).build()?;
+    /// assert_eq!(setl.memory_budget(), Some(512 << 20));
+    /// # Ok::<(), setl_core::Error>(())
+    /// ```
+    pub fn memory_budget(mut self, bytes: u64) -> Self {
+        self.memory_budget = Some(bytes);
+        self
+    }
+
+    /// Where pipelines put their spill directories (each pipeline makes its own inside, deleted
+    /// with the pipeline, even after a failed run). Default: the system's temporary directory.
+    pub fn spill_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.spill_dir = Some(dir.into());
         self
     }
 
@@ -90,6 +134,6 @@ impl SetlBuilder {
             .thread_name(|index| format!("setl-worker-{index}"))
             .build()
             .map_err(|source| ErrorKind::ThreadPool { threads, source })?;
-        Ok(Setl { inner: Arc::new(Inner { pool }) })
+        Ok(Setl { inner: Arc::new(Inner { pool, memory_budget: self.memory_budget, spill_dir: self.spill_dir }) })
     }
 }

@@ -282,7 +282,8 @@ pub(crate) fn resolve(
         let mut sources = Vec::with_capacity(signature.inputs.len());
         for input in &signature.inputs {
             let candidates: &[usize] = by_type_and_id.get(&(input.payload.id(), input.id)).map_or(&[], Vec::as_slice);
-            let payload = input.payload.name();
+            // Names are only built for messages, so the valid path allocates nothing per input.
+            let payload = || input.payload.name();
             let chosen: Option<usize> = if let Some(producer) = input.producer {
                 let Some(&producer_index) = factory_index.get(&producer.type_id()) else {
                     if input.optional {
@@ -293,7 +294,7 @@ pub(crate) fn resolve(
                     errors.push(ValidationError::ProducerNotInPipeline {
                         factory: signature.name.to_owned(),
                         field: input.field.to_owned(),
-                        payload,
+                        payload: payload(),
                         producer: producer.name().to_owned(),
                     });
                     sources.push(None);
@@ -316,7 +317,7 @@ pub(crate) fn resolve(
                     errors.push(ValidationError::MissingInput {
                         factory: signature.name.to_owned(),
                         field: input.field.to_owned(),
-                        payload,
+                        payload: payload(),
                         id: input.id.to_owned(),
                         producer: Some(producer.name().to_owned()),
                         candidates: near,
@@ -350,7 +351,7 @@ pub(crate) fn resolve(
                                 errors.push(ValidationError::MissingInput {
                                     factory: signature.name.to_owned(),
                                     field: input.field.to_owned(),
-                                    payload,
+                                    payload: payload(),
                                     id: input.id.to_owned(),
                                     producer: None,
                                     candidates: near,
@@ -372,7 +373,7 @@ pub(crate) fn resolve(
                             errors.push(ValidationError::AmbiguousInput {
                                 factory: signature.name.to_owned(),
                                 field: input.field.to_owned(),
-                                payload,
+                                payload: payload(),
                                 id: input.id.to_owned(),
                                 producers: several
                                     .iter()

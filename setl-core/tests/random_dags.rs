@@ -5,6 +5,8 @@
 //! node's inputs are optional, so dropping a node removes its edges. Proptest chooses which nodes
 //! are present, their stages, stage order and seriality, per-node work and the thread count.
 
+#![expect(clippy::needless_range_loop, reason = "a node is an index into several arrays at once")]
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 

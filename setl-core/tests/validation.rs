@@ -431,3 +431,35 @@ fn a_delivery_naming_the_consumer_wins_over_an_open_one() {
     pipeline.run().unwrap();
     assert_eq!(*pipeline.output::<Listener>().unwrap(), 2);
 }
+
+#[test]
+fn a_declared_producer_with_another_output_id_is_suggested() {
+    #[factory(id = "raw")]
+    #[derive(Default)]
+    struct RawNumbers;
+    impl Factory for RawNumbers {
+        type Output = Vec<u8>;
+        fn get(&self) -> Vec<u8> {
+            vec![1]
+        }
+    }
+    #[factory]
+    #[derive(Default)]
+    struct Clean {
+        #[delivery(producer = RawNumbers, id = "clean")]
+        raw: Delivery<Vec<u8>>,
+    }
+    impl Factory for Clean {
+        type Output = Vec<u16>;
+        fn get(&self) -> Vec<u16> {
+            self.raw.get().iter().map(|&b| u16::from(b)).collect()
+        }
+    }
+    let mut pipeline = setl().new_pipeline();
+    pipeline.add_stage_from_type::<RawNumbers>().add_stage_from_type::<Clean>();
+    assert_eq!(
+        problems(&pipeline),
+        ["factory `Clean`, field `raw`: no delivery of `Vec<u8>` with id \"clean\" from `RawNumbers`; \
+          did you mean `RawNumbers` (id \"raw\")?"]
+    );
+}

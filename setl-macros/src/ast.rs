@@ -9,6 +9,8 @@ use crate::ctxt::Ctxt;
 pub(crate) struct FactoryStruct {
     pub(crate) ident: Ident,
     pub(crate) output_id: Option<LitStr>,
+    /// `storage = ..`: the output's storage level, already checked to be a known one.
+    pub(crate) storage: Option<Ident>,
     pub(crate) consumers: Vec<Path>,
     pub(crate) inputs: Vec<Input>,
 }
@@ -78,7 +80,13 @@ impl FactoryStruct {
             ),
             Fields::Unit => {}
         }
-        FactoryStruct { ident: item.ident.clone(), output_id: args.id, consumers: args.consumers, inputs }
+        FactoryStruct {
+            ident: item.ident.clone(),
+            output_id: args.id,
+            storage: args.storage,
+            consumers: args.consumers,
+            inputs,
+        }
     }
 }
 

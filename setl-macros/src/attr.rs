@@ -9,7 +9,10 @@ use syn::{LitStr, Path};
 use crate::ctxt::Ctxt;
 
 /// Keys of `#[factory(..)]`.
-const FACTORY_KEYS: &str = "`id = \"..\"` or `consumers(A, B)`";
+const FACTORY_KEYS: &str = "`id = \"..\"`, `consumers(A, B)` or `storage = memory_only | memory_and_disk | disk_only`";
+/// Values of `storage = ..`, as written, with the `StorageLevel` variant each stands for.
+pub(crate) const STORAGE_LEVELS: [(&str, &str); 3] =
+    [("memory_only", "MemoryOnly"), ("memory_and_disk", "MemoryAndDisk"), ("disk_only", "DiskOnly")];
 /// Keys of `#[delivery(..)]`.
 const DELIVERY_KEYS: &str = "`producer = Factory`, `id = \"..\"` or `optional`";
 
@@ -37,17 +40,31 @@ impl<T> Attr<T> {
     }
 }
 
-/// `#[factory(id = "..", consumers(A, B))]`.
+/// `#[factory(id = "..", consumers(A, B), storage = ..)]`.
 pub(crate) struct FactoryArgs {
     pub(crate) id: Option<LitStr>,
     pub(crate) consumers: Vec<Path>,
+    pub(crate) storage: Option<syn::Ident>,
 }
 
 pub(crate) fn parse_factory_args(cx: &mut Ctxt, args: proc_macro2::TokenStream) -> FactoryArgs {
     let mut id = Attr::none("id");
     let mut consumers = Attr::none("consumers");
+    let mut storage = Attr::none("storage");
     let parser = syn::meta::parser(|meta| {
-        if meta.path.is_ident("id") {
+        if meta.path.is_ident("storage") {
+            let value: syn::Ident = meta.value()?.parse()?;
+            if STORAGE_LEVELS.iter().any(|(name, _)| value == name) {
+                storage.set(cx, &meta.path, value);
+            } else {
+                cx.error_spanned_by(
+                    &value,
+                    format!(
+                        "unknown storage level `{value}`; expected `memory_only`, `memory_and_disk` or `disk_only`"
+                    ),
+                );
+            }
+        } else if meta.path.is_ident("id") {
             let value: LitStr = meta.value()?.parse()?;
             id.set(cx, &meta.path, value);
         } else if meta.path.is_ident("consumers") {
@@ -65,7 +82,7 @@ pub(crate) fn parse_factory_args(cx: &mut Ctxt, args: proc_macro2::TokenStream) 
     if let Err(error) = syn::parse::Parser::parse2(parser, args) {
         cx.syn_error(error);
     }
-    FactoryArgs { id: id.get(), consumers: consumers.get().unwrap_or_default() }
+    FactoryArgs { id: id.get(), consumers: consumers.get().unwrap_or_default(), storage: storage.get() }
 }
 
 /// `#[delivery(producer = X, id = "..", optional)]`.

@@ -102,6 +102,22 @@ fn generate(model: &FactoryStruct) -> TokenStream {
         let field_name = field.to_string();
         quote! { #slot => self.#field.__fill(#field_name, value), }
     });
+    let storage = match &model.storage {
+        Some(level) => {
+            let variant = attr::STORAGE_LEVELS
+                .iter()
+                .find(|(name, _)| level == name)
+                .map(|(_, variant)| syn::Ident::new(variant, level.span()))
+                .expect("the level was checked when parsed");
+            quote! { ::core::option::Option::Some(__setl::StorageLevel::#variant) }
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let storage_check = model.storage.as_ref().map(|level| {
+        quote_spanned! {level.span()=>
+            let _ = __setl::assert_storable::<<#ident as __setl::Factory>::Output>;
+        }
+    });
     let producer_checks = model.inputs.iter().filter_map(|input| {
         let producer = input.producer.as_ref()?;
         let payload = &input.payload;
@@ -128,6 +144,7 @@ fn generate(model: &FactoryStruct) -> TokenStream {
                             <__setl::Vec<__setl::FactoryRef>>::from([#(#consumers),*]),
                             <__setl::Vec<__setl::InputDecl>>::from([#(#inputs),*]),
                         )
+                        .__with_store(__setl_store_ops(), #storage)
                     })
                 }
 
@@ -141,6 +158,12 @@ fn generate(model: &FactoryStruct) -> TokenStream {
                         _ => ::core::result::Result::Err(__setl::InjectError { field: "<no such slot>" }),
                     }
                 }
+            }
+
+            fn __setl_store_ops() -> ::core::option::Option<__setl::StoreOps> {
+                #[allow(unused_imports)]
+                use __setl::{ViaNotStorable as _, ViaStorable as _};
+                (&&__setl::StorableProbe::<#ident>::new()).store_ops()
             }
 
             fn __setl_make_default() -> ::core::option::Option<__setl::BoxedFactory> {
@@ -160,6 +183,7 @@ fn generate(model: &FactoryStruct) -> TokenStream {
 
             fn __setl_check_producers() {
                 #(#producer_checks)*
+                #storage_check
             }
         };
     }

@@ -26,7 +26,8 @@ mod schema;
 /// `Output` is the field's payload type.
 ///
 /// Arguments (all optional): `id = "name"` gives the output a delivery id; `consumers(A, B)`
-/// restricts who may consume it.
+/// restricts who may consume it; `storage = memory_only | memory_and_disk | disk_only` persists
+/// the output at that level (its type must implement `setl_core::Storable`).
 ///
 /// Fields of type `Delivery<T>` are inputs. `#[delivery(producer = X, id = "..", optional)]`
 /// refines how they are matched; without it (or with a bare `#[delivery]`) a field matches by

@@ -106,7 +106,7 @@ macro_rules! common_read_options {
         ) -> $crate::error::Result<$crate::Dataset<S>> {
             let stream = self.stream_typed::<S>(path)?;
             let batches = stream.collect::<$crate::error::Result<Vec<_>>>()?;
-            Ok($crate::Dataset::from_parts_unchecked(S::arrow_schema(), batches))
+            Ok($crate::Dataset::from_checked_parts(S::arrow_schema(), batches))
         }
 
         /// Streams the batches of `path`, one file after another, so that data larger than
@@ -173,7 +173,7 @@ impl BatchStream {
     pub fn into_dataset(self) -> Result<Dataset> {
         let schema = self.schema.clone();
         let batches = self.collect::<Result<Vec<_>>>()?;
-        Ok(Dataset::from_parts_unchecked(schema, batches))
+        Ok(Dataset::from_checked_parts(schema, batches))
     }
 
     fn next_batch(&mut self) -> Result<Option<RecordBatch>> {

@@ -1,0 +1,14 @@
+use setl_core::prelude::*;
+
+#[factory(storage = memory_plus_disk)]
+#[derive(Default)]
+struct Cached;
+
+impl Factory for Cached {
+    type Output = Vec<u8>;
+    fn get(&self) -> Vec<u8> {
+        Vec::new()
+    }
+}
+
+fn main() {}

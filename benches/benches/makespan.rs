@@ -46,7 +46,7 @@ fn measure(setl: &Setl, shape: &Shape, barrier: bool) -> (Duration, Duration) {
 
 fn makespan(c: &mut Criterion) {
     let setl = Setl::builder().threads(THREADS).build().expect("a 2-thread pool");
-    let shape = Shape::random(NODES, 3, 20..400, 42);
+    let shape = Shape::random(NODES, 3, 2_000..40_000, 42);
     install(shape.clone());
     for barrier in [false, true] {
         let mut ratios: Vec<f64> = (0..7)

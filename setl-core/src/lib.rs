@@ -56,6 +56,7 @@
 //! - [`store`]: the value store between factories: release after the last consumer, the
 //!   `Storable` trait, storage levels, the memory budget and spill files, cache statistics.
 //! - [`observe`]: the event stream; [`benchmark`]: its first observer.
+//! - [`graph`]: the resolved graph as data, for reports and graph exports.
 //! - [`registry`]: every factory linked into the binary.
 //! - `diagram` (private): `describe()` and `to_mermaid()`.
 
@@ -64,6 +65,7 @@ pub mod delivery;
 mod diagram;
 pub mod error;
 pub mod factory;
+pub mod graph;
 pub mod observe;
 pub mod pipeline;
 pub mod registry;
@@ -78,7 +80,8 @@ pub use benchmark::{BenchmarkResult, HasBenchmark};
 pub use delivery::{Delivery, Payload};
 pub use error::{BoxError, Error, ErrorKind, Phase, Result};
 pub use factory::{BoxedFactory, Factory, FactoryRef, FactoryWiring, InputDecl, Signature, TypeInfo};
-pub use observe::{Event, EventKind, FactoryId, Observer};
+pub use graph::{GraphExternal, GraphFactory, GraphInput, GraphSource, PipelineGraph};
+pub use observe::{Event, EventKind, FactoryId, Observer, OutputRef};
 pub use pipeline::{ExecutionMode, InputBuilder, Pipeline, StageView};
 pub use registry::Registration;
 pub use setl::{Setl, SetlBuilder};

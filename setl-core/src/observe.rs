@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::delivery::Payload;
 use crate::error::Phase;
 use crate::store::CacheStats;
 
@@ -58,6 +59,21 @@ pub enum EventKind {
         elapsed: Duration,
         /// Whether it returned `Ok`.
         ok: bool,
+    },
+    /// A phase did not run: `write` of a factory or stage that is not writable.
+    PhaseSkipped {
+        /// The factory.
+        factory: FactoryId,
+        /// The phase.
+        phase: Phase,
+    },
+    /// A factory's `get` produced its output, just before it goes to the store. Lets a report
+    /// measure outputs (rows, bytes); an observer must not keep the value, or it is never released.
+    OutputProduced {
+        /// The factory.
+        factory: FactoryId,
+        /// The output.
+        output: OutputRef,
     },
     /// A factory finished all its phases and handed its output to the store.
     FactoryFinished {
@@ -110,6 +126,36 @@ pub enum EventKind {
         /// Whether every factory succeeded.
         ok: bool,
     },
+}
+
+/// A factory's output as an observer sees it: look at it with [`downcast_ref`](Self::downcast_ref).
+///
+/// Two `OutputRef`s are equal when they share the same value.
+#[derive(Clone)]
+pub struct OutputRef(pub(crate) Payload);
+
+impl OutputRef {
+    /// The output as a `T`, when it is one.
+    pub fn downcast_ref<T: 'static>(&self) -> Option<&T> {
+        self.0.downcast_ref::<T>()
+    }
+
+    /// The output, type-erased (for size measures that work on any payload).
+    pub fn payload(&self) -> &Payload {
+        &self.0
+    }
+}
+
+impl PartialEq for OutputRef {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl std::fmt::Debug for OutputRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OutputRef(..)")
+    }
 }
 
 /// An event, with when and where it happened.

@@ -501,6 +501,16 @@ impl Pipeline {
         self.stages.len()
     }
 
+    /// The number of worker threads the pipeline runs on (its context's pool).
+    pub fn threads(&self) -> usize {
+        self.setl.threads()
+    }
+
+    /// The execution mode chosen with [`mode`](Self::mode).
+    pub fn execution_mode(&self) -> ExecutionMode {
+        self.mode
+    }
+
     /// Where each input comes from, for `describe` and diagrams: per factory, per slot, the
     /// producer's name (`None` for a pipeline input, or when unresolved).
     pub(crate) fn flows(&self) -> Vec<Vec<Option<FlowSource>>> {

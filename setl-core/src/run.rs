@@ -17,7 +17,7 @@ use std::time::Instant;
 use crate::delivery::Payload;
 use crate::error::{Error, ErrorKind, Phase};
 use crate::factory::{BoxedFactory, Signature};
-use crate::observe::{EventKind, FactoryId, Observers};
+use crate::observe::{EventKind, FactoryId, Observers, OutputRef};
 use crate::store::{
     self, Counters, Kept, Produced, SlotSpec, SpillFile, SpillJob, StorageLevel, Store, StoreOps, Taken,
 };
@@ -97,6 +97,9 @@ struct Shared<'a> {
     position: Vec<usize>,
     state: Mutex<State>,
     threads: usize,
+    /// The caller's span (the pipeline's), parent of every factory span on the workers, so a
+    /// trace exporter sees one tree per run.
+    parent: tracing::Span,
 }
 
 impl Shared<'_> {
@@ -150,7 +153,13 @@ pub(crate) fn execute(
     for (at, &index) in spec.plan.topological_order.iter().enumerate() {
         position[index] = at;
     }
-    let mut shared = Shared { threads: pool.current_num_threads().max(1), state: Mutex::new(state), spec, position };
+    let mut shared = Shared {
+        threads: pool.current_num_threads().max(1),
+        state: Mutex::new(state),
+        spec,
+        position,
+        parent: tracing::Span::current(),
+    };
     {
         let state = shared.state.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner());
         if shared.spec.barrier {
@@ -393,7 +402,7 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Produced, Error> {
     let observers = spec.observers;
     let timed = observers.active();
     let started = timed.then(Instant::now);
-    let span = tracing::info_span!("factory", factory = id.name);
+    let span = tracing::info_span!(parent: &shared.parent, "factory", factory = id.name);
     let _entered = span.enter();
     if let Some(at) = started {
         observers.emit_at(EventKind::FactoryStarted(id), at);
@@ -455,6 +464,7 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Produced, Error> {
     let mut boundary = timed.then(Instant::now);
     for phase in Phase::TIMED {
         if phase == Phase::Write && !writable {
+            observers.emit(EventKind::PhaseSkipped { factory: id, phase });
             continue;
         }
         let phase_span = tracing::info_span!("phase", factory = id.name, phase = phase.as_str());
@@ -495,6 +505,9 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Produced, Error> {
             return Err(error);
         }
     };
+    if timed {
+        observers.emit(EventKind::OutputProduced { factory: id, output: OutputRef(output.clone()) });
+    }
     // Persisting (materializing once, writing a disk-only copy) is part of the factory's time,
     // as the seed's `persist` + `count()` inside `process` is.
     let produced = match prepare(shared, index, output, provisional) {

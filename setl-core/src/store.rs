@@ -189,7 +189,9 @@ impl StoreOps {
         self.extension
     }
 
-    pub(crate) fn byte_size(&self, value: &Payload) -> u64 {
+    /// The bytes `value` holds, as its `Storable::byte_size` says (0 when it is another type).
+    /// Reports use it to size outputs.
+    pub fn byte_size(&self, value: &Payload) -> u64 {
         (self.byte_size)(&**value) as u64
     }
 

@@ -7,6 +7,8 @@
 //! - `attr`: parsing of `#[factory(..)]` and `#[delivery(..)]` arguments, keys from a table.
 //! - `ast`: the typed model of a factory struct, keeping the `syn` nodes for spans.
 //! - `expand`: code generation.
+//! - `schema`: `#[derive(Schema)]`, used through `setl_arrow` (generated code names
+//!   `::setl_arrow::__private`).
 
 use proc_macro::TokenStream;
 
@@ -14,6 +16,7 @@ mod ast;
 mod attr;
 mod ctxt;
 mod expand;
+mod schema;
 
 /// Declares a struct as a setl factory.
 ///
@@ -46,4 +49,16 @@ pub fn delivery(_args: TokenStream, input: TokenStream) -> TokenStream {
     .to_compile_error();
     out.extend(proc_macro2::TokenStream::from(input));
     out.into()
+}
+
+/// Derives `setl_arrow::Schema` for a struct with named fields: its Arrow schema, one
+/// associated constant per column name (`Orders::CUSTOMER_ID == "customer_id"`), and conversion
+/// of rows to a `RecordBatch` and back. Use it as `setl_arrow::Schema`.
+///
+/// Field types: integers, `f32`, `f64`, `bool`, `String`, `i128` decimals, chrono dates, times
+/// and timestamps, `Option<T>` (nullable), `Vec<T>` (list) and other `#[derive(Schema)]` structs.
+/// Field attributes: `#[schema(rename = "column")]`, `#[schema(decimal(precision, scale))]`.
+#[proc_macro_derive(Schema, attributes(schema))]
+pub fn derive_schema(input: TokenStream) -> TokenStream {
+    schema::derive(input.into()).into()
 }

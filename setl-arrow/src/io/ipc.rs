@@ -1,0 +1,99 @@
+//! Arrow IPC files (the Feather v2 format) through arrow-ipc.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{Schema as ArrowSchema, SchemaRef};
+use arrow::ipc::reader::FileReader;
+use arrow::ipc::writer::FileWriter;
+
+use crate::error::{Error, Result};
+use crate::io::read::{common_read_options, FileBatches, Format, ReadOptions};
+use crate::io::write::{common_write_options, FormatWriter, WriteOptions};
+
+/// Reads Arrow IPC files, directories and globs. Each file's schema is stored in it. Batches keep
+/// the sizes they were written with (the batch size option does not apply).
+#[derive(Debug, Clone, Default)]
+pub struct IpcReader {
+    common: ReadOptions,
+}
+
+impl IpcReader {
+    /// A reader with the defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn format(&self) -> Arc<IpcFormat> {
+        Arc::new(IpcFormat)
+    }
+
+    common_read_options!();
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IpcFormat;
+
+fn open_reader(path: &Path, projection: Option<Vec<usize>>) -> Result<FileReader<BufReader<File>>> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    FileReader::try_new(BufReader::new(file), projection)
+        .map_err(|source| Error::Ipc { path: path.to_path_buf(), source })
+}
+
+impl Format for IpcFormat {
+    fn self_describing(&self) -> bool {
+        true
+    }
+
+    fn file_schema(&self, path: &Path, _: &ReadOptions) -> Result<Option<ArrowSchema>> {
+        Ok(Some(open_reader(path, None)?.schema().as_ref().clone()))
+    }
+
+    fn schema_for(&self, path: &Path, _: &SchemaRef, _: &ReadOptions) -> Result<SchemaRef> {
+        Ok(open_reader(path, None)?.schema())
+    }
+
+    fn open(&self, path: &Path, _: &SchemaRef, projection: &[usize], _: &ReadOptions) -> Result<FileBatches> {
+        let reader = open_reader(path, Some(projection.to_vec()))?;
+        let path = path.to_path_buf();
+        Ok(Box::new(reader.map(move |batch| batch.map_err(|source| Error::Ipc { path: path.clone(), source }))))
+    }
+}
+
+/// Writes a dataset as an Arrow IPC file, atomically.
+#[derive(Debug, Clone, Default)]
+pub struct IpcWriter {
+    common: WriteOptions,
+}
+
+impl IpcWriter {
+    /// A writer with the defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn format_writer(&self) -> &Self {
+        self
+    }
+
+    common_write_options!();
+}
+
+impl FormatWriter for IpcWriter {
+    fn extension(&self) -> &'static str {
+        "arrow"
+    }
+
+    fn write_file(&self, file: &mut File, path: &Path, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<()> {
+        let error = |source| Error::Ipc { path: path.to_path_buf(), source };
+        let mut writer = FileWriter::try_new(&mut *file, schema).map_err(error)?;
+        for batch in batches {
+            writer.write(batch).map_err(error)?;
+        }
+        writer.finish().map_err(error)?;
+        Ok(())
+    }
+}

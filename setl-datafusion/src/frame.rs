@@ -245,7 +245,7 @@ impl Frame {
             .map_err(|error| self.error(error))?;
         let (schema, batches) = batches;
         Dataset::try_new(schema, batches)
-            .map_err(|error| self.error(datafusion::error::DataFusionError::ArrowError(Box::new(error), None)))
+            .map_err(|error| self.error(datafusion::error::DataFusionError::External(Box::new(error))))
     }
 
     fn error(&self, error: datafusion::error::DataFusionError) -> SqlError {

@@ -11,13 +11,15 @@
 //!   each query planned for its share of the threads, see `JobConfig::partitions_per_query`).
 //! - `pipeline_parallel_lazy`: independent factories at once, every query scanning its files.
 //!
-//! Targets: `pipeline_sequential_lazy` at most 1.03 x `handwritten`; the shared variants faster.
-//! Before criterion's samples, each variant runs once more on its own, and the bench prints its
-//! wall time, CPU time and peak memory (resident set, reset before each run) with the ratios.
+//! Targets: `pipeline_sequential_lazy` at most 1.03 x `handwritten`; the parallel shared variant
+//! faster. Before criterion's samples, every variant runs in `TPCH_ROUNDS` (default 5) rounds,
+//! interleaved and in a rotating order, and the bench prints the medians of their wall and CPU
+//! times with the ratios to `handwritten`, and their peak memory (resident set, reset before
+//! each run; peak bytes held by the pipeline's frames).
 //!
 //! ```text
 //! cargo bench -p setl-datafusion --bench tpch                       # scale 0.1, 2 threads
-//! TPCH_SCALES=0.1,1 TPCH_THREADS=2 cargo bench -p setl-datafusion --bench tpch
+//! TPCH_SCALES=0.1,1 TPCH_THREADS=2 TPCH_ROUNDS=5 cargo bench -p setl-datafusion --bench tpch
 //! ```
 //! Tables are generated once into the build directory's `tmp/tpch-bench-sf<scale>`.
 
@@ -112,6 +114,25 @@ fn scales() -> Vec<f64> {
         .collect()
 }
 
+fn rounds() -> usize {
+    std::env::var("TPCH_ROUNDS").ok().and_then(|rounds| rounds.parse().ok()).unwrap_or(5).max(1)
+}
+
+/// The median of `values` (NaN when there are none).
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut values: Vec<f64> = values.collect();
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    let middle = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[middle]
+    } else {
+        (values[middle - 1] + values[middle]) / 2.0
+    }
+}
+
 fn threads() -> usize {
     std::env::var("TPCH_THREADS").ok().and_then(|threads| threads.parse().ok()).unwrap_or(2)
 }
@@ -127,28 +148,46 @@ fn bench_tpch(c: &mut Criterion) {
         };
         let out = tmp.join(format!("tpch-bench-sf{scale}-out"));
 
-        // One run of each, after a warm-up that brings the files into the page cache.
+        // Rounds of one run of each variant, after a warm-up that brings the files into the
+        // page cache. The order rotates from round to round and the medians are compared, so
+        // that load from other processes during one stretch of time does not bias one variant.
         run(Variant::Handwritten, &files, &out, threads);
-        println!("\nTPC-H sf {scale}, {threads} threads, one run each:");
+        let rounds = rounds();
+        let mut measured: Vec<Vec<Measure>> = Variant::ALL.iter().map(|_| Vec::new()).collect();
+        for round in 0..rounds {
+            for offset in 0..Variant::ALL.len() {
+                let index = (round + offset) % Variant::ALL.len();
+                measured[index].push(measure(Variant::ALL[index], &files, &out, threads));
+            }
+        }
+        println!("\nTPC-H sf {scale}, {threads} threads, medians of {rounds} interleaved rounds:");
         println!(
-            "{:<28} {:>9} {:>9} {:>11} {:>11} {:>8}",
-            "variant", "wall s", "cpu s", "peak rss", "peak held", "ratio"
+            "{:<28} {:>9} {:>9} {:>11} {:>11} {:>8} {:>8}",
+            "variant", "wall s", "cpu s", "peak rss", "peak held", "wall", "cpu"
         );
-        let mut baseline = None;
-        for variant in Variant::ALL {
-            let measured = measure(variant, &files, &out, threads);
-            let base = *baseline.get_or_insert(measured.wall);
+        let base_wall = median(measured[0].iter().map(|m| m.wall.as_secs_f64()));
+        let base_cpu = median(measured[0].iter().filter_map(|m| m.cpu.map(|cpu| cpu.as_secs_f64())));
+        for (variant, runs) in Variant::ALL.iter().zip(&measured) {
+            let wall = median(runs.iter().map(|m| m.wall.as_secs_f64()));
+            let cpu = median(runs.iter().filter_map(|m| m.cpu.map(|cpu| cpu.as_secs_f64())));
+            let rss = runs.iter().filter_map(|m| m.rss).max();
+            let held = runs.iter().map(|m| m.held).max().unwrap_or(0);
             println!(
-                "{:<28} {:>9.3} {:>9} {:>11} {:>11} {:>7.3}x",
+                "{:<28} {:>9.3} {:>9} {:>11} {:>11} {:>7.3}x {:>7}",
                 variant.name(),
-                measured.wall.as_secs_f64(),
-                measured.cpu.map_or_else(|| "n/a".into(), |cpu| format!("{:.3}", cpu.as_secs_f64())),
-                measured.rss.map_or_else(|| "n/a".into(), report::bytes),
-                if variant == Variant::Handwritten { "-".into() } else { report::bytes(measured.held) },
-                measured.wall.as_secs_f64() / base.as_secs_f64(),
+                wall,
+                if cpu.is_nan() { "n/a".into() } else { format!("{cpu:.3}") },
+                rss.map_or_else(|| "n/a".into(), report::bytes),
+                if *variant == Variant::Handwritten { "-".into() } else { report::bytes(held) },
+                wall / base_wall,
+                if cpu.is_nan() { "n/a".into() } else { format!("{:.3}x", cpu / base_cpu) },
             );
         }
-        println!("target: pipeline_sequential_lazy <= 1.03x handwritten; shared variants < 1.00x\n");
+        println!("target: pipeline_sequential_lazy <= 1.03x handwritten; parallel shared < 1.00x");
+        println!(
+            "(peak rss: the process's peak during the run, which includes memory the allocator kept \
+             from earlier runs)\n"
+        );
 
         let mut group = c.benchmark_group(format!("tpch/sf{scale}"));
         group.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(5));

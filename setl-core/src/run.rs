@@ -439,7 +439,7 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Produced, Error> {
                 }
             },
         };
-        if let Err(error) = factory.0.inject(slot, payload) {
+        if let Err(error) = factory.factory.inject(slot, payload) {
             return Err(ErrorKind::Internal(format!(
                 "`{}.{}` received a value of another type than its `Delivery`",
                 id.name, error.field
@@ -459,7 +459,7 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Produced, Error> {
         observers.emit(EventKind::OutputReleased(shared.id(producer)));
     }
 
-    let writable = spec.stage_writable[spec.stage_of[index]] && factory.0.writable();
+    let writable = spec.stage_writable[spec.stage_of[index]] && factory.factory.writable();
     // Each phase boundary reads the clock once: a phase ends when the next one starts.
     let mut boundary = timed.then(Instant::now);
     for phase in Phase::TIMED {
@@ -472,7 +472,7 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Produced, Error> {
         if let Some(at) = boundary {
             observers.emit_at(EventKind::PhaseStarted { factory: id, phase }, at);
         }
-        let result = catch_unwind(AssertUnwindSafe(|| factory.0.run_phase(phase)));
+        let result = catch_unwind(AssertUnwindSafe(|| factory.factory.run_phase(phase)));
         if let Some(phase_started) = boundary {
             let now = Instant::now();
             let ok = matches!(result, Ok(Ok(())));
@@ -486,7 +486,7 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Produced, Error> {
         }
     }
 
-    let output = catch_unwind(AssertUnwindSafe(|| factory.0.output()));
+    let output = catch_unwind(AssertUnwindSafe(|| factory.factory.output()));
     // Weighed while the factory and its inputs still exist, so the peak counts both.
     let provisional = match (&output, spec.slots[index].ops) {
         (Ok(output), Some(ops)) => ops.byte_size(output),

@@ -7,7 +7,8 @@
 //! only.
 
 use std::any::TypeId;
-use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 
 use crate::factory::{FactoryRef, Signature, TypeInfo};
 
@@ -82,11 +83,14 @@ pub enum ValidationError {
         /// The factories on the cycle, the first repeated at the end.
         path: Vec<String>,
     },
-    /// The same factory type was added twice, so its output would be ambiguous.
-    #[error("factory `{factory}` is added twice (stages {first_stage} and {second_stage}), which makes its output ambiguous; fix: add it once, its output reaches consumers in every stage")]
+    /// The same factory type was added twice with the same output id, so its output would be
+    /// ambiguous.
+    #[error("factory `{factory}` is added twice{} (stages {first_stage} and {second_stage}), which makes its output ambiguous; fix: add it once (its output reaches consumers in every stage), or give each instance its own id with `.with_id(..)`", id_phrase(.id))]
     DuplicateFactory {
         /// The factory.
         factory: String,
+        /// The output id both instances deliver under (`""` = none).
+        id: String,
         /// The stage of its first instance.
         first_stage: usize,
         /// The stage of its second instance.
@@ -99,6 +103,16 @@ pub enum ValidationError {
         payload: String,
         /// The delivery id.
         id: String,
+    },
+    /// `with_input_id` named a field that is not an input of the factory.
+    #[error("factory `{factory}`: `with_input_id(\"{field}\", ..)` names no input; fix: use one of {}", list(.inputs))]
+    UnknownInput {
+        /// The factory.
+        factory: String,
+        /// The field asked for.
+        field: String,
+        /// The factory's inputs.
+        inputs: Vec<String>,
     },
     /// In stage-barrier mode, a producer must run in an earlier stage than its consumer.
     #[error("factory `{factory}`, field `{field}`: producer `{producer}` is in stage {producer_stage}, not before stage {consumer_stage}; stage-barrier mode runs stages in order, so move `{producer}` to an earlier stage or use dataflow mode")]
@@ -167,9 +181,11 @@ pub(crate) struct ExternalDecl<'a> {
 }
 
 /// A factory, as the resolver sees it.
-pub(crate) struct FactoryDecl {
+pub(crate) struct FactoryDecl<'a> {
     pub(crate) signature: &'static Signature,
     pub(crate) stage: usize,
+    /// Fields given to `with_input_id` that are not inputs.
+    pub(crate) unknown_inputs: &'a [Box<str>],
 }
 
 /// The resolved graph: everything the scheduler needs, as indices.
@@ -206,7 +222,7 @@ impl Deliverable<'_> {
 
 /// Resolves every input slot. `barrier` adds SETL's stage-order rule.
 pub(crate) fn resolve(
-    factories: &[FactoryDecl],
+    factories: &[FactoryDecl<'_>],
     externals: &[ExternalDecl<'_>],
     barrier: bool,
 ) -> Result<Plan, Vec<ValidationError>> {
@@ -215,19 +231,34 @@ pub(crate) fn resolve(
     // (payload type, id) -> deliverables; payload type -> deliverables (for "did you mean").
     let mut by_type_and_id: HashMap<(TypeId, &str), Vec<usize>> = HashMap::new();
     let mut by_type: HashMap<TypeId, Vec<usize>> = HashMap::new();
-    let mut factory_index: HashMap<TypeId, usize> = HashMap::with_capacity(factories.len());
+    // A factory is known by its type and output id: instances of one type differ by id.
+    let mut factory_index: HashMap<(TypeId, &str), usize> = HashMap::with_capacity(factories.len());
+    let mut factory_types: HashSet<TypeId> = HashSet::new();
 
     for (index, factory) in factories.iter().enumerate() {
         let signature = factory.signature;
-        if let Some(&first) = factory_index.get(&signature.factory.id()) {
-            errors.push(ValidationError::DuplicateFactory {
+        for field in factory.unknown_inputs {
+            errors.push(ValidationError::UnknownInput {
                 factory: signature.name.to_owned(),
-                first_stage: factories[first].stage,
-                second_stage: factory.stage,
+                field: field.to_string(),
+                inputs: signature.inputs.iter().map(|input| format!("`{}`", input.field)).collect(),
             });
-            continue;
         }
-        factory_index.insert(signature.factory.id(), index);
+        match factory_index.entry((signature.factory.id(), signature.output_id)) {
+            Entry::Occupied(first) => {
+                errors.push(ValidationError::DuplicateFactory {
+                    factory: signature.name.to_owned(),
+                    id: signature.output_id.to_owned(),
+                    first_stage: factories[*first.get()].stage,
+                    second_stage: factory.stage,
+                });
+                continue;
+            }
+            Entry::Vacant(vacant) => {
+                vacant.insert(index);
+            }
+        }
+        factory_types.insert(signature.factory.id());
         let number = deliverables.len();
         deliverables.push(Deliverable { source: Source::Factory(index), consumers: &signature.consumers });
         by_type_and_id.entry((signature.output.id(), signature.output_id)).or_default().push(number);
@@ -285,7 +316,11 @@ pub(crate) fn resolve(
             // Names are only built for messages, so the valid path allocates nothing per input.
             let payload = || input.payload.name();
             let chosen: Option<usize> = if let Some(producer) = input.producer {
-                let Some(&producer_index) = factory_index.get(&producer.type_id()) else {
+                let made_by_producer = |number: &usize| match deliverables[*number].source {
+                    Source::Factory(index) => factories[index].signature.factory.id() == producer.type_id(),
+                    Source::External(_) => false,
+                };
+                if !factory_types.contains(&producer.type_id()) {
                     if input.optional {
                         // An optional input whose producer is absent simply stays empty.
                         sources.push(None);
@@ -299,18 +334,16 @@ pub(crate) fn resolve(
                     });
                     sources.push(None);
                     continue;
-                };
-                let found = candidates
-                    .iter()
-                    .copied()
-                    .find(|&number| deliverables[number].source == Source::Factory(producer_index));
+                }
+                // Instances of one type have distinct output ids, so at most one matches.
+                let found = candidates.iter().copied().find(made_by_producer);
                 if found.is_none() && !input.optional {
                     // Same producer with another id, or same type and id from other producers.
                     let mut near: Vec<String> = by_type
                         .get(&input.payload.id())
                         .into_iter()
                         .flatten()
-                        .filter(|&&number| deliverables[number].source == Source::Factory(producer_index))
+                        .filter(|number| made_by_producer(number))
                         .map(|&number| describe_with_id(number))
                         .collect();
                     near.extend(candidates.iter().map(|&number| describe_with_id(number)));
@@ -443,7 +476,7 @@ pub(crate) fn resolve(
 }
 
 /// Computes a topological order and each factory's priority, or finds a cycle.
-fn order(plan: &mut Plan, factories: &[FactoryDecl]) -> Result<(), Vec<String>> {
+fn order(plan: &mut Plan, factories: &[FactoryDecl<'_>]) -> Result<(), Vec<String>> {
     let count = plan.dependents.len();
     let mut waiting = plan.producer_count.clone();
     let mut order: Vec<usize> = (0..count).filter(|&index| waiting[index] == 0).collect();
@@ -470,7 +503,7 @@ fn order(plan: &mut Plan, factories: &[FactoryDecl]) -> Result<(), Vec<String>> 
 }
 
 /// Walks producer edges among the factories that never became ready until one repeats.
-fn find_cycle(plan: &Plan, factories: &[FactoryDecl], waiting: &[usize]) -> Vec<String> {
+fn find_cycle(plan: &Plan, factories: &[FactoryDecl<'_>], waiting: &[usize]) -> Vec<String> {
     let stuck = |index: usize| waiting[index] > 0;
     // Every stuck factory has a stuck producer, so this walk always finds a repeat.
     let start = (0..waiting.len()).find(|&index| stuck(index)).unwrap_or(0);

@@ -1,7 +1,8 @@
 //! Scheduler and validation overhead per factory, and the cost of benchmark instrumentation.
 //!
-//! Groups: `run` (chain of 1,000 trivial factories; fan-out 1 -> 999), `validate` (the same
-//! graphs), `instrumentation` (chain run with benchmarks on and off).
+//! Groups: `run` (chain of 10,000 trivial factories; fan-out 1 -> 9,999), `validate` (the same
+//! graphs), `instrumentation` (chain run with benchmarks on and off). The nodes are instances of
+//! one `#[factory]` type told apart by their ids (see `setl_benches`).
 //!
 //! `cargo bench -p setl-benches --bench overhead`
 //!
@@ -11,10 +12,10 @@
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
-use setl_benches::{install, pipeline, Shape};
+use setl_benches::{pipeline, Shape};
 use setl_core::prelude::*;
 
-const COUNT: usize = setl_benches::MAX_NODES;
+const COUNT: usize = 10_000;
 
 fn setl() -> Setl {
     Setl::builder().threads(2).build().expect("a 2-thread pool")
@@ -45,23 +46,22 @@ fn print_per_factory(what: &str, elapsed: Duration, target_ns: f64) {
 fn run_and_validate(c: &mut Criterion) {
     let setl = setl();
     for (name, shape) in [("chain", Shape::chain(COUNT)), ("fan_out", Shape::fan_out(COUNT))] {
-        install(shape);
         let run = median(
             9,
-            || pipeline(&setl, None),
+            || pipeline(&setl, &shape, None),
             |p| {
                 p.run().expect("runs");
             },
         );
         print_per_factory(&format!("run/{name}"), run, 1000.0);
-        let validate = median(9, || pipeline(&setl, None), |p| p.validate().expect("valid"));
+        let validate = median(9, || pipeline(&setl, &shape, None), |p| p.validate().expect("valid"));
         print_per_factory(&format!("validate/{name}"), validate, 1000.0);
 
         let mut group = c.benchmark_group("run");
         group.throughput(Throughput::Elements(COUNT as u64)).sample_size(20);
         group.bench_function(BenchmarkId::from_parameter(name), |b| {
             b.iter_batched(
-                || pipeline(&setl, None),
+                || pipeline(&setl, &shape, None),
                 |mut p| {
                     p.run().expect("runs");
                 },
@@ -72,7 +72,7 @@ fn run_and_validate(c: &mut Criterion) {
         let mut group = c.benchmark_group("validate");
         group.throughput(Throughput::Elements(COUNT as u64)).sample_size(20);
         group.bench_function(BenchmarkId::from_parameter(name), |b| {
-            b.iter_batched(|| pipeline(&setl, None), |p| p.validate().expect("valid"), BatchSize::PerIteration)
+            b.iter_batched(|| pipeline(&setl, &shape, None), |p| p.validate().expect("valid"), BatchSize::PerIteration)
         });
         group.finish();
     }
@@ -80,10 +80,11 @@ fn run_and_validate(c: &mut Criterion) {
 
 fn instrumentation(c: &mut Criterion) {
     let setl = setl();
-    install(Shape::chain(COUNT));
+    let shape = Shape::chain(COUNT);
     let build = |on: bool| {
         let setl = setl.clone();
-        move || pipeline(&setl, None).benchmark(on)
+        let shape = shape.clone();
+        move || pipeline(&setl, &shape, None).benchmark(on)
     };
     let off = median(15, build(false), |p| {
         p.run().expect("runs");

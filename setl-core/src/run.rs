@@ -128,7 +128,9 @@ pub(crate) fn execute(
     }
     let store = Store::new(
         &spec.slots,
-        pending_takers(spec.plan),
+        &spec.plan.output_takers,
+        // Only spilling asks which value is needed furthest in the future.
+        spec.budget.is_some().then(|| pending_takers(spec.plan)),
         externals,
         spec.plan.external_takers.clone(),
         spec.budget,
@@ -190,7 +192,8 @@ pub(crate) fn execute(
     outcome
 }
 
-/// Per output: the plan positions of the consumers taking it, one entry per input slot.
+/// Per output: the plan positions of the consumers taking it, one entry per input slot, in
+/// ascending order.
 fn pending_takers(plan: &Plan) -> Vec<Vec<usize>> {
     let mut pending = vec![Vec::new(); plan.sources.len()];
     for (position, &consumer) in plan.topological_order.iter().enumerate() {

@@ -357,6 +357,9 @@ pub(crate) fn resolve(
                     });
                 }
                 found
+            } else if let Some(only) = sole_open_candidate(candidates, &deliverables, consumer_index, &consumer) {
+                // The common case, decided without allocating.
+                Some(only)
             } else {
                 // A factory never feeds itself through an input that names no producer.
                 let candidates: Vec<usize> = candidates
@@ -472,6 +475,23 @@ pub(crate) fn resolve(
         Ok(plan)
     } else {
         Err(errors)
+    }
+}
+
+/// The one deliverable among `candidates`, when there is exactly one and it may feed `consumer`.
+fn sole_open_candidate(
+    candidates: &[usize],
+    deliverables: &[Deliverable<'_>],
+    consumer_index: usize,
+    consumer: &FactoryRef,
+) -> Option<usize> {
+    match *candidates {
+        [only]
+            if deliverables[only].source != Source::Factory(consumer_index) && deliverables[only].allows(consumer) =>
+        {
+            Some(only)
+        }
+        _ => None,
     }
 }
 

@@ -340,7 +340,7 @@ impl<F: Factory> ErasedFactory for F {
 ///         .add_factory(ReadTable { table: "orders", rows: 0 }.with_id("orders"))
 ///         .add_factory(ReadTable { table: "lineitem", rows: 0 }.with_id("lineitem")),
 /// );
-/// pipeline.add_stage_from_type::<Join>();
+/// pipeline.add_stage_from_type::<Join>().keep_output::<ReadTable>();
 /// pipeline.run()?;
 /// assert_eq!(*pipeline.output::<Join>()?, 14);
 /// assert_eq!(*pipeline.output_with_id::<ReadTable>("orders")?, 6);

@@ -1,7 +1,8 @@
 //! Scheduler and validation overhead per factory, and the cost of benchmark instrumentation.
 //!
 //! Groups: `run` (chain of 10,000 trivial factories; fan-out 1 -> 9,999), `validate` (the same
-//! graphs), `instrumentation` (chain run with benchmarks on and off). The nodes are instances of
+//! graphs), `instrumentation/trivial` and `instrumentation/working` (chains of trivial
+//! factories and of ~20 µs factories, run with benchmarks on and off). The nodes are instances of
 //! one `#[factory]` type told apart by their ids (see `setl_benches`).
 //!
 //! `cargo bench -p setl-benches --bench overhead`
@@ -16,6 +17,8 @@ use setl_benches::{pipeline, Shape};
 use setl_core::prelude::*;
 
 const COUNT: usize = 10_000;
+/// The chain of factories that do some work, for instrumentation.
+const WORKING_COUNT: usize = 1_000;
 
 fn setl() -> Setl {
     Setl::builder().threads(2).build().expect("a 2-thread pool")
@@ -78,40 +81,55 @@ fn run_and_validate(c: &mut Criterion) {
     }
 }
 
+/// Medians of `runs` alternating timings of `run()` with benchmarks off and on, so that load
+/// drifting on a shared machine hits both alike. Returns (off, on).
+fn paired_medians(runs: usize, setl: &Setl, shape: &Shape) -> (Duration, Duration) {
+    let mut timings = [Vec::with_capacity(runs), Vec::with_capacity(runs)];
+    for _ in 0..runs {
+        for on in [false, true] {
+            let mut pipeline = pipeline(setl, shape, None).benchmark(on);
+            let started = Instant::now();
+            pipeline.run().expect("runs");
+            timings[usize::from(on)].push(started.elapsed());
+        }
+    }
+    let [mut off, mut on] = timings;
+    off.sort();
+    on.sort();
+    (off[runs / 2], on[runs / 2])
+}
+
 fn instrumentation(c: &mut Criterion) {
     let setl = setl();
-    let shape = Shape::chain(COUNT);
-    let build = |on: bool| {
-        let setl = setl.clone();
-        let shape = shape.clone();
-        move || pipeline(&setl, &shape, None).benchmark(on)
-    };
-    let off = median(15, build(false), |p| {
-        p.run().expect("runs");
-    });
-    let on = median(15, build(true), |p| {
-        p.run().expect("runs");
-    });
-    println!(
-        "instrumentation: benchmarks on {:.0} ns vs off {:.0} ns per factory (target: within noise; ratio {:.2})",
-        on.as_nanos() as f64 / COUNT as f64,
-        off.as_nanos() as f64 / COUNT as f64,
-        on.as_secs_f64() / off.as_secs_f64()
-    );
-    let mut group = c.benchmark_group("instrumentation");
-    group.throughput(Throughput::Elements(COUNT as u64)).sample_size(20);
-    for on in [false, true] {
-        group.bench_function(BenchmarkId::from_parameter(if on { "on" } else { "off" }), |b| {
-            b.iter_batched(
-                build(on),
-                |mut p| {
-                    p.run().expect("runs");
-                },
-                BatchSize::PerIteration,
-            )
-        });
+    // Trivial factories show the absolute cost; factories doing ~20 µs of work show what it
+    // means for factories that do anything.
+    let mut working = Shape::chain(WORKING_COUNT);
+    working.work = vec![300; WORKING_COUNT];
+    for (name, shape, count) in [("trivial", Shape::chain(COUNT), COUNT), ("working", working, WORKING_COUNT)] {
+        let (off, on) = paired_medians(15, &setl, &shape);
+        println!(
+            "instrumentation/{name}: benchmarks on {:.0} ns vs off {:.0} ns per factory \
+             (target: within noise; ratio {:.3}, +{:.0} ns per factory)",
+            on.as_nanos() as f64 / count as f64,
+            off.as_nanos() as f64 / count as f64,
+            on.as_secs_f64() / off.as_secs_f64(),
+            (on.as_nanos() as f64 - off.as_nanos() as f64) / count as f64,
+        );
+        let mut group = c.benchmark_group(format!("instrumentation/{name}"));
+        group.throughput(Throughput::Elements(count as u64)).sample_size(20);
+        for on in [false, true] {
+            group.bench_function(BenchmarkId::from_parameter(if on { "on" } else { "off" }), |b| {
+                b.iter_batched(
+                    || pipeline(&setl, &shape, None).benchmark(on),
+                    |mut p| {
+                        p.run().expect("runs");
+                    },
+                    BatchSize::PerIteration,
+                )
+            });
+        }
+        group.finish();
     }
-    group.finish();
 }
 
 criterion_group!(benches, run_and_validate, instrumentation);

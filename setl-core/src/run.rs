@@ -195,9 +195,9 @@ pub(crate) fn execute(
 /// Per output: the plan positions of the consumers taking it, one entry per input slot, in
 /// ascending order.
 fn pending_takers(plan: &Plan) -> Vec<Vec<usize>> {
-    let mut pending = vec![Vec::new(); plan.sources.len()];
+    let mut pending = vec![Vec::new(); plan.producer_count.len()];
     for (position, &consumer) in plan.topological_order.iter().enumerate() {
-        for source in &plan.sources[consumer] {
+        for source in plan.sources.get(consumer) {
             if let Some(Source::Factory(producer)) = *source {
                 pending[producer].push(position);
             }
@@ -284,7 +284,7 @@ fn next_job(shared: &Shared<'_>, state: &mut State) -> Option<Job> {
     };
     state.stage_running[spec.stage_of[index]] += 1;
     let factory = state.factories[index].take()?;
-    let sources = &spec.plan.sources[index];
+    let sources = spec.plan.sources.get(index);
     let mut inputs = Vec::with_capacity(sources.len());
     let mut released = Vec::new();
     let mut owned = 0;
@@ -332,7 +332,7 @@ fn complete(shared: &Shared<'_>, state: &mut State, index: usize, result: Result
     state.finished[index] = true;
     state.stage_left[stage] -= 1;
     let released = state.store.put(index, output);
-    for &dependent in &spec.plan.dependents[index] {
+    for &dependent in spec.plan.dependents.get(index) {
         debug_assert!(state.waiting[dependent] > 0, "a factory finished twice");
         state.waiting[dependent] -= 1;
         if state.waiting[dependent] == 0 {
@@ -450,7 +450,7 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Produced, Error> {
             .into());
         }
         if let Some(at) = started {
-            let producer = match spec.plan.sources[index][slot] {
+            let producer = match spec.plan.sources.get(index)[slot] {
                 Some(Source::Factory(producer)) => Some(shared.id(producer)),
                 _ => None,
             };

@@ -6,9 +6,9 @@
 //! free of generics.
 
 use std::any::TypeId;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use crate::delivery::Payload;
 use crate::error::{Phase, Result};
@@ -348,12 +348,8 @@ impl<F: Factory> ErasedFactory for F {
 /// ```
 pub struct BoxedFactory {
     pub(crate) factory: Box<dyn ErasedFactory>,
-    /// The type's own signature, as `#[factory]` declared it.
-    declared: &'static Signature,
-    /// This instance's: the declared one with the ids set below.
+    /// This instance's signature: the type's, with the ids set on the instance.
     signature: &'static Signature,
-    output_id: Option<Box<str>>,
-    input_ids: Vec<(usize, Box<str>)>,
     /// Fields given to `with_input_id` that are not inputs of the factory; validation reports them.
     pub(crate) unknown_inputs: Vec<Box<str>>,
 }
@@ -361,23 +357,14 @@ pub struct BoxedFactory {
 impl BoxedFactory {
     /// Boxes `factory`.
     pub fn new<F: Factory>(factory: F) -> Self {
-        let declared = F::signature();
-        BoxedFactory {
-            factory: Box::new(factory),
-            declared,
-            signature: declared,
-            output_id: None,
-            input_ids: Vec::new(),
-            unknown_inputs: Vec::new(),
-        }
+        BoxedFactory { factory: Box::new(factory), signature: F::signature(), unknown_inputs: Vec::new() }
     }
 
     /// Delivers this instance's output under `id` (instead of `#[factory(id = "..")]`'s), so
     /// consumers pick it with `#[delivery(id = "..")]`, and names the instance `Name[id]`.
     #[must_use]
     pub fn with_id(mut self, id: &str) -> Self {
-        self.output_id = Some(id.into());
-        self.signature = instance_signature(self.declared, self.output_id.as_deref(), &self.input_ids);
+        self.signature = derived_signature(self.signature, Change::OutputId(intern(id)));
         self
     }
 
@@ -385,13 +372,8 @@ impl BoxedFactory {
     /// `#[delivery(id = "..")]`). A field the factory does not have is reported by validation.
     #[must_use]
     pub fn with_input_id(mut self, field: &str, id: &str) -> Self {
-        match self.declared.inputs.iter().position(|input| input.field == field) {
-            Some(slot) => {
-                self.input_ids.retain(|(other, _)| *other != slot);
-                self.input_ids.push((slot, id.into()));
-                self.input_ids.sort_unstable();
-                self.signature = instance_signature(self.declared, self.output_id.as_deref(), &self.input_ids);
-            }
+        match self.signature.inputs.iter().position(|input| input.field == field) {
+            Some(slot) => self.signature = derived_signature(self.signature, Change::InputId(slot, intern(id))),
             None => self.unknown_inputs.push(field.into()),
         }
         self
@@ -431,44 +413,49 @@ pub trait FactoryExt: Factory + Sized {
 
 impl<F: Factory> FactoryExt for F {}
 
-/// What makes an instance's signature differ from its type's.
-#[derive(PartialEq, Eq, Hash)]
-struct InstanceKey {
-    factory: TypeId,
-    output_id: Option<Box<str>>,
-    input_ids: Vec<(usize, Box<str>)>,
+/// One change an instance makes to its signature.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Change {
+    OutputId(&'static str),
+    InputId(usize, &'static str),
 }
 
-/// The signature of a factory instance with its own ids. Each distinct (type, ids) pair is built
-/// once per process and kept, as `#[factory]` keeps each type's, so that everything downstream
-/// (validation, the scheduler, events, reports) reads plain `&'static` signatures. Memory grows
-/// with the number of distinct instance ids a process ever uses, not with the number of runs.
-fn instance_signature(
-    declared: &'static Signature,
-    output_id: Option<&str>,
-    input_ids: &[(usize, Box<str>)],
-) -> &'static Signature {
-    if output_id.is_none() && input_ids.is_empty() {
-        return declared;
+/// Locks a process-wide table; nothing panics while holding one, but recover anyway.
+fn lock_table<T: Default>(table: &'static OnceLock<Mutex<T>>) -> MutexGuard<'static, T> {
+    table.get_or_init(Default::default).lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// `text`, kept for the process's lifetime, once per distinct text.
+fn intern(text: &str) -> &'static str {
+    static TEXTS: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut texts = lock_table(&TEXTS);
+    match texts.get(text) {
+        Some(&kept) => kept,
+        None => {
+            let kept: &'static str = Box::leak(text.into());
+            texts.insert(kept);
+            kept
+        }
     }
-    static INSTANCES: OnceLock<Mutex<HashMap<InstanceKey, &'static Signature>>> = OnceLock::new();
-    let key = InstanceKey {
-        factory: declared.factory.id(),
-        output_id: output_id.map(Into::into),
-        input_ids: input_ids.to_vec(),
-    };
-    let mut instances = INSTANCES.get_or_init(Default::default).lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    instances.entry(key).or_insert_with_key(|key| {
-        fn leak(text: &str) -> &'static str {
-            Box::leak(text.into())
-        }
-        let mut signature = declared.clone();
-        if let Some(id) = &key.output_id {
-            signature.output_id = leak(id);
-            signature.name = leak(&format!("{}[{id}]", declared.name));
-        }
-        for (slot, id) in &key.input_ids {
-            signature.inputs[*slot].id = leak(id);
+}
+
+/// `base` with `change` applied. Each distinct (signature, change) pair is built once per
+/// process and kept, as `#[factory]` keeps each type's, so that everything downstream
+/// (validation, the scheduler, events, reports) reads plain `&'static` signatures and adding an
+/// instance allocates nothing after the first time. Memory grows with the number of distinct
+/// instance ids a process uses, not with the number of pipelines or runs.
+fn derived_signature(base: &'static Signature, change: Change) -> &'static Signature {
+    static DERIVED: OnceLock<Mutex<HashMap<(usize, Change), &'static Signature>>> = OnceLock::new();
+    let key = (std::ptr::from_ref(base) as usize, change);
+    lock_table(&DERIVED).entry(key).or_insert_with(|| {
+        let mut signature = base.clone();
+        match change {
+            Change::OutputId(id) => {
+                let type_name = base.name.split_once('[').map_or(base.name, |(name, _)| name);
+                signature.output_id = id;
+                signature.name = intern(&format!("{type_name}[{id}]"));
+            }
+            Change::InputId(slot, id) => signature.inputs[slot].id = id,
         }
         Box::leak(Box::new(signature))
     })

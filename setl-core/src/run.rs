@@ -8,11 +8,11 @@
 //! pool's size. So a chain of trivial factories costs one lock per factory, and independent
 //! factories spread over every thread.
 
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::delivery::Payload;
 use crate::error::{Error, ErrorKind, Phase};
@@ -86,6 +86,8 @@ struct State {
     current_stage: usize,
     stage_left: Vec<usize>,
     barrier_held: Vec<Vec<usize>>,
+    /// Factories a worker took with their inputs but handed back unstarted.
+    handed_back: VecDeque<Job>,
     active_workers: usize,
     finished: Vec<bool>,
     error: Option<Error>,
@@ -147,6 +149,7 @@ pub(crate) fn execute(
         current_stage: 0,
         stage_left,
         barrier_held: vec![Vec::new(); stages],
+        handed_back: VecDeque::new(),
         active_workers: 0,
         finished: vec![false; count],
         error: None,
@@ -219,29 +222,64 @@ fn spawn_helpers<'scope>(scope: &rayon::Scope<'scope>, shared: &'scope Shared<'_
     }
 }
 
-/// Runs `job`, then keeps taking ready factories until none is left.
+/// A factory that runs in less than this is quick: a worker that just ran only quick ones takes
+/// several ready factories per lock, so that thousands of trivial factories do not queue on it.
+const QUICK: Duration = Duration::from_micros(20);
+
+/// The most factories a worker takes per lock.
+const MAX_BATCH: usize = 32;
+
+/// Runs `first`, then keeps taking ready factories until none is left.
+///
+/// Each round runs a batch outside the lock, then, under it, records the results and takes the
+/// next batch: one factory, or, after a round of quick factories and with plenty ready, a share
+/// of the ready ones (not under a memory budget). A factory that turns out slow (or fails) hands the rest of its batch back
+/// for any worker to take.
 fn worker<'scope>(scope: &rayon::Scope<'scope>, shared: &'scope Shared<'_>, first: Job) {
-    let mut job = first;
+    let mut batch: VecDeque<Job> = VecDeque::from([first]);
+    let mut done: Vec<(usize, Result<Produced, Error>)> = Vec::new();
+    let mut released: Vec<Produced> = Vec::new();
     loop {
-        let index = job.index;
-        let result = run_factory(shared, job);
+        let mut quick = true;
+        while let Some(job) = batch.pop_front() {
+            let index = job.index;
+            let started = Instant::now();
+            let result = run_factory(shared, job);
+            quick &= started.elapsed() < QUICK;
+            let failed = result.is_err();
+            done.push((index, result));
+            if failed || !quick {
+                break;
+            }
+        }
         let mut state = shared.lock();
-        let released = complete(shared, &mut state, index, result);
-        let next = next_job(shared, &mut state);
-        if next.is_some() {
-            spawn_helpers(scope, shared, &mut state);
-        } else {
+        // Taken but not started: any worker may start them, unless the run failed.
+        state.handed_back.extend(batch.drain(..));
+        for (index, result) in done.drain(..) {
+            released.extend(complete(shared, &mut state, index, result));
+        }
+        // Under a memory budget, one at a time: a batch would hold its inputs in memory early.
+        let batching = quick && shared.spec.budget.is_none();
+        let wanted = if batching { (state.ready.len() / shared.threads).clamp(1, MAX_BATCH) } else { 1 };
+        while batch.len() < wanted {
+            match next_job(shared, &mut state) {
+                Some(job) => batch.push_back(job),
+                None => break,
+            }
+        }
+        if batch.is_empty() {
             state.active_workers -= 1;
+        } else {
+            spawn_helpers(scope, shared, &mut state);
         }
         // After the takes: a value its next consumer just took for the last time never spills.
         let spills = state.store.plan_spills();
         drop(state);
         // Dropping a released output may free a large buffer or delete a file: outside the lock.
-        drop(released);
+        released.clear();
         run_spills(shared, spills);
-        match next {
-            Some(next) => job = next,
-            None => return,
+        if batch.is_empty() {
+            return;
         }
     }
 }
@@ -271,6 +309,9 @@ fn advance_barrier(spec: &RunSpec<'_>, state: &mut State) {
 fn next_job(shared: &Shared<'_>, state: &mut State) -> Option<Job> {
     if state.error.is_some() {
         return None;
+    }
+    if let Some(job) = state.handed_back.pop_front() {
+        return Some(job);
     }
     let spec = &shared.spec;
     let index = loop {

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::benchmark::{BenchmarkCollector, BenchmarkResult, HasBenchmark};
+use crate::benchmark::{self, BenchmarkResult, HasBenchmark};
 use crate::delivery::Payload;
 use crate::error::{ErrorKind, Result};
 use crate::factory::{BoxedFactory, Factory, FactoryRef, FactoryWiring, Signature, TypeInfo};
@@ -392,13 +392,7 @@ impl Pipeline {
             })
             .collect();
         let any_benchmarked = benchmarked.iter().any(|(_, _, on)| *on);
-        let collector = any_benchmarked.then(|| Arc::new(BenchmarkCollector::new(benchmarked)));
-        let mut observers: Vec<Arc<dyn Observer>> = Vec::with_capacity(self.observers.len() + 1);
-        if let Some(collector) = &collector {
-            observers.push(collector.clone());
-        }
-        observers.extend(self.observers.iter().cloned());
-        let observers = Observers::new(observers);
+        let observers = Observers::new(self.observers.iter().cloned());
 
         let spec = RunSpec {
             plan: &plan,
@@ -412,11 +406,14 @@ impl Pipeline {
             counters: counters.clone(),
             barrier: self.mode == ExecutionMode::StageBarrier,
             observers: &observers,
+            benchmarked: benchmarked.iter().map(|(_, _, on)| *on).collect(),
         };
         let span = tracing::info_span!("pipeline", factories = count);
         let _entered = span.enter();
-        let started = observers.active().then(std::time::Instant::now);
-        observers.emit(EventKind::PipelineStarted { factories: count });
+        let started = (any_benchmarked || observers.active()).then(std::time::Instant::now);
+        if let Some(started) = started {
+            observers.emit_at(EventKind::PipelineStarted { factories: count }, started);
+        }
         let factories = self.entries.iter_mut().filter_map(|entry| entry.factory.take()).collect();
         let externals = self.inputs.iter().map(|input| input.value.clone()).collect();
         let outcome = run::execute(spec, factories, externals, self.setl.pool());
@@ -431,7 +428,7 @@ impl Pipeline {
             finished: outcome.finished,
             kept,
             succeeded,
-            benchmarks: collector.map(|collector| collector.results()).unwrap_or_default(),
+            benchmarks: benchmark::results(&benchmarked, &outcome.timings, started),
             cache,
             spill_dir,
         });

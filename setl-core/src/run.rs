@@ -40,6 +40,8 @@ pub(crate) struct RunSpec<'a> {
     pub(crate) counters: Arc<Counters>,
     /// SETL's mode: a stage starts only when the previous one finished.
     pub(crate) barrier: bool,
+    /// Per factory: whether to time its phases for the benchmark report.
+    pub(crate) benchmarked: Vec<bool>,
     pub(crate) observers: &'a Observers,
 }
 
@@ -49,8 +51,28 @@ pub(crate) struct RunOutcome {
     pub(crate) outputs: Vec<Option<Kept>>,
     /// Per factory: whether it finished.
     pub(crate) finished: Vec<bool>,
+    /// Per factory: its timings, when it finished and was benchmarked or observed.
+    pub(crate) timings: Vec<Option<FactoryTiming>>,
     /// The first failure, if any.
     pub(crate) error: Option<Error>,
+}
+
+/// What one factory's run took. The worker records it and hands it over with the output, so
+/// benchmarks cost a few clock reads per factory and no lock of their own.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FactoryTiming {
+    pub(crate) started: Instant,
+    pub(crate) thread: Option<usize>,
+    pub(crate) read: Duration,
+    pub(crate) process: Duration,
+    pub(crate) write: Duration,
+    pub(crate) total: Duration,
+}
+
+/// A factory's run, as its worker hands it over.
+struct Finished {
+    produced: Produced,
+    timing: Option<FactoryTiming>,
 }
 
 /// A ready factory in the queue: higher priority first, then declaration order.
@@ -90,6 +112,7 @@ struct State {
     handed_back: VecDeque<Job>,
     active_workers: usize,
     finished: Vec<bool>,
+    timings: Vec<Option<FactoryTiming>>,
     error: Option<Error>,
 }
 
@@ -152,6 +175,7 @@ pub(crate) fn execute(
         handed_back: VecDeque::new(),
         active_workers: 0,
         finished: vec![false; count],
+        timings: vec![None; count],
         error: None,
     };
     let mut position = vec![0; count];
@@ -187,6 +211,7 @@ pub(crate) fn execute(
     let mut outcome = RunOutcome {
         outputs: state.store.finish(),
         finished: std::mem::take(&mut state.finished),
+        timings: std::mem::take(&mut state.timings),
         error: state.error.take(),
     };
     if outcome.error.is_none() && outcome.finished.iter().any(|finished| !finished) {
@@ -237,18 +262,25 @@ const MAX_BATCH: usize = 32;
 /// for any worker to take.
 fn worker<'scope>(scope: &rayon::Scope<'scope>, shared: &'scope Shared<'_>, first: Job) {
     let mut batch: VecDeque<Job> = VecDeque::from([first]);
-    let mut done: Vec<(usize, Result<Produced, Error>)> = Vec::new();
+    let mut done: Vec<(usize, Result<Finished, Error>)> = Vec::new();
     let mut released: Vec<Produced> = Vec::new();
+    // One clock reading per factory: each one ends the previous factory's time and starts the
+    // next one's (the lock in between counts too, which only makes batching more careful).
+    let mut clock = Instant::now();
     loop {
         let mut quick = true;
         while let Some(job) = batch.pop_front() {
             let index = job.index;
-            let started = Instant::now();
             let result = run_factory(shared, job);
-            quick &= started.elapsed() < QUICK;
             let failed = result.is_err();
             done.push((index, result));
-            if failed || !quick {
+            if failed {
+                break;
+            }
+            let now = Instant::now();
+            quick = now.saturating_duration_since(clock) < QUICK;
+            clock = now;
+            if !quick {
                 break;
             }
         }
@@ -350,7 +382,7 @@ fn next_job(shared: &Shared<'_>, state: &mut State) -> Option<Job> {
 }
 
 /// Records a finished factory. Returns an output to drop outside the lock, if released at once.
-fn complete(shared: &Shared<'_>, state: &mut State, index: usize, result: Result<Produced, Error>) -> Option<Produced> {
+fn complete(shared: &Shared<'_>, state: &mut State, index: usize, result: Result<Finished, Error>) -> Option<Produced> {
     let spec = &shared.spec;
     let stage = spec.stage_of[index];
     state.stage_running[stage] -= 1;
@@ -360,7 +392,10 @@ fn complete(shared: &Shared<'_>, state: &mut State, index: usize, result: Result
         }
     }
     let output = match result {
-        Ok(output) => output,
+        Ok(Finished { produced, timing }) => {
+            state.timings[index] = timing;
+            produced
+        }
         Err(error) => {
             if state.error.is_none() {
                 state.error = Some(error);
@@ -437,15 +472,17 @@ impl Drop for HeldGuard<'_> {
 }
 
 /// Runs one factory's phases, outside the lock. Panics are caught and become errors.
-fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Produced, Error> {
+fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Finished, Error> {
     let spec = &shared.spec;
     // Declared first, so dropped last: after the factory and its inputs.
     let mut held = HeldGuard { counters: &spec.counters, bytes: job.owned };
     let Job { index, mut factory, inputs, released, owned: _ } = job;
     let id = shared.id(index);
     let observers = spec.observers;
-    let timed = observers.active();
+    let observed = observers.active();
+    let timed = observed || spec.benchmarked[index];
     let started = timed.then(Instant::now);
+    let (mut read, mut process, mut write) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let span = tracing::info_span!(parent: &shared.parent, "factory", factory = id.name);
     let _entered = span.enter();
     if let Some(at) = started {
@@ -521,6 +558,12 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Produced, Error> {
             let now = Instant::now();
             let ok = matches!(result, Ok(Ok(())));
             let elapsed = now.saturating_duration_since(phase_started);
+            match phase {
+                Phase::Read => read = elapsed,
+                Phase::Process => process = elapsed,
+                Phase::Write => write = elapsed,
+                Phase::Get => {}
+            }
             observers.emit_at(EventKind::PhaseFinished { factory: id, phase, elapsed, ok }, now);
             boundary = Some(now);
         }
@@ -549,7 +592,7 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Produced, Error> {
             return Err(error);
         }
     };
-    if timed {
+    if observed {
         observers.emit(EventKind::OutputProduced { factory: id, output: OutputRef(output.clone()) });
     }
     // Persisting (materializing once, writing a disk-only copy) is part of the factory's time,
@@ -561,12 +604,14 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Produced, Error> {
             return Err(error);
         }
     };
-    if let Some(started) = started {
+    let timing = started.map(|started| {
         let now = Instant::now();
-        observers.emit_at(EventKind::FactoryFinished { factory: id, elapsed: now - started }, now);
-    }
+        let total = now - started;
+        observers.emit_at(EventKind::FactoryFinished { factory: id, elapsed: total }, now);
+        FactoryTiming { started, thread: rayon::current_thread_index(), read, process, write, total }
+    });
     tracing::debug!(factory = id.name, "finished");
-    Ok(produced)
+    Ok(Finished { produced, timing })
 }
 
 /// Gets a finished factory's output ready for the store, outside the lock: weighs it,

@@ -55,7 +55,7 @@
 //! - [`pipeline`], [`stage`], [`setl`]: the user-facing builders.
 //! - [`store`]: the value store between factories: release after the last consumer, the
 //!   `Storable` trait, storage levels, the memory budget and spill files, cache statistics.
-//! - [`observe`]: the event stream; [`benchmark`]: its first observer.
+//! - [`observe`]: the event stream; [`benchmark`]: per-phase timings and `HasBenchmark`.
 //! - [`graph`]: the resolved graph as data, for reports and graph exports.
 //! - [`registry`]: every factory linked into the binary.
 //! - `diagram` (private): `describe()` and `to_mermaid()`.

@@ -134,7 +134,8 @@ impl Shared<'_> {
     }
 
     fn id(&self, index: usize) -> FactoryId {
-        FactoryId { index, name: self.spec.signatures[index].name }
+        // From the run's own contiguous table: signatures live all over the heap.
+        FactoryId { index, name: self.spec.slots[index].name }
     }
 }
 

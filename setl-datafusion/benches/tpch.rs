@@ -7,7 +7,9 @@
 //!   files as the hand-written program does (the framework's own overhead).
 //! - `pipeline_sequential_shared`: one factory at a time, lineitem/orders/customer read once
 //!   and delivered to every query.
-//! - `pipeline_parallel_shared`: independent factories at once, shared tables (the default).
+//! - `pipeline_parallel_shared`: independent factories at once, shared tables (the default;
+//!   each query planned for its share of the threads, see `JobConfig::partitions_per_query`).
+//! - `pipeline_parallel_lazy`: independent factories at once, every query scanning its files.
 //!
 //! Targets: `pipeline_sequential_lazy` at most 1.03 x `handwritten`; the shared variants faster.
 //! Before criterion's samples, each variant runs once more on its own, and the bench prints its
@@ -37,11 +39,17 @@ enum Variant {
     SequentialLazy,
     SequentialShared,
     ParallelShared,
+    ParallelLazy,
 }
 
 impl Variant {
-    const ALL: [Variant; 4] =
-        [Variant::Handwritten, Variant::SequentialLazy, Variant::SequentialShared, Variant::ParallelShared];
+    const ALL: [Variant; 5] = [
+        Variant::Handwritten,
+        Variant::SequentialLazy,
+        Variant::SequentialShared,
+        Variant::ParallelShared,
+        Variant::ParallelLazy,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -49,6 +57,7 @@ impl Variant {
             Variant::SequentialLazy => "pipeline_sequential_lazy",
             Variant::SequentialShared => "pipeline_sequential_shared",
             Variant::ParallelShared => "pipeline_parallel_shared",
+            Variant::ParallelLazy => "pipeline_parallel_lazy",
         }
     }
 }
@@ -69,6 +78,7 @@ fn run(variant: Variant, files: &TpchFiles, out: &Path, threads: usize) -> usize
         }
         Variant::SequentialShared => config.parallel = false,
         Variant::ParallelShared => {}
+        Variant::ParallelLazy => config.share_scans = false,
     }
     let setl = Setl::builder().threads(threads).build().expect("context");
     let mut pipeline = tpch_job::pipeline(&setl, &config).expect("pipeline");

@@ -35,6 +35,10 @@ OPTIONS:
     --format <fmt>      read lineitem and orders from `parquet` or `csv` [default: parquet]
     --no-share          let every query scan the files instead of sharing the tables
     --sequential        run one factory at a time
+    --query-partitions <n>
+                        partitions each query is planned for [default: the threads
+                        when sequential, the threads shared among concurrent queries
+                        otherwise]
     -h, --help          print this help
 ";
 
@@ -46,12 +50,21 @@ struct Args {
     format: Format,
     share: bool,
     parallel: bool,
+    query_partitions: Option<usize>,
 }
 
 fn parse_args() -> Result<Option<Args>, lexopt::Error> {
     use lexopt::prelude::*;
-    let mut args =
-        Args { scale: 1.0, data: None, out: None, threads: None, format: Format::Parquet, share: true, parallel: true };
+    let mut args = Args {
+        scale: 1.0,
+        data: None,
+        out: None,
+        threads: None,
+        format: Format::Parquet,
+        share: true,
+        parallel: true,
+        query_partitions: None,
+    };
     let mut parser = lexopt::Parser::from_env();
     while let Some(arg) = parser.next()? {
         match arg {
@@ -73,6 +86,7 @@ fn parse_args() -> Result<Option<Args>, lexopt::Error> {
             }
             Long("no-share") => args.share = false,
             Long("sequential") => args.parallel = false,
+            Long("query-partitions") => args.query_partitions = Some(parser.value()?.parse()?),
             Short('h') | Long("help") => {
                 print!("{HELP}");
                 return Ok(None);
@@ -118,10 +132,12 @@ fn run(args: Args) -> setl_core::Result<()> {
     config.format = args.format;
     config.share_scans = args.share;
     config.parallel = args.parallel;
+    config.query_partitions = args.query_partitions;
     eprintln!(
-        "TPC-H scale {} on {} threads: data {}, results {}",
+        "TPC-H scale {} on {} threads ({} partitions per query): data {}, results {}",
         config.scale,
         config.threads,
+        config.partitions_per_query(),
         config.data.display(),
         config.out.display()
     );

@@ -212,3 +212,26 @@ fn a_plan_handed_between_factories_runs_as_one_query() {
     assert_eq!(column.len(), 1);
     assert_eq!(engine.executions(), 1, "the producer's plan ran inside the consumer's query");
 }
+
+#[test]
+fn fewer_partitions_per_session_give_the_same_results_without_repartitioning() {
+    let engine = engine();
+    let data = sample(10_000);
+    let query = "SELECT kind, sum(amount) AS total, count(*) AS n FROM t GROUP BY kind ORDER BY kind";
+    let run = |partitions: Option<usize>| {
+        let session = match partitions {
+            Some(partitions) => engine.session().with_target_partitions(partitions),
+            None => engine.session(),
+        };
+        session.register_dataset("t", &data).unwrap();
+        let frame = session.sql("totals", query).unwrap();
+        (session.target_partitions(), frame.explain().unwrap(), pretty(&frame.collect().unwrap()))
+    };
+    let (default_partitions, default_plan, default_rows) = run(None);
+    let (one, one_plan, one_rows) = run(Some(1));
+    assert_eq!((default_partitions, one), (2, 1));
+    assert_eq!(one_rows, default_rows);
+    assert!(default_plan.contains("RepartitionExec"), "{default_plan}");
+    assert!(!one_plan.contains("RepartitionExec"), "one partition, nothing to repartition:\n{one_plan}");
+    assert_eq!(run(Some(0)).0, 1, "at least one partition");
+}

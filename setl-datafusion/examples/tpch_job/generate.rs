@@ -10,9 +10,10 @@ use std::sync::Arc;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
-use setl_datafusion::arrow::array::RecordBatchReader;
-use setl_datafusion::arrow::csv::WriterBuilder;
+use setl_datafusion::arrow::array::{RecordBatch, RecordBatchReader};
+use setl_datafusion::arrow::csv::{Writer, WriterBuilder};
 use setl_datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use setl_datafusion::arrow::error::ArrowError;
 use setl_datafusion::write_atomic;
 use tpchgen::generators::{
     CustomerGenerator, LineItemGenerator, NationGenerator, OrderGenerator, RegionGenerator, SupplierGenerator,
@@ -149,7 +150,23 @@ fn reader(table: &str, scale: f64) -> Box<dyn RecordBatchReader + Send> {
     }
 }
 
+/// Batches generated ahead of the writers: while the writers encode one chunk, the next one is
+/// generated.
+const CHUNK: usize = 16;
+
+/// The next `CHUNK` batches of `batches` (fewer at the end, none when it is exhausted).
+fn next_chunk(batches: &mut (dyn RecordBatchReader + Send)) -> Result<Vec<RecordBatch>, ArrowError> {
+    batches.take(CHUNK).collect()
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Generates one table into its Parquet file (and CSV file), each written atomically.
+///
+/// Generating a chunk of batches, encoding it as Parquet and encoding it as CSV are three
+/// independent pieces of work: the next chunk is generated while both writers encode the
+/// current one, as Rayon tasks on the current pool (the same rows, in the same order, as a
+/// single loop would write).
 fn generate(dir: &Path, scale: f64, table: &Table) -> setl_core::Result<u64> {
     let mut batches = reader(table.name, scale);
     let schema = batches.schema();
@@ -162,24 +179,38 @@ fn generate(dir: &Path, scale: f64, table: &Table) -> setl_core::Result<u64> {
     let mut rows = 0_u64;
     write_atomic(&parquet_path, |parquet_file| {
         let mut parquet = ArrowWriter::try_new(parquet_file, schema.clone(), Some(properties))?;
+        let mut write_chunks = |csv: Option<&mut Writer<BufWriter<&mut File>>>| -> Result<(), BoxError> {
+            let mut csv = csv;
+            let mut chunk = next_chunk(batches.as_mut())?;
+            while !chunk.is_empty() {
+                rows += chunk.iter().map(|batch| batch.num_rows() as u64).sum::<u64>();
+                let encode = || -> Result<(), BoxError> {
+                    let (parquet_done, csv_done) = rayon::join(
+                        || chunk.iter().try_for_each(|batch| parquet.write(batch)),
+                        || match csv.as_deref_mut() {
+                            Some(csv) => chunk.iter().try_for_each(|batch| csv.write(batch)),
+                            None => Ok(()),
+                        },
+                    );
+                    parquet_done?;
+                    csv_done?;
+                    Ok(())
+                };
+                let (next, encoded) = rayon::join(|| next_chunk(batches.as_mut()), encode);
+                encoded?;
+                chunk = next?;
+            }
+            Ok(())
+        };
         if table.csv {
             write_atomic(&csv_path, |csv_file: &mut File| {
                 let mut csv = WriterBuilder::new().with_header(true).build(BufWriter::with_capacity(1 << 20, csv_file));
-                for batch in batches.by_ref() {
-                    let batch = batch?;
-                    rows += batch.num_rows() as u64;
-                    parquet.write(&batch)?;
-                    csv.write(&batch)?;
-                }
+                write_chunks(Some(&mut csv))?;
                 csv.into_inner().flush()?;
                 Ok(())
             })?;
         } else {
-            for batch in batches.by_ref() {
-                let batch = batch?;
-                rows += batch.num_rows() as u64;
-                parquet.write(&batch)?;
-            }
+            write_chunks(None)?;
         }
         parquet.close()?;
         Ok(())

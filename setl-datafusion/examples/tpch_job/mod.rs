@@ -44,6 +44,8 @@ pub(crate) struct JobConfig {
     pub(crate) parallel: bool,
     /// Write the results (the Load step).
     pub(crate) write: bool,
+    /// Partitions each query is planned for; `None`: see [`JobConfig::partitions_per_query`].
+    pub(crate) query_partitions: Option<usize>,
 }
 
 impl JobConfig {
@@ -57,6 +59,20 @@ impl JobConfig {
             share_scans: true,
             parallel: true,
             write: true,
+            query_partitions: None,
+        }
+    }
+
+    /// Partitions per query: as set, else all the threads when queries run one at a time, and
+    /// the threads shared among the queries that can run at once otherwise (the six queries
+    /// are independent: on 2 threads, two queries of 1 partition each instead of one query of
+    /// 2 partitions, which saves the hash repartitioning of its joins and aggregates).
+    pub(crate) fn partitions_per_query(&self) -> usize {
+        let threads = self.threads.max(1);
+        match self.query_partitions {
+            Some(partitions) => partitions.max(1),
+            None if self.parallel => threads.div_ceil(threads.min(queries::ALL.len())),
+            None => threads,
         }
     }
 }
@@ -173,11 +189,12 @@ reader!(
 pub(crate) struct QuerySettings {
     engine: Engine,
     out: PathBuf,
+    partitions: usize,
 }
 
 /// Runs `query` over `tables` in a fresh session and materializes the result.
 fn run_query(settings: &QuerySettings, query: &Query, tables: &[(&str, &Frame)]) -> Result<Frame> {
-    let session: Session = settings.engine.session();
+    let session: Session = settings.engine.session().with_target_partitions(settings.partitions);
     for (name, frame) in tables {
         session.register(name, frame)?;
     }
@@ -276,7 +293,7 @@ pub(crate) fn pipeline(setl: &Setl, config: &JobConfig) -> Result<Pipeline> {
         })?;
     }
     let read = ReadSettings { engine: engine.clone(), format: config.format, share: config.share_scans };
-    let query = QuerySettings { engine, out: config.out.clone() };
+    let query = QuerySettings { engine, out: config.out.clone(), partitions: config.partitions_per_query() };
     let mode = if config.parallel { ExecutionMode::Dataflow } else { ExecutionMode::StageBarrier };
     let mut pipeline = setl.new_pipeline().benchmark(true).mode(mode);
     let parallel = config.parallel;

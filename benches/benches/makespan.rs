@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
-use setl_benches::{install, pipeline, Shape};
+use setl_benches::{node_index, pipeline, Shape};
 use setl_core::prelude::*;
 
 const NODES: usize = 120;
@@ -20,7 +20,7 @@ const THREADS: usize = 2;
 /// One run: (makespan, lower bound).
 fn measure(setl: &Setl, shape: &Shape, barrier: bool) -> (Duration, Duration) {
     let levels = shape.levels();
-    let mut pipeline = pipeline(setl, barrier.then_some(levels.as_slice())).benchmark(true).mode(if barrier {
+    let mut pipeline = pipeline(setl, shape, barrier.then_some(levels.as_slice())).benchmark(true).mode(if barrier {
         ExecutionMode::StageBarrier
     } else {
         ExecutionMode::Dataflow
@@ -31,7 +31,7 @@ fn measure(setl: &Setl, shape: &Shape, barrier: bool) -> (Duration, Duration) {
     // Node i's result: results come in declaration order, so map them back by name.
     let mut cost = vec![Duration::ZERO; shape.inputs.len()];
     for result in pipeline.benchmarks() {
-        let index: usize = result.factory.trim_start_matches("Node").parse().expect("NodeN");
+        let index = node_index(&result.factory).expect("a node's name is `Node[nI]`");
         cost[index] = result.total;
     }
     let work: Duration = cost.iter().sum();
@@ -47,7 +47,6 @@ fn measure(setl: &Setl, shape: &Shape, barrier: bool) -> (Duration, Duration) {
 fn makespan(c: &mut Criterion) {
     let setl = Setl::builder().threads(THREADS).build().expect("a 2-thread pool");
     let shape = Shape::random(NODES, 3, 2_000..40_000, 42);
-    install(shape.clone());
     for barrier in [false, true] {
         let mut ratios: Vec<f64> = (0..7)
             .map(|_| {
@@ -70,7 +69,7 @@ fn makespan(c: &mut Criterion) {
         group.bench_function(BenchmarkId::from_parameter(name), |b| {
             b.iter_batched(
                 || {
-                    pipeline(&setl, barrier.then_some(levels.as_slice())).mode(if barrier {
+                    pipeline(&setl, &shape, barrier.then_some(levels.as_slice())).mode(if barrier {
                         ExecutionMode::StageBarrier
                     } else {
                         ExecutionMode::Dataflow

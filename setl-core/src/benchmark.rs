@@ -1,13 +1,13 @@
-//! Per-phase benchmarks: the first observer of the event stream.
+//! Per-phase benchmarks. Workers time each benchmarked factory and hand the timings over with
+//! its output; the same timings go on the event stream for observers.
 
 use std::fmt;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::{Serialize, Serializer};
 
 use crate::error::Phase;
-use crate::observe::{Event, EventKind, Observer};
+use crate::run::FactoryTiming;
 
 /// The timings of one factory in one run.
 ///
@@ -73,96 +73,30 @@ pub trait HasBenchmark {
     fn benchmarks(&self) -> Vec<BenchmarkResult>;
 }
 
-#[derive(Default, Clone)]
-struct Partial {
-    read: Duration,
-    process: Duration,
-    write: Duration,
-    total: Duration,
-    started: Option<Instant>,
-    thread: Option<usize>,
-    finished: bool,
-}
-
-/// Turns the event stream into [`BenchmarkResult`]s for the factories that are benchmarked.
-///
-/// One lock per factory, so workers recording different factories never wait for each other.
-pub(crate) struct BenchmarkCollector {
-    /// Per factory: name, stage, and whether it is benchmarked.
-    factories: Vec<(&'static str, usize, bool)>,
-    pipeline_start: Mutex<Option<Instant>>,
-    partials: Vec<Mutex<Partial>>,
-}
-
-impl BenchmarkCollector {
-    pub(crate) fn new(factories: Vec<(&'static str, usize, bool)>) -> Self {
-        let partials = factories.iter().map(|_| Mutex::new(Partial::default())).collect();
-        BenchmarkCollector { factories, pipeline_start: Mutex::new(None), partials }
-    }
-
-    /// The finished factories' results, in declaration order.
-    pub(crate) fn results(&self) -> Vec<BenchmarkResult> {
-        let pipeline_start = *lock(&self.pipeline_start);
-        self.factories
-            .iter()
-            .zip(&self.partials)
-            .filter_map(|(&(name, stage, benchmarked), partial)| {
-                let partial = lock(partial);
-                (benchmarked && partial.finished).then(|| BenchmarkResult {
-                    factory: name.to_owned(),
-                    stage,
-                    read: partial.read,
-                    process: partial.process,
-                    write: partial.write,
-                    total: partial.total,
-                    start: match (partial.started, pipeline_start) {
-                        (Some(started), Some(begin)) => started.saturating_duration_since(begin),
-                        _ => Duration::ZERO,
-                    },
-                    thread: partial.thread,
-                })
+/// The results of the benchmarked factories that finished, in declaration order.
+/// `factories` gives each factory's name, stage and whether it is benchmarked.
+pub(crate) fn results(
+    factories: &[(&'static str, usize, bool)],
+    timings: &[Option<FactoryTiming>],
+    pipeline_start: Option<Instant>,
+) -> Vec<BenchmarkResult> {
+    factories
+        .iter()
+        .zip(timings)
+        .filter_map(|(&(name, stage, benchmarked), timing)| {
+            let timing = timing.as_ref().filter(|_| benchmarked)?;
+            Some(BenchmarkResult {
+                factory: name.to_owned(),
+                stage,
+                read: timing.read,
+                process: timing.process,
+                write: timing.write,
+                total: timing.total,
+                start: pipeline_start.map_or(Duration::ZERO, |begin| timing.started.saturating_duration_since(begin)),
+                thread: timing.thread,
             })
-            .collect()
-    }
-
-    fn partial(&self, index: usize) -> Option<std::sync::MutexGuard<'_, Partial>> {
-        self.factories[index].2.then(|| lock(&self.partials[index]))
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-impl Observer for BenchmarkCollector {
-    fn on_event(&self, event: &Event) {
-        match &event.kind {
-            EventKind::PipelineStarted { .. } => *lock(&self.pipeline_start) = Some(event.at),
-            EventKind::FactoryStarted(factory) => {
-                if let Some(mut partial) = self.partial(factory.index) {
-                    partial.started = Some(event.at);
-                    partial.thread = event.thread;
-                }
-            }
-            EventKind::PhaseFinished { factory, phase, elapsed, .. } => {
-                if let Some(mut partial) = self.partial(factory.index) {
-                    match phase {
-                        Phase::Read => partial.read = *elapsed,
-                        Phase::Process => partial.process = *elapsed,
-                        Phase::Write => partial.write = *elapsed,
-                        Phase::Get => {}
-                    }
-                }
-            }
-            EventKind::FactoryFinished { factory, elapsed } => {
-                if let Some(mut partial) = self.partial(factory.index) {
-                    partial.total = *elapsed;
-                    partial.finished = true;
-                }
-            }
-            _ => {}
-        }
-    }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -73,7 +73,7 @@ impl Pipeline {
         let signatures: Vec<_> = self.factories().collect();
         let mut out = String::from("classDiagram\n");
         for signature in &signatures {
-            let _ = writeln!(out, "class {} {{", signature.name);
+            let _ = writeln!(out, "class {} {{", mermaid_class(signature.name));
             let _ = writeln!(out, "  <<Factory[{}]>>", mermaid_type(&signature.output.name()));
             for input in &signature.inputs {
                 let _ = writeln!(out, "  +{} {}", mermaid_type(&input.payload.name()), input.field);
@@ -81,7 +81,7 @@ impl Pipeline {
             let _ = writeln!(out, "}}");
         }
         for signature in &signatures {
-            let _ = writeln!(out, "class {}Output {{", signature.name);
+            let _ = writeln!(out, "class {}Output {{", mermaid_class(signature.name));
             let _ = writeln!(out, "  <<{}>>", mermaid_type(&signature.output.name()));
             if !signature.output_id.is_empty() {
                 let _ = writeln!(out, "  +id {}", signature.output_id);
@@ -98,19 +98,28 @@ impl Pipeline {
             let _ = writeln!(out, "}}");
         }
         for signature in &signatures {
-            let _ = writeln!(out, "{0}Output <|.. {0} : Output", signature.name);
+            let _ = writeln!(out, "{0}Output <|.. {0} : Output", mermaid_class(signature.name));
         }
         for (index, signature) in signatures.iter().enumerate() {
             for source in flows[index].iter().flatten() {
                 let from = match *source {
-                    FlowSource::Factory(producer) => format!("{}Output", signatures[producer].name),
+                    FlowSource::Factory(producer) => format!("{}Output", mermaid_class(signatures[producer].name)),
                     FlowSource::External(input) => format!("ExternalInput{input}"),
                 };
-                let _ = writeln!(out, "{} <|-- {from} : Input", signature.name);
+                let _ = writeln!(out, "{} <|-- {from} : Input", mermaid_class(signature.name));
             }
         }
         out
     }
+}
+
+/// A Mermaid class name: an instance's `ReadTable[orders]` becomes `ReadTable_orders`.
+fn mermaid_class(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return name.into();
+    }
+    let class: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+    class.trim_end_matches('_').to_owned().into()
 }
 
 /// Mermaid writes generics with tildes: `Vec<i64>` is `Vec~i64~`.

@@ -83,10 +83,18 @@ pub enum ErrorKind {
         message: String,
     },
     /// `output::<F>()` was asked for a factory that is not in the pipeline.
-    #[error("factory `{factory}` is not in this pipeline; add it with `add_stage_from_type::<{factory}>()` or `add_factory(..)`")]
+    #[error("factory `{factory}` is not in this pipeline; add it with `add_stage_from_type::<{}>()` or `add_factory(..)`", type_of(.factory))]
     UnknownFactory {
         /// The factory's name.
         factory: String,
+    },
+    /// `output::<F>()` was asked for a factory added several times, each with its own id.
+    #[error("factory `{factory}` is in this pipeline {} times, with ids {}; fix: ask for one with `output_with_id::<{factory}>(id)`", .ids.len(), .ids.iter().map(|id| format!("\"{id}\"")).collect::<Vec<_>>().join(", "))]
+    AmbiguousFactory {
+        /// The factory's name.
+        factory: String,
+        /// The output ids of its instances.
+        ids: Vec<String>,
     },
     /// An output was asked for before `run()` succeeded.
     #[error("output of `{factory}` is not available: the pipeline has not run successfully; call `run()` first")]
@@ -95,7 +103,7 @@ pub enum ErrorKind {
         factory: String,
     },
     /// An output was released after its last consumer took it.
-    #[error("output of `{factory}` was released after its last consumer took it; call `pipeline.keep_output::<{factory}>()` (or `keep_all_outputs(true)`) before `run()` to keep it")]
+    #[error("output of `{factory}` was released after its last consumer took it; call `pipeline.keep_output::<{}>()` (or `keep_all_outputs(true)`) before `run()` to keep it", type_of(.factory))]
     OutputReleased {
         /// The factory's name.
         factory: String,
@@ -155,6 +163,11 @@ pub enum ErrorKind {
     /// A broken invariant inside setl-rs: a bug, please report it.
     #[error("internal error (a bug in setl-rs, please report it): {0}")]
     Internal(String),
+}
+
+/// The factory type in an instance's name: `ReadTable` for `ReadTable[orders]`.
+fn type_of(factory: &str) -> &str {
+    factory.split_once('[').map_or(factory, |(name, _)| name)
 }
 
 /// The error of setl-rs. See the [module docs](self) for why it is shaped like `anyhow::Error`.

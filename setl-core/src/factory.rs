@@ -6,8 +6,9 @@
 //! free of generics.
 
 use std::any::TypeId;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use crate::delivery::Payload;
 use crate::error::{Phase, Result};
@@ -267,7 +268,6 @@ impl InputDecl {
 
 /// The object-safe face of every factory, so that the scheduler is free of generics.
 pub(crate) trait ErasedFactory: Send {
-    fn signature(&self) -> &'static Signature;
     fn inject(&mut self, slot: usize, value: Payload) -> std::result::Result<(), InjectError>;
     fn run_phase(&mut self, phase: Phase) -> Result<()>;
     fn writable(&self) -> bool;
@@ -275,10 +275,6 @@ pub(crate) trait ErasedFactory: Send {
 }
 
 impl<F: Factory> ErasedFactory for F {
-    fn signature(&self) -> &'static Signature {
-        F::signature()
-    }
-
     fn inject(&mut self, slot: usize, value: Payload) -> std::result::Result<(), InjectError> {
         self.__inject(slot, value)
     }
@@ -301,25 +297,168 @@ impl<F: Factory> ErasedFactory for F {
     }
 }
 
-/// A factory of any type, ready to be added to a stage.
-pub struct BoxedFactory(pub(crate) Box<dyn ErasedFactory>);
+/// A factory of any type, ready to be added to a stage, with this instance's delivery ids.
+///
+/// A pipeline tells factories apart by type and output id, so one factory type can be added
+/// several times when each instance delivers under its own id: one generic `ReadTable` per
+/// table, say. [`with_id`](Self::with_id) sets that id (the instance is then named
+/// `ReadTable[lineitem]` in errors, benchmarks and diagrams), and
+/// [`with_input_id`](Self::with_input_id) points one of its inputs at another id.
+///
+/// # Examples
+///
+/// ```
+/// use setl_core::prelude::*;
+///
+/// #[factory]
+/// struct ReadTable { table: &'static str, rows: u64 }
+///
+/// impl Factory for ReadTable {
+///     type Output = u64;
+///     fn read(&mut self) -> Result<()> { self.rows = self.table.len() as u64; Ok(()) }
+///     fn get(&self) -> u64 { self.rows }
+/// }
+///
+/// #[factory]
+/// #[derive(Default)]
+/// struct Join {
+///     #[delivery(producer = ReadTable, id = "orders")]
+///     orders: Delivery<u64>,
+///     #[delivery(producer = ReadTable, id = "lineitem")]
+///     lineitem: Delivery<u64>,
+/// }
+///
+/// impl Factory for Join {
+///     type Output = u64;
+///     fn get(&self) -> u64 { *self.orders.get() + *self.lineitem.get() }
+/// }
+///
+/// let setl = Setl::builder().threads(2).build()?;
+/// let mut pipeline = setl.new_pipeline();
+/// pipeline.add_stage(
+///     Stage::new()
+///         .add_factory(ReadTable { table: "orders", rows: 0 }.with_id("orders"))
+///         .add_factory(ReadTable { table: "lineitem", rows: 0 }.with_id("lineitem")),
+/// );
+/// pipeline.add_stage_from_type::<Join>().keep_output::<ReadTable>();
+/// pipeline.run()?;
+/// assert_eq!(*pipeline.output::<Join>()?, 14);
+/// assert_eq!(*pipeline.output_with_id::<ReadTable>("orders")?, 6);
+/// # Ok::<(), setl_core::Error>(())
+/// ```
+pub struct BoxedFactory {
+    pub(crate) factory: Box<dyn ErasedFactory>,
+    /// This instance's signature: the type's, with the ids set on the instance.
+    signature: &'static Signature,
+    /// Fields given to `with_input_id` that are not inputs of the factory; validation reports them.
+    pub(crate) unknown_inputs: Vec<Box<str>>,
+}
 
 impl BoxedFactory {
     /// Boxes `factory`.
     pub fn new<F: Factory>(factory: F) -> Self {
-        BoxedFactory(Box::new(factory))
+        BoxedFactory { factory: Box::new(factory), signature: F::signature(), unknown_inputs: Vec::new() }
     }
 
-    /// The factory's signature.
+    /// Delivers this instance's output under `id` (instead of `#[factory(id = "..")]`'s), so
+    /// consumers pick it with `#[delivery(id = "..")]`, and names the instance `Name[id]`.
+    #[must_use]
+    pub fn with_id(mut self, id: &str) -> Self {
+        self.signature = derived_signature(self.signature, Change::OutputId(intern(id)));
+        self
+    }
+
+    /// Makes the input `field` take the delivery with id `id` (instead of its
+    /// `#[delivery(id = "..")]`). A field the factory does not have is reported by validation.
+    #[must_use]
+    pub fn with_input_id(mut self, field: &str, id: &str) -> Self {
+        match self.signature.inputs.iter().position(|input| input.field == field) {
+            Some(slot) => self.signature = derived_signature(self.signature, Change::InputId(slot, intern(id))),
+            None => self.unknown_inputs.push(field.into()),
+        }
+        self
+    }
+
+    /// This instance's signature: the factory type's, with the ids set on the instance.
     pub fn signature(&self) -> &'static Signature {
-        self.0.signature()
+        self.signature
+    }
+}
+
+impl<F: Factory> From<F> for BoxedFactory {
+    fn from(factory: F) -> Self {
+        BoxedFactory::new(factory)
     }
 }
 
 impl fmt::Debug for BoxedFactory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("BoxedFactory").field(&self.signature().name).finish()
+        f.debug_tuple("BoxedFactory").field(&self.signature.name).finish()
     }
+}
+
+/// Instance ids on any factory: `ReadTable::new(path).with_id("lineitem")`.
+pub trait FactoryExt: Factory + Sized {
+    /// Boxes the factory and delivers its output under `id`; see [`BoxedFactory::with_id`].
+    fn with_id(self, id: &str) -> BoxedFactory {
+        BoxedFactory::new(self).with_id(id)
+    }
+
+    /// Boxes the factory and points its input `field` at delivery id `id`; see
+    /// [`BoxedFactory::with_input_id`].
+    fn with_input_id(self, field: &str, id: &str) -> BoxedFactory {
+        BoxedFactory::new(self).with_input_id(field, id)
+    }
+}
+
+impl<F: Factory> FactoryExt for F {}
+
+/// One change an instance makes to its signature.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Change {
+    OutputId(&'static str),
+    InputId(usize, &'static str),
+}
+
+/// Locks a process-wide table; nothing panics while holding one, but recover anyway.
+fn lock_table<T: Default>(table: &'static OnceLock<Mutex<T>>) -> MutexGuard<'static, T> {
+    table.get_or_init(Default::default).lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// `text`, kept for the process's lifetime, once per distinct text.
+fn intern(text: &str) -> &'static str {
+    static TEXTS: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut texts = lock_table(&TEXTS);
+    match texts.get(text) {
+        Some(&kept) => kept,
+        None => {
+            let kept: &'static str = Box::leak(text.into());
+            texts.insert(kept);
+            kept
+        }
+    }
+}
+
+/// `base` with `change` applied. Each distinct (signature, change) pair is built once per
+/// process and kept, as `#[factory]` keeps each type's, so that everything downstream
+/// (validation, the scheduler, events, reports) reads plain `&'static` signatures and adding an
+/// instance allocates nothing after the first time. Memory grows with the number of distinct
+/// instance ids a process uses, not with the number of pipelines or runs.
+fn derived_signature(base: &'static Signature, change: Change) -> &'static Signature {
+    static DERIVED: OnceLock<Mutex<HashMap<(usize, Change), &'static Signature>>> = OnceLock::new();
+    let key = (std::ptr::from_ref(base) as usize, change);
+    lock_table(&DERIVED).entry(key).or_insert_with(|| {
+        let mut signature = base.clone();
+        match change {
+            Change::OutputId(id) => {
+                let type_name = base.name.split_once('[').map_or(base.name, |(name, _)| name);
+                signature.output_id = id;
+                signature.name = intern(&format!("{type_name}[{id}]"));
+            }
+            Change::InputId(slot, id) => signature.inputs[slot].id = id,
+        }
+        Box::leak(Box::new(signature))
+    })
 }
 
 /// Makes a boxed default instance of `F` when `F: Default`, and `None` otherwise, chosen at

@@ -55,7 +55,7 @@
 //! - [`pipeline`], [`stage`], [`setl`]: the user-facing builders.
 //! - [`store`]: the value store between factories: release after the last consumer, the
 //!   `Storable` trait, storage levels, the memory budget and spill files, cache statistics.
-//! - [`observe`]: the event stream; [`benchmark`]: its first observer.
+//! - [`observe`]: the event stream; [`benchmark`]: per-phase timings and `HasBenchmark`.
 //! - [`graph`]: the resolved graph as data, for reports and graph exports.
 //! - [`registry`]: every factory linked into the binary.
 //! - `diagram` (private): `describe()` and `to_mermaid()`.
@@ -79,7 +79,7 @@ pub mod validate;
 pub use benchmark::{BenchmarkResult, HasBenchmark};
 pub use delivery::{Delivery, Payload};
 pub use error::{BoxError, Error, ErrorKind, Phase, Result};
-pub use factory::{BoxedFactory, Factory, FactoryRef, FactoryWiring, InputDecl, Signature, TypeInfo};
+pub use factory::{BoxedFactory, Factory, FactoryExt, FactoryRef, FactoryWiring, InputDecl, Signature, TypeInfo};
 pub use graph::{GraphExternal, GraphFactory, GraphInput, GraphSource, PipelineGraph};
 pub use observe::{Event, EventKind, FactoryId, Observer, OutputRef};
 pub use pipeline::{ExecutionMode, InputBuilder, Pipeline, StageView};
@@ -98,8 +98,8 @@ pub use tracing;
 /// What a factory module needs: `use setl_core::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        delivery, factory, BenchmarkResult, Delivery, Error, ExecutionMode, Factory, HasBenchmark, Pipeline, Result,
-        Setl, Stage, StorageLevel,
+        delivery, factory, BenchmarkResult, BoxedFactory, Delivery, Error, ExecutionMode, Factory, FactoryExt,
+        HasBenchmark, Pipeline, Result, Setl, Stage, StorageLevel,
     };
 }
 

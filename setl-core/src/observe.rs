@@ -1,8 +1,9 @@
 //! One event stream for everything that watches a run.
 //!
-//! The scheduler emits each event once, to every attached [`Observer`]. The benchmark collector
-//! is simply the first observer; progress displays, tracing exporters and run reports are others.
-//! When no observer is attached, no clock is read and no event is built.
+//! The scheduler emits each event once, to every attached [`Observer`]: progress displays,
+//! tracing exporters and run reports. Benchmarks do not need one: workers hand each benchmarked
+//! factory's timings over with its output, and the events carry the same timings. When nothing
+//! is benchmarked or observed, no clock is read and no event is built.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};

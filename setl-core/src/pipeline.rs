@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::benchmark::{BenchmarkCollector, BenchmarkResult, HasBenchmark};
+use crate::benchmark::{self, BenchmarkResult, HasBenchmark};
 use crate::delivery::Payload;
 use crate::error::{ErrorKind, Result};
 use crate::factory::{BoxedFactory, Factory, FactoryRef, FactoryWiring, Signature, TypeInfo};
@@ -42,6 +42,8 @@ struct Entry {
     signature: &'static Signature,
     stage: usize,
     factory: Option<BoxedFactory>,
+    /// Fields named by `with_input_id` that the factory does not have.
+    unknown_inputs: Vec<Box<str>>,
 }
 
 /// A stage's settings, kept after its factories moved into the pipeline.
@@ -164,8 +166,8 @@ impl Pipeline {
         self
     }
 
-    /// Keeps `F`'s output available to [`output`](Self::output) after the run, even when
-    /// consumers took it.
+    /// Keeps `F`'s output (every instance's) available to [`output`](Self::output) after the
+    /// run, even when consumers took it.
     pub fn keep_output<F: Factory>(&mut self) -> &mut Self {
         self.keep.insert(TypeId::of::<F>());
         self
@@ -263,8 +265,14 @@ impl Pipeline {
             parallel: stage.parallel,
             writable: stage.writable,
         });
-        for factory in stage.factories {
-            self.entries.push(Entry { signature: factory.signature(), stage: index, factory: Some(factory) });
+        for mut factory in stage.factories {
+            let unknown_inputs = std::mem::take(&mut factory.unknown_inputs);
+            self.entries.push(Entry {
+                signature: factory.signature(),
+                stage: index,
+                factory: Some(factory),
+                unknown_inputs,
+            });
         }
         self
     }
@@ -274,8 +282,9 @@ impl Pipeline {
         self.add_stage(Stage::new().add_factory(F::default()))
     }
 
-    /// Adds a stage holding `factory`, built by the caller (e.g. with constructor arguments).
-    pub fn add_factory<F: Factory>(&mut self, factory: F) -> &mut Self {
+    /// Adds a stage holding `factory`, built by the caller (e.g. with constructor arguments),
+    /// or an instance with its own ids (see [`BoxedFactory`]).
+    pub fn add_factory(&mut self, factory: impl Into<BoxedFactory>) -> &mut Self {
         self.add_stage(Stage::new().add_factory(factory))
     }
 
@@ -308,8 +317,15 @@ impl Pipeline {
     }
 
     pub(crate) fn resolve(&self) -> Result<Plan> {
-        let factories: Vec<FactoryDecl> =
-            self.entries.iter().map(|entry| FactoryDecl { signature: entry.signature, stage: entry.stage }).collect();
+        let factories: Vec<FactoryDecl<'_>> = self
+            .entries
+            .iter()
+            .map(|entry| FactoryDecl {
+                signature: entry.signature,
+                stage: entry.stage,
+                unknown_inputs: &entry.unknown_inputs,
+            })
+            .collect();
         let externals: Vec<ExternalDecl<'_>> = self
             .inputs
             .iter()
@@ -376,13 +392,7 @@ impl Pipeline {
             })
             .collect();
         let any_benchmarked = benchmarked.iter().any(|(_, _, on)| *on);
-        let collector = any_benchmarked.then(|| Arc::new(BenchmarkCollector::new(benchmarked)));
-        let mut observers: Vec<Arc<dyn Observer>> = Vec::with_capacity(self.observers.len() + 1);
-        if let Some(collector) = &collector {
-            observers.push(collector.clone());
-        }
-        observers.extend(self.observers.iter().cloned());
-        let observers = Observers::new(observers);
+        let observers = Observers::new(self.observers.iter().cloned());
 
         let spec = RunSpec {
             plan: &plan,
@@ -396,11 +406,14 @@ impl Pipeline {
             counters: counters.clone(),
             barrier: self.mode == ExecutionMode::StageBarrier,
             observers: &observers,
+            benchmarked: benchmarked.iter().map(|(_, _, on)| *on).collect(),
         };
         let span = tracing::info_span!("pipeline", factories = count);
         let _entered = span.enter();
-        let started = observers.active().then(std::time::Instant::now);
-        observers.emit(EventKind::PipelineStarted { factories: count });
+        let started = (any_benchmarked || observers.active()).then(std::time::Instant::now);
+        if let Some(started) = started {
+            observers.emit_at(EventKind::PipelineStarted { factories: count }, started);
+        }
         let factories = self.entries.iter_mut().filter_map(|entry| entry.factory.take()).collect();
         let externals = self.inputs.iter().map(|input| input.value.clone()).collect();
         let outcome = run::execute(spec, factories, externals, self.setl.pool());
@@ -415,7 +428,7 @@ impl Pipeline {
             finished: outcome.finished,
             kept,
             succeeded,
-            benchmarks: collector.map(|collector| collector.results()).unwrap_or_default(),
+            benchmarks: benchmark::results(&benchmarked, &outcome.timings, started),
             cache,
             spill_dir,
         });
@@ -431,17 +444,40 @@ impl Pipeline {
     ///
     /// # Errors
     ///
-    /// `UnknownFactory` when `F` is not in the pipeline, `NotRun` before a successful run,
-    /// `OutputReleased` when consumers took it and it was not kept (see
-    /// [`keep_output`](Self::keep_output)), `Spill` when its spill file cannot be read back.
+    /// `UnknownFactory` when `F` is not in the pipeline, `AmbiguousFactory` when it is there
+    /// several times with different ids (use [`output_with_id`](Self::output_with_id)),
+    /// `NotRun` before a successful run, `OutputReleased` when consumers took it and it was not
+    /// kept (see [`keep_output`](Self::keep_output)), `Spill` when its spill file cannot be read
+    /// back.
     pub fn output<F: Factory>(&self) -> Result<Arc<F::Output>> {
-        let index = self
-            .entries
-            .iter()
-            .position(|entry| entry.signature.factory.id() == TypeId::of::<F>())
-            .ok_or_else(|| ErrorKind::UnknownFactory { factory: F::NAME.to_owned() })?;
+        let mut instances = self.instances_of::<F>();
+        let index = instances.next().ok_or_else(|| ErrorKind::UnknownFactory { factory: F::NAME.to_owned() })?;
+        if instances.next().is_some() {
+            let ids =
+                self.instances_of::<F>().map(|index| self.entries[index].signature.output_id.to_owned()).collect();
+            return Err(ErrorKind::AmbiguousFactory { factory: F::NAME.to_owned(), ids }.into());
+        }
         let payload = self.output_at(index)?;
         downcast::<F::Output>(payload, self.entries[index].signature)
+    }
+
+    /// The output of the instance of `F` that delivers under `id` (see [`BoxedFactory::with_id`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`output`](Self::output); `UnknownFactory` when no instance of `F` has that id.
+    pub fn output_with_id<F: Factory>(&self, id: &str) -> Result<Arc<F::Output>> {
+        let index = self
+            .instances_of::<F>()
+            .find(|&index| self.entries[index].signature.output_id == id)
+            .ok_or_else(|| ErrorKind::UnknownFactory { factory: format!("{}[{id}]", F::NAME) })?;
+        let payload = self.output_at(index)?;
+        downcast::<F::Output>(payload, self.entries[index].signature)
+    }
+
+    /// The positions of `F`'s instances, in declaration order.
+    fn instances_of<F: Factory>(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.entries.len()).filter(|&index| self.entries[index].signature.factory.id() == TypeId::of::<F>())
     }
 
     /// The output of the last factory of the last stage, as a `T`.

@@ -8,11 +8,11 @@
 //! pool's size. So a chain of trivial factories costs one lock per factory, and independent
 //! factories spread over every thread.
 
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::delivery::Payload;
 use crate::error::{Error, ErrorKind, Phase};
@@ -40,6 +40,8 @@ pub(crate) struct RunSpec<'a> {
     pub(crate) counters: Arc<Counters>,
     /// SETL's mode: a stage starts only when the previous one finished.
     pub(crate) barrier: bool,
+    /// Per factory: whether to time its phases for the benchmark report.
+    pub(crate) benchmarked: Vec<bool>,
     pub(crate) observers: &'a Observers,
 }
 
@@ -49,8 +51,28 @@ pub(crate) struct RunOutcome {
     pub(crate) outputs: Vec<Option<Kept>>,
     /// Per factory: whether it finished.
     pub(crate) finished: Vec<bool>,
+    /// Per factory: its timings, when it finished and was benchmarked or observed.
+    pub(crate) timings: Vec<Option<FactoryTiming>>,
     /// The first failure, if any.
     pub(crate) error: Option<Error>,
+}
+
+/// What one factory's run took. The worker records it and hands it over with the output, so
+/// benchmarks cost a few clock reads per factory and no lock of their own.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FactoryTiming {
+    pub(crate) started: Instant,
+    pub(crate) thread: Option<usize>,
+    pub(crate) read: Duration,
+    pub(crate) process: Duration,
+    pub(crate) write: Duration,
+    pub(crate) total: Duration,
+}
+
+/// A factory's run, as its worker hands it over.
+struct Finished {
+    produced: Produced,
+    timing: Option<FactoryTiming>,
 }
 
 /// A ready factory in the queue: higher priority first, then declaration order.
@@ -86,8 +108,11 @@ struct State {
     current_stage: usize,
     stage_left: Vec<usize>,
     barrier_held: Vec<Vec<usize>>,
+    /// Factories a worker took with their inputs but handed back unstarted.
+    handed_back: VecDeque<Job>,
     active_workers: usize,
     finished: Vec<bool>,
+    timings: Vec<Option<FactoryTiming>>,
     error: Option<Error>,
 }
 
@@ -109,7 +134,8 @@ impl Shared<'_> {
     }
 
     fn id(&self, index: usize) -> FactoryId {
-        FactoryId { index, name: self.spec.signatures[index].name }
+        // From the run's own contiguous table: signatures live all over the heap.
+        FactoryId { index, name: self.spec.slots[index].name }
     }
 }
 
@@ -128,7 +154,9 @@ pub(crate) fn execute(
     }
     let store = Store::new(
         &spec.slots,
-        pending_takers(spec.plan),
+        &spec.plan.output_takers,
+        // Only spilling asks which value is needed furthest in the future.
+        spec.budget.is_some().then(|| pending_takers(spec.plan)),
         externals,
         spec.plan.external_takers.clone(),
         spec.budget,
@@ -145,8 +173,10 @@ pub(crate) fn execute(
         current_stage: 0,
         stage_left,
         barrier_held: vec![Vec::new(); stages],
+        handed_back: VecDeque::new(),
         active_workers: 0,
         finished: vec![false; count],
+        timings: vec![None; count],
         error: None,
     };
     let mut position = vec![0; count];
@@ -182,6 +212,7 @@ pub(crate) fn execute(
     let mut outcome = RunOutcome {
         outputs: state.store.finish(),
         finished: std::mem::take(&mut state.finished),
+        timings: std::mem::take(&mut state.timings),
         error: state.error.take(),
     };
     if outcome.error.is_none() && outcome.finished.iter().any(|finished| !finished) {
@@ -190,11 +221,12 @@ pub(crate) fn execute(
     outcome
 }
 
-/// Per output: the plan positions of the consumers taking it, one entry per input slot.
+/// Per output: the plan positions of the consumers taking it, one entry per input slot, in
+/// ascending order.
 fn pending_takers(plan: &Plan) -> Vec<Vec<usize>> {
-    let mut pending = vec![Vec::new(); plan.sources.len()];
+    let mut pending = vec![Vec::new(); plan.producer_count.len()];
     for (position, &consumer) in plan.topological_order.iter().enumerate() {
-        for source in &plan.sources[consumer] {
+        for source in plan.sources.get(consumer) {
             if let Some(Source::Factory(producer)) = *source {
                 pending[producer].push(position);
             }
@@ -216,29 +248,71 @@ fn spawn_helpers<'scope>(scope: &rayon::Scope<'scope>, shared: &'scope Shared<'_
     }
 }
 
-/// Runs `job`, then keeps taking ready factories until none is left.
+/// A factory that runs in less than this is quick: a worker that just ran only quick ones takes
+/// several ready factories per lock, so that thousands of trivial factories do not queue on it.
+const QUICK: Duration = Duration::from_micros(20);
+
+/// The most factories a worker takes per lock.
+const MAX_BATCH: usize = 32;
+
+/// Runs `first`, then keeps taking ready factories until none is left.
+///
+/// Each round runs a batch outside the lock, then, under it, records the results and takes the
+/// next batch: one factory, or, after a round of quick factories and with plenty ready, a share
+/// of the ready ones (not under a memory budget). A factory that turns out slow (or fails) hands the rest of its batch back
+/// for any worker to take.
 fn worker<'scope>(scope: &rayon::Scope<'scope>, shared: &'scope Shared<'_>, first: Job) {
-    let mut job = first;
+    let mut batch: VecDeque<Job> = VecDeque::from([first]);
+    let mut done: Vec<(usize, Result<Finished, Error>)> = Vec::new();
+    let mut released: Vec<Produced> = Vec::new();
+    // One clock reading per factory: each one ends the previous factory's time and starts the
+    // next one's (the lock in between counts too, which only makes batching more careful).
+    let mut clock = Instant::now();
     loop {
-        let index = job.index;
-        let result = run_factory(shared, job);
+        let mut quick = true;
+        while let Some(job) = batch.pop_front() {
+            let index = job.index;
+            let result = run_factory(shared, job);
+            let failed = result.is_err();
+            done.push((index, result));
+            if failed {
+                break;
+            }
+            let now = Instant::now();
+            quick = now.saturating_duration_since(clock) < QUICK;
+            clock = now;
+            if !quick {
+                break;
+            }
+        }
         let mut state = shared.lock();
-        let released = complete(shared, &mut state, index, result);
-        let next = next_job(shared, &mut state);
-        if next.is_some() {
-            spawn_helpers(scope, shared, &mut state);
-        } else {
+        // Taken but not started: any worker may start them, unless the run failed.
+        state.handed_back.extend(batch.drain(..));
+        for (index, result) in done.drain(..) {
+            released.extend(complete(shared, &mut state, index, result));
+        }
+        // Under a memory budget, one at a time: a batch would hold its inputs in memory early.
+        let batching = quick && shared.spec.budget.is_none();
+        let wanted = if batching { (state.ready.len() / shared.threads).clamp(1, MAX_BATCH) } else { 1 };
+        while batch.len() < wanted {
+            match next_job(shared, &mut state) {
+                Some(job) => batch.push_back(job),
+                None => break,
+            }
+        }
+        if batch.is_empty() {
             state.active_workers -= 1;
+        } else {
+            spawn_helpers(scope, shared, &mut state);
         }
         // After the takes: a value its next consumer just took for the last time never spills.
         let spills = state.store.plan_spills();
         drop(state);
         // Dropping a released output may free a large buffer or delete a file: outside the lock.
-        drop(released);
+        released.clear();
         run_spills(shared, spills);
-        match next {
-            Some(next) => job = next,
-            None => return,
+        if batch.is_empty() {
+            return;
         }
     }
 }
@@ -269,6 +343,9 @@ fn next_job(shared: &Shared<'_>, state: &mut State) -> Option<Job> {
     if state.error.is_some() {
         return None;
     }
+    if let Some(job) = state.handed_back.pop_front() {
+        return Some(job);
+    }
     let spec = &shared.spec;
     let index = loop {
         let Ready { earlier: std::cmp::Reverse(index), .. } = state.ready.pop()?;
@@ -281,7 +358,7 @@ fn next_job(shared: &Shared<'_>, state: &mut State) -> Option<Job> {
     };
     state.stage_running[spec.stage_of[index]] += 1;
     let factory = state.factories[index].take()?;
-    let sources = &spec.plan.sources[index];
+    let sources = spec.plan.sources.get(index);
     let mut inputs = Vec::with_capacity(sources.len());
     let mut released = Vec::new();
     let mut owned = 0;
@@ -306,7 +383,7 @@ fn next_job(shared: &Shared<'_>, state: &mut State) -> Option<Job> {
 }
 
 /// Records a finished factory. Returns an output to drop outside the lock, if released at once.
-fn complete(shared: &Shared<'_>, state: &mut State, index: usize, result: Result<Produced, Error>) -> Option<Produced> {
+fn complete(shared: &Shared<'_>, state: &mut State, index: usize, result: Result<Finished, Error>) -> Option<Produced> {
     let spec = &shared.spec;
     let stage = spec.stage_of[index];
     state.stage_running[stage] -= 1;
@@ -316,7 +393,10 @@ fn complete(shared: &Shared<'_>, state: &mut State, index: usize, result: Result
         }
     }
     let output = match result {
-        Ok(output) => output,
+        Ok(Finished { produced, timing }) => {
+            state.timings[index] = timing;
+            produced
+        }
         Err(error) => {
             if state.error.is_none() {
                 state.error = Some(error);
@@ -329,7 +409,7 @@ fn complete(shared: &Shared<'_>, state: &mut State, index: usize, result: Result
     state.finished[index] = true;
     state.stage_left[stage] -= 1;
     let released = state.store.put(index, output);
-    for &dependent in &spec.plan.dependents[index] {
+    for &dependent in spec.plan.dependents.get(index) {
         debug_assert!(state.waiting[dependent] > 0, "a factory finished twice");
         state.waiting[dependent] -= 1;
         if state.waiting[dependent] == 0 {
@@ -393,15 +473,17 @@ impl Drop for HeldGuard<'_> {
 }
 
 /// Runs one factory's phases, outside the lock. Panics are caught and become errors.
-fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Produced, Error> {
+fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Finished, Error> {
     let spec = &shared.spec;
     // Declared first, so dropped last: after the factory and its inputs.
     let mut held = HeldGuard { counters: &spec.counters, bytes: job.owned };
     let Job { index, mut factory, inputs, released, owned: _ } = job;
     let id = shared.id(index);
     let observers = spec.observers;
-    let timed = observers.active();
+    let observed = observers.active();
+    let timed = observed || spec.benchmarked[index];
     let started = timed.then(Instant::now);
+    let (mut read, mut process, mut write) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let span = tracing::info_span!(parent: &shared.parent, "factory", factory = id.name);
     let _entered = span.enter();
     if let Some(at) = started {
@@ -439,7 +521,7 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Produced, Error> {
                 }
             },
         };
-        if let Err(error) = factory.0.inject(slot, payload) {
+        if let Err(error) = factory.factory.inject(slot, payload) {
             return Err(ErrorKind::Internal(format!(
                 "`{}.{}` received a value of another type than its `Delivery`",
                 id.name, error.field
@@ -447,7 +529,7 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Produced, Error> {
             .into());
         }
         if let Some(at) = started {
-            let producer = match spec.plan.sources[index][slot] {
+            let producer = match spec.plan.sources.get(index)[slot] {
                 Some(Source::Factory(producer)) => Some(shared.id(producer)),
                 _ => None,
             };
@@ -459,7 +541,7 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Produced, Error> {
         observers.emit(EventKind::OutputReleased(shared.id(producer)));
     }
 
-    let writable = spec.stage_writable[spec.stage_of[index]] && factory.0.writable();
+    let writable = spec.stage_writable[spec.stage_of[index]] && factory.factory.writable();
     // Each phase boundary reads the clock once: a phase ends when the next one starts.
     let mut boundary = timed.then(Instant::now);
     for phase in Phase::TIMED {
@@ -472,11 +554,17 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Produced, Error> {
         if let Some(at) = boundary {
             observers.emit_at(EventKind::PhaseStarted { factory: id, phase }, at);
         }
-        let result = catch_unwind(AssertUnwindSafe(|| factory.0.run_phase(phase)));
+        let result = catch_unwind(AssertUnwindSafe(|| factory.factory.run_phase(phase)));
         if let Some(phase_started) = boundary {
             let now = Instant::now();
             let ok = matches!(result, Ok(Ok(())));
             let elapsed = now.saturating_duration_since(phase_started);
+            match phase {
+                Phase::Read => read = elapsed,
+                Phase::Process => process = elapsed,
+                Phase::Write => write = elapsed,
+                Phase::Get => {}
+            }
             observers.emit_at(EventKind::PhaseFinished { factory: id, phase, elapsed, ok }, now);
             boundary = Some(now);
         }
@@ -486,7 +574,7 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Produced, Error> {
         }
     }
 
-    let output = catch_unwind(AssertUnwindSafe(|| factory.0.output()));
+    let output = catch_unwind(AssertUnwindSafe(|| factory.factory.output()));
     // Weighed while the factory and its inputs still exist, so the peak counts both.
     let provisional = match (&output, spec.slots[index].ops) {
         (Ok(output), Some(ops)) => ops.byte_size(output),
@@ -505,7 +593,7 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Produced, Error> {
             return Err(error);
         }
     };
-    if timed {
+    if observed {
         observers.emit(EventKind::OutputProduced { factory: id, output: OutputRef(output.clone()) });
     }
     // Persisting (materializing once, writing a disk-only copy) is part of the factory's time,
@@ -517,12 +605,14 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Produced, Error> {
             return Err(error);
         }
     };
-    if let Some(started) = started {
+    let timing = started.map(|started| {
         let now = Instant::now();
-        observers.emit_at(EventKind::FactoryFinished { factory: id, elapsed: now - started }, now);
-    }
+        let total = now - started;
+        observers.emit_at(EventKind::FactoryFinished { factory: id, elapsed: total }, now);
+        FactoryTiming { started, thread: rayon::current_thread_index(), read, process, write, total }
+    });
     tracing::debug!(factory = id.name, "finished");
-    Ok(produced)
+    Ok(Finished { produced, timing })
 }
 
 /// Gets a finished factory's output ready for the store, outside the lock: weighs it,

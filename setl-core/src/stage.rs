@@ -49,9 +49,10 @@ impl Stage {
         self
     }
 
-    /// Adds a factory built by the caller, e.g. with constructor arguments.
-    pub fn add_factory<F: Factory>(mut self, factory: F) -> Self {
-        self.factories.push(BoxedFactory::new(factory));
+    /// Adds a factory built by the caller, e.g. with constructor arguments, or an instance
+    /// with its own ids (`ReadTable::new(path).with_id("lineitem")`, see [`BoxedFactory`]).
+    pub fn add_factory(mut self, factory: impl Into<BoxedFactory>) -> Self {
+        self.factories.push(factory.into());
         self
     }
 
@@ -61,9 +62,8 @@ impl Stage {
     }
 
     /// Adds a factory of a type known only at run time, e.g. from the registry.
-    pub fn add_boxed(mut self, factory: BoxedFactory) -> Self {
-        self.factories.push(factory);
-        self
+    pub fn add_boxed(self, factory: BoxedFactory) -> Self {
+        self.add_factory(factory)
     }
 
     /// The number of factories.

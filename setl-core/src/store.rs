@@ -471,8 +471,8 @@ struct Slot {
     held: Held,
     /// Input slots still to take the output.
     takers_left: usize,
-    /// The plan positions of the consumers still to take it, for "needed furthest in the
-    /// future"; one entry per input slot.
+    /// The plan positions of the consumers still to take it, ascending, one entry per input
+    /// slot, for "needed furthest in the future". Empty when the run has no memory budget.
     pending: Vec<usize>,
     /// Kept after the run, whatever the takers.
     keep: bool,
@@ -545,11 +545,14 @@ pub(crate) struct Store {
 }
 
 impl Store {
-    /// A store for one run. `pending[i]` lists the plan positions of the input slots taking
-    /// output `i`; `external_takers[j]` counts the slots taking pipeline input `j`.
+    /// A store for one run. `takers[i]` counts the input slots taking output `i`, and, when
+    /// there is a budget, `pending[i]` lists their plan positions in ascending order;
+    /// `external_takers[j]` counts the slots taking pipeline input `j`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         specs: &[SlotSpec],
-        pending: Vec<Vec<usize>>,
+        takers: &[usize],
+        pending: Option<Vec<Vec<usize>>>,
         externals: Vec<Payload>,
         external_takers: Vec<usize>,
         budget: Option<u64>,
@@ -557,13 +560,14 @@ impl Store {
         counters: Arc<Counters>,
     ) -> Self {
         let names = specs.iter().map(|spec| spec.name).collect();
+        let mut pending = pending.map(Vec::into_iter);
         let slots = specs
             .iter()
-            .zip(pending)
-            .map(|(spec, pending)| Slot {
+            .zip(takers)
+            .map(|(spec, &takers)| Slot {
                 held: Held::Empty,
-                takers_left: pending.len(),
-                pending,
+                takers_left: takers,
+                pending: pending.as_mut().and_then(Iterator::next).unwrap_or_default(),
                 keep: spec.keep,
                 ops: spec.ops,
                 level: spec.level,
@@ -587,8 +591,8 @@ impl Store {
         let slot = &mut self.slots[producer];
         debug_assert!(slot.takers_left > 0, "more takes than the plan counted");
         slot.takers_left = slot.takers_left.saturating_sub(1);
-        if let Some(at) = slot.pending.iter().position(|&pending| pending == position) {
-            slot.pending.swap_remove(at);
+        if let Ok(at) = slot.pending.binary_search(&position) {
+            slot.pending.remove(at);
         }
         let last = slot.takers_left == 0 && !slot.keep;
         if !last {
@@ -667,7 +671,7 @@ impl Store {
                     && slot.level != Some(StorageLevel::MemoryOnly)
             })
             .collect();
-        let next_use = |slot: &Slot| slot.pending.iter().copied().min().unwrap_or(usize::MAX);
+        let next_use = |slot: &Slot| slot.pending.first().copied().unwrap_or(usize::MAX);
         candidates.sort_by(|&a, &b| {
             let (a, b) = (&self.slots[a], &self.slots[b]);
             next_use(b).cmp(&next_use(a)).then(b.bytes.cmp(&a.bytes))

@@ -7,7 +7,11 @@
 //! only.
 
 use std::any::TypeId;
-use std::collections::HashMap;
+use std::cell::OnceCell;
+use std::collections::hash_map::Entry;
+use std::hash::Hash;
+
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use crate::factory::{FactoryRef, Signature, TypeInfo};
 
@@ -82,11 +86,14 @@ pub enum ValidationError {
         /// The factories on the cycle, the first repeated at the end.
         path: Vec<String>,
     },
-    /// The same factory type was added twice, so its output would be ambiguous.
-    #[error("factory `{factory}` is added twice (stages {first_stage} and {second_stage}), which makes its output ambiguous; fix: add it once, its output reaches consumers in every stage")]
+    /// The same factory type was added twice with the same output id, so its output would be
+    /// ambiguous.
+    #[error("factory `{factory}` is added twice{} (stages {first_stage} and {second_stage}), which makes its output ambiguous; fix: add it once (its output reaches consumers in every stage), or give each instance its own id with `.with_id(..)`", id_phrase(.id))]
     DuplicateFactory {
         /// The factory.
         factory: String,
+        /// The output id both instances deliver under (`""` = none).
+        id: String,
         /// The stage of its first instance.
         first_stage: usize,
         /// The stage of its second instance.
@@ -99,6 +106,16 @@ pub enum ValidationError {
         payload: String,
         /// The delivery id.
         id: String,
+    },
+    /// `with_input_id` named a field that is not an input of the factory.
+    #[error("factory `{factory}`: `with_input_id(\"{field}\", ..)` names no input; fix: use one of {}", list(.inputs))]
+    UnknownInput {
+        /// The factory.
+        factory: String,
+        /// The field asked for.
+        field: String,
+        /// The factory's inputs.
+        inputs: Vec<String>,
     },
     /// In stage-barrier mode, a producer must run in an earlier stage than its consumer.
     #[error("factory `{factory}`, field `{field}`: producer `{producer}` is in stage {producer_stage}, not before stage {consumer_stage}; stage-barrier mode runs stages in order, so move `{producer}` to an earlier stage or use dataflow mode")]
@@ -167,18 +184,20 @@ pub(crate) struct ExternalDecl<'a> {
 }
 
 /// A factory, as the resolver sees it.
-pub(crate) struct FactoryDecl {
+pub(crate) struct FactoryDecl<'a> {
     pub(crate) signature: &'static Signature,
     pub(crate) stage: usize,
+    /// Fields given to `with_input_id` that are not inputs.
+    pub(crate) unknown_inputs: &'a [Box<str>],
 }
 
 /// The resolved graph: everything the scheduler needs, as indices.
 #[derive(Debug, Default)]
 pub(crate) struct Plan {
     /// Per factory, per input slot: where its value comes from (`None`: optional and absent).
-    pub(crate) sources: Vec<Vec<Option<Source>>>,
-    /// Per factory: the distinct factories that consume its output.
-    pub(crate) dependents: Vec<Vec<usize>>,
+    pub(crate) sources: Lists<Option<Source>>,
+    /// Per factory: the distinct factories that consume its output, in declaration order.
+    pub(crate) dependents: Lists<usize>,
     /// Per factory: how many distinct factories it waits for.
     pub(crate) producer_count: Vec<usize>,
     /// Per factory: how many input slots take its output.
@@ -192,10 +211,119 @@ pub(crate) struct Plan {
     pub(crate) topological_order: Vec<usize>,
 }
 
+/// One list per factory, all in one flat array, so a plan of any size is a handful of
+/// allocations.
+#[derive(Debug)]
+pub(crate) struct Lists<T> {
+    /// List `i` is `items[offsets[i]..offsets[i + 1]]`.
+    offsets: Vec<usize>,
+    items: Vec<T>,
+}
+
+impl<T> Default for Lists<T> {
+    fn default() -> Self {
+        Lists { offsets: vec![0], items: Vec::new() }
+    }
+}
+
+impl<T> Lists<T> {
+    fn with_capacity(lists: usize, items: usize) -> Self {
+        let mut offsets = Vec::with_capacity(lists + 1);
+        offsets.push(0);
+        Lists { offsets, items: Vec::with_capacity(items) }
+    }
+
+    /// Adds `item` to the list being built.
+    fn push(&mut self, item: T) {
+        self.items.push(item);
+    }
+
+    /// Ends the list being built; the next `push` starts a new one.
+    fn close(&mut self) {
+        self.offsets.push(self.items.len());
+    }
+
+    /// List `index`.
+    pub(crate) fn get(&self, index: usize) -> &[T] {
+        &self.items[self.offsets[index]..self.offsets[index + 1]]
+    }
+
+    /// Every list, in order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &[T]> + '_ {
+        self.offsets.windows(2).map(|range| &self.items[range[0]..range[1]])
+    }
+}
+
+impl Lists<usize> {
+    /// `lists` lists from `(list, item)` pairs, each list keeping the pairs' order.
+    fn from_pairs(lists: usize, pairs: &[(usize, usize)]) -> Self {
+        let mut offsets = vec![0; lists + 1];
+        for &(list, _) in pairs {
+            offsets[list + 1] += 1;
+        }
+        for list in 0..lists {
+            offsets[list + 1] += offsets[list];
+        }
+        let mut filled = offsets.clone();
+        let mut items = vec![0; pairs.len()];
+        for &(list, item) in pairs {
+            items[filled[list]] = item;
+            filled[list] += 1;
+        }
+        Lists { offsets, items }
+    }
+}
+
 /// A deliverable: a value some slot may take.
 struct Deliverable<'a> {
     source: Source,
+    payload: TypeId,
+    id: &'a str,
     consumers: &'a [FactoryRef],
+}
+
+/// Deliverable numbers grouped by a key, each group in declaration order, all in one flat array:
+/// one hash insert per deliverable and no allocation per key.
+struct Grouped<K> {
+    group_of_key: HashMap<K, usize>,
+    /// Group `g` is `numbers[offsets[g]..offsets[g + 1]]`.
+    offsets: Vec<usize>,
+    numbers: Vec<usize>,
+}
+
+impl<K: Hash + Eq> Grouped<K> {
+    /// Groups deliverables `0..` by their keys.
+    fn new(keys: impl ExactSizeIterator<Item = K>) -> Self {
+        let mut group_of_key: HashMap<K, usize> = HashMap::with_capacity(keys.len());
+        let group_of: Vec<usize> = keys
+            .map(|key| {
+                let next = group_of_key.len();
+                *group_of_key.entry(key).or_insert(next)
+            })
+            .collect();
+        let mut offsets = vec![0; group_of_key.len() + 1];
+        for &group in &group_of {
+            offsets[group + 1] += 1;
+        }
+        for group in 0..group_of_key.len() {
+            offsets[group + 1] += offsets[group];
+        }
+        let mut filled = offsets.clone();
+        let mut numbers = vec![0; group_of.len()];
+        for (number, &group) in group_of.iter().enumerate() {
+            numbers[filled[group]] = number;
+            filled[group] += 1;
+        }
+        Grouped { group_of_key, offsets, numbers }
+    }
+
+    /// The deliverables under `key`, in declaration order.
+    fn get(&self, key: &K) -> &[usize] {
+        match self.group_of_key.get(key) {
+            Some(&group) => &self.numbers[self.offsets[group]..self.offsets[group + 1]],
+            None => &[],
+        }
+    }
 }
 
 impl Deliverable<'_> {
@@ -206,46 +334,67 @@ impl Deliverable<'_> {
 
 /// Resolves every input slot. `barrier` adds SETL's stage-order rule.
 pub(crate) fn resolve(
-    factories: &[FactoryDecl],
+    factories: &[FactoryDecl<'_>],
     externals: &[ExternalDecl<'_>],
     barrier: bool,
 ) -> Result<Plan, Vec<ValidationError>> {
     let mut errors = Vec::new();
     let mut deliverables = Vec::with_capacity(factories.len() + externals.len());
-    // (payload type, id) -> deliverables; payload type -> deliverables (for "did you mean").
-    let mut by_type_and_id: HashMap<(TypeId, &str), Vec<usize>> = HashMap::new();
-    let mut by_type: HashMap<TypeId, Vec<usize>> = HashMap::new();
-    let mut factory_index: HashMap<TypeId, usize> = HashMap::with_capacity(factories.len());
-
+    // A factory is known by its type and output id: instances of one type differ by id.
+    let mut factory_index: HashMap<(TypeId, &str), usize> = HashMap::with_capacity(factories.len());
     for (index, factory) in factories.iter().enumerate() {
         let signature = factory.signature;
-        if let Some(&first) = factory_index.get(&signature.factory.id()) {
-            errors.push(ValidationError::DuplicateFactory {
+        for field in factory.unknown_inputs {
+            errors.push(ValidationError::UnknownInput {
                 factory: signature.name.to_owned(),
-                first_stage: factories[first].stage,
-                second_stage: factory.stage,
+                field: field.to_string(),
+                inputs: signature.inputs.iter().map(|input| format!("`{}`", input.field)).collect(),
             });
-            continue;
         }
-        factory_index.insert(signature.factory.id(), index);
-        let number = deliverables.len();
-        deliverables.push(Deliverable { source: Source::Factory(index), consumers: &signature.consumers });
-        by_type_and_id.entry((signature.output.id(), signature.output_id)).or_default().push(number);
-        by_type.entry(signature.output.id()).or_default().push(number);
+        match factory_index.entry((signature.factory.id(), signature.output_id)) {
+            Entry::Occupied(first) => {
+                errors.push(ValidationError::DuplicateFactory {
+                    factory: signature.name.to_owned(),
+                    id: signature.output_id.to_owned(),
+                    first_stage: factories[*first.get()].stage,
+                    second_stage: factory.stage,
+                });
+                continue;
+            }
+            Entry::Vacant(vacant) => {
+                vacant.insert(index);
+            }
+        }
+        deliverables.push(Deliverable {
+            source: Source::Factory(index),
+            payload: signature.output.id(),
+            id: signature.output_id,
+            consumers: &signature.consumers,
+        });
     }
+    let mut external_keys: HashSet<(TypeId, &str)> = HashSet::with_capacity(externals.len());
     for (index, external) in externals.iter().enumerate() {
-        let key = (external.payload.id(), external.id);
-        let same = by_type_and_id.entry(key).or_default();
-        if same.iter().any(|&other| matches!(deliverables[other].source, Source::External(_))) {
+        if !external_keys.insert((external.payload.id(), external.id)) {
             errors
                 .push(ValidationError::DuplicateInput { payload: external.payload.name(), id: external.id.to_owned() });
             continue;
         }
-        let number = deliverables.len();
-        same.push(number);
-        by_type.entry(external.payload.id()).or_default().push(number);
-        deliverables.push(Deliverable { source: Source::External(index), consumers: external.consumers });
+        deliverables.push(Deliverable {
+            source: Source::External(index),
+            payload: external.payload.id(),
+            id: external.id,
+            consumers: external.consumers,
+        });
     }
+    let by_type_and_id = Grouped::new(deliverables.iter().map(|deliverable| (deliverable.payload, deliverable.id)));
+    // Only messages need these, so they are built on the first error that does.
+    let by_type = OnceCell::new();
+    let by_type = || by_type.get_or_init(|| Grouped::new(deliverables.iter().map(|deliverable| deliverable.payload)));
+    let factory_types = OnceCell::new();
+    let factory_types = || {
+        factory_types
+            .get_or_init(|| factories.iter().map(|factory| factory.signature.factory.id()).collect::<HashSet<TypeId>>())
+    };
 
     let describe = |source: Source| -> String {
         match source {
@@ -266,9 +415,14 @@ pub(crate) fn resolve(
     };
 
     let count = factories.len();
+    let slots = factories.iter().map(|factory| factory.signature.inputs.len()).sum();
+    // (producer, consumer) for each distinct producer of each consumer.
+    let mut edges: Vec<(usize, usize)> = Vec::with_capacity(slots);
+    // Per producer: the last consumer an edge was recorded for.
+    let mut last_consumer = vec![usize::MAX; count];
     let mut plan = Plan {
-        sources: Vec::with_capacity(count),
-        dependents: vec![Vec::new(); count],
+        sources: Lists::with_capacity(count, slots),
+        dependents: Lists::default(),
         producer_count: vec![0; count],
         output_takers: vec![0; count],
         external_takers: vec![0; externals.len()],
@@ -279,13 +433,19 @@ pub(crate) fn resolve(
     for (consumer_index, factory) in factories.iter().enumerate() {
         let signature = factory.signature;
         let consumer = FactoryRef::from_signature(signature);
-        let mut sources = Vec::with_capacity(signature.inputs.len());
+        let sources = &mut plan.sources;
         for input in &signature.inputs {
-            let candidates: &[usize] = by_type_and_id.get(&(input.payload.id(), input.id)).map_or(&[], Vec::as_slice);
+            let candidates = by_type_and_id.get(&(input.payload.id(), input.id));
             // Names are only built for messages, so the valid path allocates nothing per input.
             let payload = || input.payload.name();
             let chosen: Option<usize> = if let Some(producer) = input.producer {
-                let Some(&producer_index) = factory_index.get(&producer.type_id()) else {
+                let made_by_producer = |number: &usize| match deliverables[*number].source {
+                    Source::Factory(index) => factories[index].signature.factory.id() == producer.type_id(),
+                    Source::External(_) => false,
+                };
+                // Instances of one type have distinct output ids, so at most one matches.
+                let found = candidates.iter().copied().find(made_by_producer);
+                if found.is_none() && !factory_types().contains(&producer.type_id()) {
                     if input.optional {
                         // An optional input whose producer is absent simply stays empty.
                         sources.push(None);
@@ -299,18 +459,13 @@ pub(crate) fn resolve(
                     });
                     sources.push(None);
                     continue;
-                };
-                let found = candidates
-                    .iter()
-                    .copied()
-                    .find(|&number| deliverables[number].source == Source::Factory(producer_index));
+                }
                 if found.is_none() && !input.optional {
                     // Same producer with another id, or same type and id from other producers.
-                    let mut near: Vec<String> = by_type
+                    let mut near: Vec<String> = by_type()
                         .get(&input.payload.id())
-                        .into_iter()
-                        .flatten()
-                        .filter(|&&number| deliverables[number].source == Source::Factory(producer_index))
+                        .iter()
+                        .filter(|number| made_by_producer(number))
                         .map(|&number| describe_with_id(number))
                         .collect();
                     near.extend(candidates.iter().map(|&number| describe_with_id(number)));
@@ -324,6 +479,9 @@ pub(crate) fn resolve(
                     });
                 }
                 found
+            } else if let Some(only) = sole_open_candidate(candidates, &deliverables, consumer_index, &consumer) {
+                // The common case, decided without allocating.
+                Some(only)
             } else {
                 // A factory never feeds itself through an input that names no producer.
                 let candidates: Vec<usize> = candidates
@@ -342,10 +500,9 @@ pub(crate) fn resolve(
                             None
                         } else {
                             if !input.optional {
-                                let near = by_type
+                                let near = by_type()
                                     .get(&input.payload.id())
-                                    .into_iter()
-                                    .flatten()
+                                    .iter()
                                     .map(|&number| describe_with_id(number))
                                     .collect();
                                 errors.push(ValidationError::MissingInput {
@@ -419,8 +576,9 @@ pub(crate) fn resolve(
                         });
                     }
                     // Slots of one consumer are visited together, so a repeated edge is the last one.
-                    if plan.dependents[producer_index].last() != Some(&consumer_index) {
-                        plan.dependents[producer_index].push(consumer_index);
+                    if last_consumer[producer_index] != consumer_index {
+                        last_consumer[producer_index] = consumer_index;
+                        edges.push((producer_index, consumer_index));
                         plan.producer_count[consumer_index] += 1;
                     }
                 }
@@ -429,8 +587,9 @@ pub(crate) fn resolve(
             }
             sources.push(source);
         }
-        plan.sources.push(sources);
+        plan.sources.close();
     }
+    plan.dependents = Lists::from_pairs(count, &edges);
 
     if let Err(path) = order(&mut plan, factories) {
         errors.push(ValidationError::Cycle { path });
@@ -442,16 +601,33 @@ pub(crate) fn resolve(
     }
 }
 
+/// The one deliverable among `candidates`, when there is exactly one and it may feed `consumer`.
+fn sole_open_candidate(
+    candidates: &[usize],
+    deliverables: &[Deliverable<'_>],
+    consumer_index: usize,
+    consumer: &FactoryRef,
+) -> Option<usize> {
+    match *candidates {
+        [only]
+            if deliverables[only].source != Source::Factory(consumer_index) && deliverables[only].allows(consumer) =>
+        {
+            Some(only)
+        }
+        _ => None,
+    }
+}
+
 /// Computes a topological order and each factory's priority, or finds a cycle.
-fn order(plan: &mut Plan, factories: &[FactoryDecl]) -> Result<(), Vec<String>> {
-    let count = plan.dependents.len();
+fn order(plan: &mut Plan, factories: &[FactoryDecl<'_>]) -> Result<(), Vec<String>> {
+    let count = plan.producer_count.len();
     let mut waiting = plan.producer_count.clone();
     let mut order: Vec<usize> = (0..count).filter(|&index| waiting[index] == 0).collect();
     let mut next = 0;
     while next < order.len() {
         let index = order[next];
         next += 1;
-        for &dependent in &plan.dependents[index] {
+        for &dependent in plan.dependents.get(index) {
             waiting[dependent] -= 1;
             if waiting[dependent] == 0 {
                 order.push(dependent);
@@ -462,7 +638,7 @@ fn order(plan: &mut Plan, factories: &[FactoryDecl]) -> Result<(), Vec<String>> 
         return Err(find_cycle(plan, factories, &waiting));
     }
     for &index in order.iter().rev() {
-        let longest_below = plan.dependents[index].iter().map(|&d| plan.priority[d]).max().unwrap_or(0);
+        let longest_below = plan.dependents.get(index).iter().map(|&d| plan.priority[d]).max().unwrap_or(0);
         plan.priority[index] = longest_below + 1;
     }
     plan.topological_order = order;
@@ -470,15 +646,16 @@ fn order(plan: &mut Plan, factories: &[FactoryDecl]) -> Result<(), Vec<String>> 
 }
 
 /// Walks producer edges among the factories that never became ready until one repeats.
-fn find_cycle(plan: &Plan, factories: &[FactoryDecl], waiting: &[usize]) -> Vec<String> {
+fn find_cycle(plan: &Plan, factories: &[FactoryDecl<'_>], waiting: &[usize]) -> Vec<String> {
     let stuck = |index: usize| waiting[index] > 0;
     // Every stuck factory has a stuck producer, so this walk always finds a repeat.
     let start = (0..waiting.len()).find(|&index| stuck(index)).unwrap_or(0);
     let mut walk = vec![start];
-    let mut position: HashMap<usize, usize> = HashMap::from([(start, 0)]);
+    let mut position: HashMap<usize, usize> = HashMap::new();
+    position.insert(start, 0);
     let mut current = start;
     loop {
-        let producer = plan.sources[current].iter().find_map(|source| match source {
+        let producer = plan.sources.get(current).iter().find_map(|source| match source {
             Some(Source::Factory(producer)) if stuck(*producer) => Some(*producer),
             _ => None,
         });

@@ -256,7 +256,93 @@ fn the_same_factory_type_twice_is_refused() {
     assert_eq!(
         problems(&pipeline),
         ["factory `Numbers` is added twice (stages 0 and 1), which makes its output ambiguous; \
-          fix: add it once, its output reaches consumers in every stage"]
+          fix: add it once (its output reaches consumers in every stage), or give each instance its own id with \
+          `.with_id(..)`"]
+    );
+}
+
+#[test]
+fn two_instances_of_one_type_with_the_same_id_are_refused() {
+    let mut pipeline = setl().new_pipeline();
+    pipeline.add_stage(Stage::new().add_factory(Numbers.with_id("a")).add_factory(Numbers.with_id("a")));
+    assert_eq!(
+        problems(&pipeline),
+        ["factory `Numbers[a]` is added twice with id \"a\" (stages 0 and 0), which makes its output ambiguous; \
+          fix: add it once (its output reaches consumers in every stage), or give each instance its own id with \
+          `.with_id(..)`"]
+    );
+}
+
+/// Takes the `Vec<i64>` with id "left" and the one with id "right", both from `Numbers`.
+#[factory]
+#[derive(Default)]
+struct LeftMinusRight {
+    #[delivery(producer = Numbers, id = "left")]
+    left: Delivery<Vec<i64>>,
+    #[delivery(producer = Numbers, id = "right")]
+    right: Delivery<Vec<i64>>,
+}
+impl Factory for LeftMinusRight {
+    type Output = i64;
+    fn get(&self) -> i64 {
+        self.left.get().iter().sum::<i64>() - self.right.get().iter().sum::<i64>()
+    }
+}
+
+#[test]
+fn instances_of_one_type_with_distinct_ids_feed_consumers_by_id() {
+    let mut pipeline = setl().new_pipeline();
+    pipeline
+        .add_stage(Stage::new().add_factory(Numbers.with_id("left")).add_factory(Numbers.with_id("right")))
+        .add_stage_from_type::<LeftMinusRight>();
+    pipeline.keep_output::<Numbers>();
+    pipeline.run().unwrap();
+    assert_eq!(*pipeline.output::<LeftMinusRight>().unwrap(), 0);
+    assert_eq!(*pipeline.output_with_id::<Numbers>("left").unwrap(), [1, 2, 3]);
+    let ambiguous = pipeline.output::<Numbers>().unwrap_err();
+    assert_eq!(
+        ambiguous.to_string(),
+        "factory `Numbers` is in this pipeline 2 times, with ids \"left\", \"right\"; \
+         fix: ask for one with `output_with_id::<Numbers>(id)`"
+    );
+    let names: Vec<&str> = pipeline.factories().map(|signature| signature.name).collect();
+    assert_eq!(names, ["Numbers[left]", "Numbers[right]", "LeftMinusRight"]);
+    let mermaid = pipeline.to_mermaid();
+    for line in ["class Numbers_left {", "  +id left", "LeftMinusRight <|-- Numbers_rightOutput : Input"] {
+        assert!(mermaid.lines().any(|l| l == line), "`{line}` missing from:\n{mermaid}");
+    }
+}
+
+#[test]
+fn a_declared_producer_instance_with_another_id_is_suggested() {
+    let mut pipeline = setl().new_pipeline();
+    pipeline
+        .add_stage(Stage::new().add_factory(Numbers.with_id("left")).add_factory(Numbers.with_id("middle")))
+        .add_stage_from_type::<LeftMinusRight>();
+    assert_eq!(
+        problems(&pipeline),
+        ["factory `LeftMinusRight`, field `right`: no delivery of `Vec<i64>` with id \"right\" from `Numbers`; \
+          did you mean `Numbers[left]` (id \"left\") and `Numbers[middle]` (id \"middle\")?"]
+    );
+}
+
+#[test]
+fn an_input_rebound_to_another_id_takes_that_delivery() {
+    let mut pipeline = setl().new_pipeline();
+    pipeline
+        .add_stage(Stage::new().add_factory(Numbers.with_id("left")).add_factory(MoreNumbers.with_id("more")))
+        .add_stage(Stage::new().add_factory(Sum::default().with_input_id("numbers", "more")));
+    pipeline.run().unwrap();
+    assert_eq!(*pipeline.output::<Sum>().unwrap(), 9);
+}
+
+#[test]
+fn rebinding_a_field_that_is_not_an_input_is_reported() {
+    let mut pipeline = setl().new_pipeline();
+    pipeline.add_stage_from_type::<Numbers>().add_factory(Sum::default().with_input_id("nubmers", "x"));
+    assert_eq!(
+        problems(&pipeline),
+        ["factory `Sum`: `with_input_id(\"nubmers\", ..)` names no input; fix: use one of `numbers`"]
     );
 }
 

@@ -1,6 +1,12 @@
 //! `Stage`: a group of factories with shared settings.
 
+use std::sync::Arc;
+
+use crate::benchmark::{BenchmarkResult, HasBenchmark};
+use crate::error::{ErrorKind, Result};
 use crate::factory::{BoxedFactory, Factory};
+use crate::pipeline::Pipeline;
+use crate::setl::Setl;
 
 /// A group of factories sharing settings.
 ///
@@ -23,12 +29,14 @@ pub struct Stage {
     pub(crate) benchmark: Option<bool>,
     pub(crate) parallel: bool,
     pub(crate) writable: bool,
+    /// The one-stage pipeline [`run`](Self::run) made, with its outputs and benchmarks.
+    ran: Option<Box<Pipeline>>,
 }
 
 impl Stage {
     /// An empty stage: parallel, writable, benchmarked as the pipeline says.
     pub fn new() -> Self {
-        Stage { factories: Vec::new(), benchmark: None, parallel: true, writable: true }
+        Stage { factories: Vec::new(), benchmark: None, parallel: true, writable: true, ran: None }
     }
 
     /// Benchmarks this stage's factories (or not), whatever the pipeline's setting.
@@ -66,6 +74,57 @@ impl Stage {
         self.add_factory(factory)
     }
 
+    /// Runs this stage's factories on their own, as SETL's `Stage.run()` does: a pipeline of
+    /// this one stage on `setl`'s threads, benchmarked when [`benchmark`](Self::benchmark) says
+    /// so. Afterwards [`benchmarks`](HasBenchmark::benchmarks) and [`output`](Self::output)
+    /// report on it; the factories are spent, so the stage cannot be added to a pipeline too.
+    ///
+    /// # Errors
+    ///
+    /// As [`Pipeline::run`]: every input must come from a factory of the stage.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use setl_core::prelude::*;
+    /// # #[factory] #[derive(Default)] struct Audit;
+    /// # impl Factory for Audit { type Output = u32; fn get(&self) -> u32 { 7 } }
+    /// let setl = Setl::builder().threads(1).build()?;
+    /// let mut stage = Stage::new().benchmark(true).add_factory_from_type::<Audit>();
+    /// stage.run(&setl)?;
+    /// assert_eq!(*stage.output::<Audit>()?, 7);
+    /// assert_eq!(stage.benchmarks()[0].factory, "Audit");
+    /// # Ok::<(), setl_core::Error>(())
+    /// ```
+    pub fn run(&mut self, setl: &Setl) -> Result<&mut Self> {
+        if self.ran.is_some() {
+            return Err(ErrorKind::AlreadyRan.into());
+        }
+        let mut pipeline = setl.new_pipeline().benchmark(self.benchmark.unwrap_or(false)).keep_all_outputs(true);
+        pipeline.add_stage(Stage {
+            factories: std::mem::take(&mut self.factories),
+            benchmark: self.benchmark,
+            parallel: self.parallel,
+            writable: self.writable,
+            ran: None,
+        });
+        let ran = self.ran.insert(Box::new(pipeline));
+        ran.run()?;
+        Ok(self)
+    }
+
+    /// The output of factory `F` after [`run`](Self::run).
+    ///
+    /// # Errors
+    ///
+    /// `NotRun` before a successful run; otherwise as [`Pipeline::output`].
+    pub fn output<F: Factory>(&self) -> Result<Arc<F::Output>> {
+        match &self.ran {
+            Some(pipeline) => pipeline.output::<F>(),
+            None => Err(ErrorKind::NotRun { factory: F::NAME.to_owned() }.into()),
+        }
+    }
+
     /// The number of factories.
     pub fn len(&self) -> usize {
         self.factories.len()
@@ -80,5 +139,13 @@ impl Stage {
 impl Default for Stage {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// The benchmarks of the stage's own [`run`](Stage::run); empty before it (a stage added to a
+/// pipeline reports through [`Pipeline::stage`] instead).
+impl HasBenchmark for Stage {
+    fn benchmarks(&self) -> Vec<BenchmarkResult> {
+        self.ran.as_ref().map(|pipeline| pipeline.benchmarks()).unwrap_or_default()
     }
 }

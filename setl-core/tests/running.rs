@@ -407,6 +407,23 @@ fn a_stage_flag_overrides_the_pipeline_flag_both_ways() {
     assert_eq!(names, ["Fast"]);
 }
 
+#[test]
+fn a_stage_runs_on_its_own_and_reports_its_benchmarks() {
+    let mut stage = Stage::new().benchmark(true).add_factory(Fast).add_factory(FastConsumer::default());
+    assert!(stage.benchmarks().is_empty(), "nothing ran yet");
+    assert!(matches!(stage.output::<Fast>().unwrap_err().kind(), ErrorKind::NotRun { .. }));
+    stage.run(&setl(2)).unwrap();
+    let names: Vec<String> = stage.benchmarks().into_iter().map(|result| result.factory).collect();
+    assert_eq!(names, ["Fast", "FastConsumer"]);
+    assert_eq!(*stage.output::<FastConsumer>().unwrap(), 20);
+    assert!(matches!(stage.run(&setl(1)).unwrap_err().kind(), ErrorKind::AlreadyRan));
+
+    // Its inputs must come from inside it.
+    let mut alone = Stage::new().add_factory(FastConsumer::default());
+    let error = alone.run(&setl(1)).unwrap_err();
+    assert!(error.validation_errors().is_some_and(|errors| errors.len() == 1), "{error}");
+}
+
 // ---------------------------------------------------------------- outputs
 
 #[test]

@@ -134,7 +134,7 @@ fn run(args: Args) -> setl_core::Result<()> {
     config.parallel = args.parallel;
     config.query_partitions = args.query_partitions;
     eprintln!(
-        "TPC-H scale {} on {} threads ({} partitions per query): data {}, results {}",
+        "TPC-H scale {} on {} threads, queries planned for {} partition(s): data {}, results {}",
         config.scale,
         config.threads,
         config.partitions_per_query(),

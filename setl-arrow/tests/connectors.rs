@@ -389,6 +389,27 @@ fn parquet_compression_and_row_group_size_apply() -> TestResult {
     Ok(())
 }
 
+/// Written files get the mode `File::create` would give them, not a temporary file's 0600.
+#[cfg(unix)]
+#[test]
+fn written_files_have_the_mode_of_created_files() -> TestResult {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir()?;
+    let data = Dataset::from_rows(&orders(3))?;
+    let plain = dir.path().join("plain");
+    std::fs::File::create(&plain)?;
+    let mode = |path: &Path| -> std::io::Result<u32> { Ok(std::fs::metadata(path)?.permissions().mode() & 0o777) };
+    let expected = mode(&plain)?;
+    ParquetWriter::new().write(&data, dir.path().join("o.parquet"))?;
+    CsvWriter::new().write(&data, dir.path().join("o.csv"))?;
+    ParquetWriter::new().with_partition_by(["paid"]).write(&data, dir.path().join("parts"))?;
+    let part = std::fs::read_dir(dir.path().join("parts/paid=true"))?.next().expect("a part file")?.path();
+    for path in [dir.path().join("o.parquet"), dir.path().join("o.csv"), part] {
+        assert_eq!(mode(&path)?, expected, "{}", path.display());
+    }
+    Ok(())
+}
+
 #[test]
 fn save_modes_error_overwrite_append() -> TestResult {
     let dir = tempfile::tempdir()?;

@@ -166,11 +166,13 @@ pub(crate) fn atomic_file(
         return Err(Error::AlreadyExists { path: path.to_path_buf() });
     }
     std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
-    let mut temp = tempfile::Builder::new()
-        .prefix(".setl-")
-        .suffix(".tmp")
-        .tempfile_in(&parent)
-        .map_err(|e| Error::io(&parent, e))?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".setl-").suffix(".tmp");
+    // The file keeps the mode a plain `File::create` gives (0666 less the umask), not the
+    // owner-only 0600 of temporary files: it is the output, readable as any other file.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let mut temp = builder.tempfile_in(&parent).map_err(|e| Error::io(&parent, e))?;
     // On error or panic, `temp` is dropped here, which deletes the temporary file.
     write(temp.as_file_mut())?;
     if sync {

@@ -68,11 +68,13 @@ pub fn write_atomic(
         _ => Path::new("."),
     };
     let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
-    let mut temporary = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".tmp")
-        .tempfile_in(directory)
-        .map_err(|error| fail(error.into()))?;
+    let prefix = format!(".{name}.");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".tmp");
+    // The mode a plain `File::create` gives (0666 less the umask), not a temporary file's 0600.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let mut temporary = builder.tempfile_in(directory).map_err(|error| fail(error.into()))?;
     write(temporary.as_file_mut()).map_err(fail)?;
     temporary.as_file().sync_data().map_err(|error| fail(error.into()))?;
     temporary.persist(path).map_err(|error| fail(error.error.into()))?;
@@ -136,6 +138,17 @@ mod tests {
         assert_eq!(error.to_string(), format!("writing {}: disk full", target.display()));
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "old");
         assert_eq!(entries(dir.path()), ["out.csv"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn written_files_have_the_mode_of_created_files() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |name: &str| std::fs::metadata(dir.path().join(name)).unwrap().permissions().mode() & 0o777;
+        File::create(dir.path().join("plain")).unwrap();
+        write_csv(&sample(), dir.path().join("out.csv")).unwrap();
+        assert_eq!(mode("out.csv"), mode("plain"));
     }
 
     #[test]

@@ -20,8 +20,10 @@ const COUNT: usize = 10_000;
 /// The chain of factories that do some work, for instrumentation.
 const WORKING_COUNT: usize = 1_000;
 
+/// Two threads, or `SETL_BENCH_THREADS`.
 fn setl() -> Setl {
-    Setl::builder().threads(2).build().expect("a 2-thread pool")
+    let threads = std::env::var("SETL_BENCH_THREADS").ok().and_then(|threads| threads.parse().ok()).unwrap_or(2);
+    Setl::builder().threads(threads).build().expect("a thread pool")
 }
 
 /// The median and the fastest of `runs` timings of `measure`, each given a fresh pipeline from

@@ -59,6 +59,18 @@ fn registering_a_dataset_shares_its_buffers() {
 }
 
 #[test]
+fn each_session_has_its_own_table_names() {
+    let engine = engine();
+    let first = engine.session();
+    let second = engine.session();
+    first.register_dataset("t", &sample(3)).unwrap();
+    second.register_dataset("t", &sample(5)).unwrap();
+    assert_eq!(first.sql("q", "SELECT id FROM t").unwrap().collect().unwrap().num_rows(), 3);
+    assert_eq!(second.sql("q", "SELECT id FROM t").unwrap().collect().unwrap().num_rows(), 5);
+    assert!(engine.session().sql("q", "SELECT id FROM t").is_err(), "a new session sees no table");
+}
+
+#[test]
 fn a_lazy_scan_fuses_into_its_consumer_with_projection_and_filter_pushed_down() {
     let engine = engine();
     let dir = tempfile::tempdir().unwrap();

@@ -351,7 +351,10 @@ impl Pipeline {
         }
         let plan = self.resolve()?;
         let count = self.entries.len();
-        let last_stage = self.stages.len().saturating_sub(1);
+        // Kept after the run: results (outputs nobody consumes), the last factory's (for
+        // `last_output`) and those asked for. An intermediate goes after its last consumer,
+        // whatever its stage, so a pipeline of one big stage still frees as it goes.
+        let last = count - 1;
         let kept: Vec<bool> = self
             .entries
             .iter()
@@ -359,7 +362,7 @@ impl Pipeline {
             .map(|(index, entry)| {
                 self.keep_all
                     || plan.output_takers[index] == 0
-                    || entry.stage == last_stage
+                    || index == last
                     || self.keep.contains(&entry.signature.factory.id())
             })
             .collect();

@@ -127,6 +127,28 @@ fn expected_sum() -> u64 {
     Blob::filled(LEN, 7).next().next().0.iter().map(|&byte| u64::from(byte)).sum()
 }
 
+/// The same chain in one stage: intermediates still go after their last consumer.
+#[test]
+fn one_stage_frees_its_intermediates_too() -> setl_core::Result<()> {
+    let setl = Setl::builder().threads(2).build()?;
+    let watch = Watch::default();
+    let alive: Arc<Mutex<Vec<&'static str>>> = Arc::default();
+    let mut pipeline = setl.new_pipeline();
+    pipeline.add_stage(
+        Stage::new()
+            .add_factory(Source { watch: watch.clone() })
+            .add_factory_from_type::<Step1>()
+            .add_factory_from_type::<Step2>()
+            .add_factory(Probe { watch: watch.clone(), alive: alive.clone(), ..Probe::default() }),
+    );
+    pipeline.run()?;
+    assert_eq!(*pipeline.output::<Probe>()?, expected_sum());
+    assert_eq!(*alive.lock().unwrap(), Vec::<&str>::new(), "Source's buffer outlived its consumer");
+    assert!(matches!(pipeline.output::<Step1>().unwrap_err().kind(), ErrorKind::OutputReleased { .. }));
+    assert_eq!(pipeline.cache_stats().expect("the pipeline ran").releases, 3);
+    Ok(())
+}
+
 #[test]
 fn an_output_is_freed_after_its_last_consumer() -> setl_core::Result<()> {
     let setl = Setl::builder().threads(2).build()?;

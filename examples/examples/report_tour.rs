@@ -1,7 +1,8 @@
 //! A tour of run reports on a pipeline that fans out and in: two runs, their HTML report and
 //! trace, the graph in Mermaid and DOT, and the comparison of the two runs.
 //!
-//! `cargo run --example report_tour -- [OUT_DIR]` (default: the current directory) writes
+//! `cargo run --example report_tour -- [OUT_DIR]` (default: `setl-report-tour` in the system's
+//! temporary directory, so a run inside the repository leaves nothing there) writes
 //! `tour.html`, `tour-trace.json`, `tour-old.json` and `tour-new.json`, then prints the graph
 //! and `setl-report compare`'s table. The second run makes `Enrich` slower on purpose.
 
@@ -147,7 +148,8 @@ fn run_once() -> std::result::Result<RunReport, Box<dyn std::error::Error + Send
 }
 
 fn main() -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let out = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| ".".to_owned()));
+    let out = std::env::args().nth(1).map_or_else(|| std::env::temp_dir().join("setl-report-tour"), PathBuf::from);
+    std::fs::create_dir_all(&out)?;
     let old = run_once()?;
     ENRICH_MS.store(120, Ordering::Relaxed);
     let new = run_once()?;

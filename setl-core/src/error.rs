@@ -83,7 +83,7 @@ pub enum ErrorKind {
         message: String,
     },
     /// `output::<F>()` was asked for a factory that is not in the pipeline.
-    #[error("factory `{factory}` is not in this pipeline; add it with `add_stage_from_type::<{}>()` or `add_factory(..)`", type_of(.factory))]
+    #[error("factory `{factory}` is not in this pipeline; add it with `add_stage_from_type::<{}>()` or `add_factory(..)`", crate::factory::factory_type_name(.factory))]
     UnknownFactory {
         /// The factory's name.
         factory: String,
@@ -103,7 +103,7 @@ pub enum ErrorKind {
         factory: String,
     },
     /// An output was released after its last consumer took it.
-    #[error("output of `{factory}` was released after its last consumer took it; call `pipeline.keep_output::<{}>()` (or `keep_all_outputs(true)`) before `run()` to keep it", type_of(.factory))]
+    #[error("output of `{factory}` was released after its last consumer took it; call `pipeline.keep_output::<{}>()` (or `keep_all_outputs(true)`) before `run()` to keep it", crate::factory::factory_type_name(.factory))]
     OutputReleased {
         /// The factory's name.
         factory: String,
@@ -163,11 +163,6 @@ pub enum ErrorKind {
     /// A broken invariant inside setl-rs: a bug, please report it.
     #[error("internal error (a bug in setl-rs, please report it): {0}")]
     Internal(String),
-}
-
-/// The factory type in an instance's name: `ReadTable` for `ReadTable[orders]`.
-fn type_of(factory: &str) -> &str {
-    factory.split_once('[').map_or(factory, |(name, _)| name)
 }
 
 /// The error of setl-rs. See the [module docs](self) for why it is shaped like `anyhow::Error`.

@@ -413,6 +413,11 @@ pub trait FactoryExt: Factory + Sized {
 
 impl<F: Factory> FactoryExt for F {}
 
+/// The factory type in a factory's name: `ReadTable` for the instance `ReadTable[orders]`.
+pub(crate) fn factory_type_name(name: &str) -> &str {
+    name.split_once('[').map_or(name, |(type_name, _)| type_name)
+}
+
 /// One change an instance makes to its signature.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum Change {
@@ -451,7 +456,7 @@ fn derived_signature(base: &'static Signature, change: Change) -> &'static Signa
         let mut signature = base.clone();
         match change {
             Change::OutputId(id) => {
-                let type_name = base.name.split_once('[').map_or(base.name, |(name, _)| name);
+                let type_name = factory_type_name(base.name);
                 signature.output_id = id;
                 signature.name = intern(&format!("{type_name}[{id}]"));
             }

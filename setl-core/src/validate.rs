@@ -286,43 +286,27 @@ struct Deliverable<'a> {
 /// one hash insert per deliverable and no allocation per key.
 struct Grouped<K> {
     group_of_key: HashMap<K, usize>,
-    /// Group `g` is `numbers[offsets[g]..offsets[g + 1]]`.
-    offsets: Vec<usize>,
-    numbers: Vec<usize>,
+    groups: Lists<usize>,
 }
 
 impl<K: Hash + Eq> Grouped<K> {
     /// Groups deliverables `0..` by their keys.
     fn new(keys: impl ExactSizeIterator<Item = K>) -> Self {
         let mut group_of_key: HashMap<K, usize> = HashMap::with_capacity(keys.len());
-        let group_of: Vec<usize> = keys
-            .map(|key| {
+        let pairs: Vec<(usize, usize)> = keys
+            .enumerate()
+            .map(|(number, key)| {
                 let next = group_of_key.len();
-                *group_of_key.entry(key).or_insert(next)
+                (*group_of_key.entry(key).or_insert(next), number)
             })
             .collect();
-        let mut offsets = vec![0; group_of_key.len() + 1];
-        for &group in &group_of {
-            offsets[group + 1] += 1;
-        }
-        for group in 0..group_of_key.len() {
-            offsets[group + 1] += offsets[group];
-        }
-        let mut filled = offsets.clone();
-        let mut numbers = vec![0; group_of.len()];
-        for (number, &group) in group_of.iter().enumerate() {
-            numbers[filled[group]] = number;
-            filled[group] += 1;
-        }
-        Grouped { group_of_key, offsets, numbers }
+        let groups = Lists::from_pairs(group_of_key.len(), &pairs);
+        Grouped { group_of_key, groups }
     }
 
     /// The deliverables under `key`, in declaration order.
     fn get(&self, key: &K) -> &[usize] {
-        match self.group_of_key.get(key) {
-            Some(&group) => &self.numbers[self.offsets[group]..self.offsets[group + 1]],
-            None => &[],
-        }
+        self.group_of_key.get(key).map_or(&[], |&group| self.groups.get(group))
     }
 }
 

@@ -74,16 +74,16 @@ pub trait HasBenchmark {
 }
 
 /// The results of the benchmarked factories that finished, in declaration order.
-/// `factories` gives each factory's name, stage and whether it is benchmarked.
+/// `factories` gives each factory's name, stage and whether it is benchmarked; `timings` is
+/// empty when no factory was timed.
 pub(crate) fn results(
-    factories: &[(&'static str, usize, bool)],
+    factories: impl Iterator<Item = (&'static str, usize, bool)>,
     timings: &[Option<FactoryTiming>],
     pipeline_start: Option<Instant>,
 ) -> Vec<BenchmarkResult> {
     factories
-        .iter()
         .zip(timings)
-        .filter_map(|(&(name, stage, benchmarked), timing)| {
+        .filter_map(|((name, stage, benchmarked), timing)| {
             let timing = timing.as_ref().filter(|_| benchmarked)?;
             Some(BenchmarkResult {
                 factory: name.to_owned(),

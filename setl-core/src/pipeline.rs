@@ -376,7 +376,7 @@ impl Pipeline {
                 SlotSpec {
                     name: signature.name,
                     keep,
-                    ops: signature.store_ops,
+                    ops: signature.store_ops.as_ref(),
                     level: level.filter(|_| signature.store_ops.is_some()),
                 }
             })
@@ -386,15 +386,12 @@ impl Pipeline {
         });
         let spill_dir = if may_spill { Some(self.make_spill_dir()?) } else { None };
         let counters = Arc::new(Counters::default());
-        let benchmarked: Vec<(&'static str, usize, bool)> = self
+        let benchmarked: Vec<bool> = self
             .entries
             .iter()
-            .map(|entry| {
-                let on = self.stages[entry.stage].benchmark.unwrap_or(self.benchmark);
-                (entry.signature.name, entry.stage, on)
-            })
+            .map(|entry| self.stages[entry.stage].benchmark.unwrap_or(self.benchmark))
             .collect();
-        let any_benchmarked = benchmarked.iter().any(|(_, _, on)| *on);
+        let any_benchmarked = benchmarked.contains(&true);
         let observers = Observers::new(self.observers.iter().cloned());
 
         let spec = RunSpec {
@@ -409,7 +406,7 @@ impl Pipeline {
             counters: counters.clone(),
             barrier: self.mode == ExecutionMode::StageBarrier,
             observers: &observers,
-            benchmarked: benchmarked.iter().map(|(_, _, on)| *on).collect(),
+            benchmarked,
         };
         let span = tracing::info_span!("pipeline", factories = count);
         let _entered = span.enter();
@@ -417,7 +414,7 @@ impl Pipeline {
         if let Some(started) = started {
             observers.emit_at(EventKind::PipelineStarted { factories: count }, started);
         }
-        let factories = self.entries.iter_mut().filter_map(|entry| entry.factory.take()).collect();
+        let factories = self.entries.iter_mut().map(|entry| entry.factory.take().map(|boxed| boxed.factory)).collect();
         let externals = self.inputs.iter().map(|input| input.value.clone()).collect();
         let outcome = run::execute(spec, factories, externals, self.setl.pool());
         let succeeded = outcome.error.is_none();
@@ -431,7 +428,14 @@ impl Pipeline {
             finished: outcome.finished,
             kept,
             succeeded,
-            benchmarks: benchmark::results(&benchmarked, &outcome.timings, started),
+            benchmarks: benchmark::results(
+                self.entries.iter().map(|entry| {
+                    let on = self.stages[entry.stage].benchmark.unwrap_or(self.benchmark);
+                    (entry.signature.name, entry.stage, on)
+                }),
+                &outcome.timings,
+                started,
+            ),
             cache,
             spill_dir,
         });

@@ -14,9 +14,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use smallvec::SmallVec;
+
 use crate::delivery::Payload;
 use crate::error::{Error, ErrorKind, Phase};
-use crate::factory::{BoxedFactory, Signature};
+use crate::factory::{ErasedFactory, Signature};
 use crate::observe::{EventKind, FactoryId, Observers, OutputRef};
 use crate::store::{
     self, Counters, Kept, Produced, SlotSpec, SpillFile, SpillJob, StorageLevel, Store, StoreOps, Taken,
@@ -51,7 +53,8 @@ pub(crate) struct RunOutcome {
     pub(crate) outputs: Vec<Option<Kept>>,
     /// Per factory: whether it finished.
     pub(crate) finished: Vec<bool>,
-    /// Per factory: its timings, when it finished and was benchmarked or observed.
+    /// Per factory: its timings, when it finished and was benchmarked or observed. Empty when
+    /// no factory was timed.
     pub(crate) timings: Vec<Option<FactoryTiming>>,
     /// The first failure, if any.
     pub(crate) error: Option<Error>,
@@ -82,19 +85,20 @@ struct Ready {
     earlier: std::cmp::Reverse<usize>,
 }
 
-/// A factory taken by a worker, with its inputs.
+/// A factory taken by a worker, with its inputs. Inline room for a few inputs, so a job
+/// allocates nothing in the common case.
 struct Job {
     index: usize,
-    factory: BoxedFactory,
-    inputs: Vec<(usize, Taken)>,
+    factory: Box<dyn ErasedFactory>,
+    inputs: SmallVec<[(usize, Taken); 3]>,
     /// Producers whose output the store let go of when this job took the last share.
-    released: Vec<usize>,
+    released: SmallVec<[usize; 2]>,
     /// Bytes of those outputs, held by this job alone until its factory is dropped.
     owned: u64,
 }
 
 struct State {
-    factories: Vec<Option<BoxedFactory>>,
+    factories: Vec<Option<Box<dyn ErasedFactory>>>,
     /// Per factory: producers not finished yet.
     waiting: Vec<usize>,
     ready: BinaryHeap<Ready>,
@@ -112,6 +116,7 @@ struct State {
     handed_back: VecDeque<Job>,
     active_workers: usize,
     finished: Vec<bool>,
+    /// Allocated only when some factory is timed.
     timings: Vec<Option<FactoryTiming>>,
     error: Option<Error>,
 }
@@ -142,7 +147,7 @@ impl Shared<'_> {
 /// Runs every factory once, in dataflow order, on `pool`.
 pub(crate) fn execute(
     spec: RunSpec<'_>,
-    factories: Vec<BoxedFactory>,
+    factories: Vec<Option<Box<dyn ErasedFactory>>>,
     externals: Vec<Payload>,
     pool: &rayon::ThreadPool,
 ) -> RunOutcome {
@@ -153,7 +158,6 @@ pub(crate) fn execute(
         stage_left[stage] += 1;
     }
     let store = Store::new(
-        &spec.slots,
         &spec.plan.output_takers,
         // Only spilling asks which value is needed furthest in the future.
         spec.budget.is_some().then(|| pending_takers(spec.plan)),
@@ -163,8 +167,9 @@ pub(crate) fn execute(
         spec.spill_dir.clone(),
         spec.counters.clone(),
     );
+    let timed = spec.observers.active() || spec.benchmarked.iter().any(|&on| on);
     let state = State {
-        factories: factories.into_iter().map(Some).collect(),
+        factories,
         waiting: spec.plan.producer_count.clone(),
         ready: BinaryHeap::with_capacity(count),
         store,
@@ -176,7 +181,7 @@ pub(crate) fn execute(
         handed_back: VecDeque::new(),
         active_workers: 0,
         finished: vec![false; count],
-        timings: vec![None; count],
+        timings: if timed { vec![None; count] } else { Vec::new() },
         error: None,
     };
     let mut position = vec![0; count];
@@ -210,7 +215,7 @@ pub(crate) fn execute(
 
     let mut state = shared.lock();
     let mut outcome = RunOutcome {
-        outputs: state.store.finish(),
+        outputs: state.store.finish(&shared.spec.slots),
         finished: std::mem::take(&mut state.finished),
         timings: std::mem::take(&mut state.timings),
         error: state.error.take(),
@@ -306,7 +311,7 @@ fn worker<'scope>(scope: &rayon::Scope<'scope>, shared: &'scope Shared<'_>, firs
             spawn_helpers(scope, shared, &mut state);
         }
         // After the takes: a value its next consumer just took for the last time never spills.
-        let spills = state.store.plan_spills();
+        let spills = state.store.plan_spills(&shared.spec.slots);
         drop(state);
         // Dropping a released output may free a large buffer or delete a file: outside the lock.
         released.clear();
@@ -359,13 +364,13 @@ fn next_job(shared: &Shared<'_>, state: &mut State) -> Option<Job> {
     state.stage_running[spec.stage_of[index]] += 1;
     let factory = state.factories[index].take()?;
     let sources = spec.plan.sources.get(index);
-    let mut inputs = Vec::with_capacity(sources.len());
-    let mut released = Vec::new();
+    let mut inputs = SmallVec::new();
+    let mut released = SmallVec::new();
     let mut owned = 0;
     for (slot, source) in sources.iter().enumerate() {
         let taken = match *source {
             Some(Source::Factory(producer)) => {
-                let (taken, last) = state.store.take(producer, shared.position[index]);
+                let (taken, last) = state.store.take(&spec.slots, producer, shared.position[index]);
                 if let Some(bytes) = last {
                     released.push(producer);
                     owned += bytes;
@@ -394,7 +399,9 @@ fn complete(shared: &Shared<'_>, state: &mut State, index: usize, result: Result
     }
     let output = match result {
         Ok(Finished { produced, timing }) => {
-            state.timings[index] = timing;
+            if let Some(timing) = timing {
+                state.timings[index] = Some(timing);
+            }
             produced
         }
         Err(error) => {
@@ -408,7 +415,7 @@ fn complete(shared: &Shared<'_>, state: &mut State, index: usize, result: Result
     };
     state.finished[index] = true;
     state.stage_left[stage] -= 1;
-    let released = state.store.put(index, output);
+    let released = state.store.put(&spec.slots, index, output);
     for &dependent in spec.plan.dependents.get(index) {
         debug_assert!(state.waiting[dependent] > 0, "a factory finished twice");
         state.waiting[dependent] -= 1;
@@ -521,7 +528,7 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Finished, Error> {
                 }
             },
         };
-        if let Err(error) = factory.factory.inject(slot, payload) {
+        if let Err(error) = factory.inject(slot, payload) {
             return Err(ErrorKind::Internal(format!(
                 "`{}.{}` received a value of another type than its `Delivery`",
                 id.name, error.field
@@ -541,7 +548,7 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Finished, Error> {
         observers.emit(EventKind::OutputReleased(shared.id(producer)));
     }
 
-    let writable = spec.stage_writable[spec.stage_of[index]] && factory.factory.writable();
+    let writable = spec.stage_writable[spec.stage_of[index]] && factory.writable();
     // Each phase boundary reads the clock once: a phase ends when the next one starts.
     let mut boundary = timed.then(Instant::now);
     for phase in Phase::TIMED {
@@ -554,7 +561,7 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Finished, Error> {
         if let Some(at) = boundary {
             observers.emit_at(EventKind::PhaseStarted { factory: id, phase }, at);
         }
-        let result = catch_unwind(AssertUnwindSafe(|| factory.factory.run_phase(phase)));
+        let result = catch_unwind(AssertUnwindSafe(|| factory.run_phase(phase)));
         if let Some(phase_started) = boundary {
             let now = Instant::now();
             let ok = matches!(result, Ok(Ok(())));
@@ -574,7 +581,7 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Finished, Error> {
         }
     }
 
-    let output = catch_unwind(AssertUnwindSafe(|| factory.factory.output()));
+    let output = catch_unwind(AssertUnwindSafe(|| factory.output()));
     // Weighed while the factory and its inputs still exist, so the peak counts both.
     let provisional = match (&output, spec.slots[index].ops) {
         (Ok(output), Some(ops)) => ops.byte_size(output),
@@ -654,7 +661,7 @@ fn prepare(shared: &Shared<'_>, index: usize, output: Payload, provisional: u64)
 fn store_prepared(
     shared: &Shared<'_>,
     index: usize,
-    ops: StoreOps,
+    ops: &StoreOps,
     payload: Payload,
     provisional: u64,
 ) -> Result<Produced, Error> {

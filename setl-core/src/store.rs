@@ -474,10 +474,6 @@ struct Slot {
     /// The plan positions of the consumers still to take it, ascending, one entry per input
     /// slot, for "needed furthest in the future". Empty when the run has no memory budget.
     pending: Vec<usize>,
-    /// Kept after the run, whatever the takers.
-    keep: bool,
-    ops: Option<StoreOps>,
-    level: Option<StorageLevel>,
     /// The value's weight while in memory (0 when not storable).
     bytes: u64,
 }
@@ -493,7 +489,7 @@ pub(crate) enum Taken {
         /// The file; when this is the last handle, dropping it deletes the file.
         file: Arc<SpillFile>,
         /// How to read it.
-        ops: StoreOps,
+        ops: &'static StoreOps,
     },
 }
 
@@ -502,7 +498,7 @@ pub(crate) struct SpillJob {
     pub(crate) producer: usize,
     pub(crate) payload: Payload,
     pub(crate) path: PathBuf,
-    pub(crate) ops: StoreOps,
+    pub(crate) ops: &'static StoreOps,
     pub(crate) bytes: u64,
 }
 
@@ -521,26 +517,27 @@ pub(crate) enum Kept {
     /// In memory.
     Memory(Payload),
     /// In a spill file, read back on demand.
-    Disk(Arc<SpillFile>, StoreOps),
+    Disk(Arc<SpillFile>, &'static StoreOps),
 }
 
-/// The per-output settings the pipeline computes before a run.
+/// The per-output settings the pipeline computes before a run. The store reads them from the
+/// run's table rather than copying them into each slot, so a slot stays small.
 #[derive(Clone, Copy)]
 pub(crate) struct SlotSpec {
     pub(crate) name: &'static str,
     pub(crate) keep: bool,
-    pub(crate) ops: Option<StoreOps>,
+    pub(crate) ops: Option<&'static StoreOps>,
     pub(crate) level: Option<StorageLevel>,
 }
 
-/// Every output of a run, with its takers, weight and place.
+/// Every output of a run, with its takers, weight and place. Methods that need an output's
+/// settings take the run's `SlotSpec` table.
 pub(crate) struct Store {
     slots: Vec<Slot>,
     externals: Vec<Option<Payload>>,
     external_takers_left: Vec<usize>,
     budget: Option<u64>,
     spill_dir: Option<PathBuf>,
-    names: Vec<&'static str>,
     counters: Arc<Counters>,
 }
 
@@ -550,7 +547,6 @@ impl Store {
     /// `external_takers[j]` counts the slots taking pipeline input `j`.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
-        specs: &[SlotSpec],
         takers: &[usize],
         pending: Option<Vec<Vec<usize>>>,
         externals: Vec<Payload>,
@@ -559,18 +555,13 @@ impl Store {
         spill_dir: Option<PathBuf>,
         counters: Arc<Counters>,
     ) -> Self {
-        let names = specs.iter().map(|spec| spec.name).collect();
         let mut pending = pending.map(Vec::into_iter);
-        let slots = specs
+        let slots = takers
             .iter()
-            .zip(takers)
-            .map(|(spec, &takers)| Slot {
+            .map(|&takers| Slot {
                 held: Held::Empty,
                 takers_left: takers,
                 pending: pending.as_mut().and_then(Iterator::next).unwrap_or_default(),
-                keep: spec.keep,
-                ops: spec.ops,
-                level: spec.level,
                 bytes: 0,
             })
             .collect();
@@ -580,21 +571,26 @@ impl Store {
             external_takers_left: external_takers,
             budget,
             spill_dir,
-            names,
             counters,
         }
     }
 
     /// Takes one share of `producer`'s output for a consumer at plan position `position`.
     /// Returns what the consumer gets, and the bytes it now holds alone (the store let go).
-    pub(crate) fn take(&mut self, producer: usize, position: usize) -> (Option<Taken>, Option<u64>) {
+    pub(crate) fn take(
+        &mut self,
+        specs: &[SlotSpec],
+        producer: usize,
+        position: usize,
+    ) -> (Option<Taken>, Option<u64>) {
+        let spec = &specs[producer];
         let slot = &mut self.slots[producer];
         debug_assert!(slot.takers_left > 0, "more takes than the plan counted");
         slot.takers_left = slot.takers_left.saturating_sub(1);
         if let Ok(at) = slot.pending.binary_search(&position) {
             slot.pending.remove(at);
         }
-        let last = slot.takers_left == 0 && !slot.keep;
+        let last = slot.takers_left == 0 && !spec.keep;
         if !last {
             let taken = match &slot.held {
                 Held::Empty => None,
@@ -602,7 +598,7 @@ impl Store {
                 Held::Disk(file) => Some(Taken::Reload {
                     producer,
                     file: file.clone(),
-                    ops: slot.ops.expect("only storable values reach the disk"),
+                    ops: spec.ops.expect("only storable values reach the disk"),
                 }),
             };
             return (taken, None);
@@ -613,7 +609,7 @@ impl Store {
             // The bytes stay counted as held until the consumer drops its share.
             Held::Memory(payload) | Held::Spilling(payload) => (Some(Taken::Value(payload)), Some(slot.bytes)),
             Held::Disk(file) => (
-                Some(Taken::Reload { producer, file, ops: slot.ops.expect("only storable values reach the disk") }),
+                Some(Taken::Reload { producer, file, ops: spec.ops.expect("only storable values reach the disk") }),
                 Some(0),
             ),
         }
@@ -633,9 +629,9 @@ impl Store {
 
     /// Stores a finished factory's output. Returns it back when nobody will take it, to drop
     /// outside the lock.
-    pub(crate) fn put(&mut self, index: usize, produced: Produced) -> Option<Produced> {
+    pub(crate) fn put(&mut self, specs: &[SlotSpec], index: usize, produced: Produced) -> Option<Produced> {
         let slot = &mut self.slots[index];
-        if slot.takers_left == 0 && !slot.keep {
+        if slot.takers_left == 0 && !specs[index].keep {
             self.counters.released();
             if produced.payload.is_some() {
                 self.counters.sub_held(produced.bytes);
@@ -654,7 +650,7 @@ impl Store {
 
     /// Picks the values to spill when the bytes held exceed the budget: those whose next
     /// consumer comes latest in the plan (kept values nobody will take first), and marks them.
-    pub(crate) fn plan_spills(&mut self) -> Vec<SpillJob> {
+    pub(crate) fn plan_spills(&mut self, specs: &[SlotSpec]) -> Vec<SpillJob> {
         let (Some(budget), Some(dir)) = (self.budget, &self.spill_dir) else { return Vec::new() };
         let spilling: u64 =
             self.slots.iter().filter(|slot| matches!(slot.held, Held::Spilling(_))).map(|slot| slot.bytes).sum();
@@ -664,11 +660,11 @@ impl Store {
         }
         let mut candidates: Vec<usize> = (0..self.slots.len())
             .filter(|&index| {
-                let slot = &self.slots[index];
+                let (slot, spec) = (&self.slots[index], &specs[index]);
                 matches!(slot.held, Held::Memory(_))
-                    && slot.ops.is_some()
+                    && spec.ops.is_some()
                     && slot.bytes > 0
-                    && slot.level != Some(StorageLevel::MemoryOnly)
+                    && spec.level != Some(StorageLevel::MemoryOnly)
             })
             .collect();
         let next_use = |slot: &Slot| slot.pending.first().copied().unwrap_or(usize::MAX);
@@ -683,8 +679,8 @@ impl Store {
             }
             let slot = &mut self.slots[index];
             let Held::Memory(payload) = std::mem::replace(&mut slot.held, Held::Empty) else { continue };
-            let ops = slot.ops.expect("candidates are storable");
-            let path = dir.join(spill_file_name(index, self.names[index], ops.extension));
+            let ops = specs[index].ops.expect("candidates are storable");
+            let path = dir.join(spill_file_name(index, specs[index].name, ops.extension));
             jobs.push(SpillJob { producer: index, payload: payload.clone(), path, ops, bytes: slot.bytes });
             slot.held = Held::Spilling(payload);
             excess = excess.saturating_sub(slot.bytes);
@@ -722,13 +718,14 @@ impl Store {
     }
 
     /// What the run leaves behind: per factory, its output if still held.
-    pub(crate) fn finish(&mut self) -> Vec<Option<Kept>> {
+    pub(crate) fn finish(&mut self, specs: &[SlotSpec]) -> Vec<Option<Kept>> {
         self.slots
             .iter_mut()
-            .map(|slot| match std::mem::replace(&mut slot.held, Held::Empty) {
+            .zip(specs)
+            .map(|(slot, spec)| match std::mem::replace(&mut slot.held, Held::Empty) {
                 Held::Empty => None,
                 Held::Memory(payload) | Held::Spilling(payload) => Some(Kept::Memory(payload)),
-                Held::Disk(file) => slot.ops.map(|ops| Kept::Disk(file, ops)),
+                Held::Disk(file) => spec.ops.map(|ops| Kept::Disk(file, ops)),
             })
             .collect()
     }

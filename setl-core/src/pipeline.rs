@@ -351,53 +351,50 @@ impl Pipeline {
         }
         let plan = self.resolve()?;
         let count = self.entries.len();
+        // One pass over the factories builds every per-factory table of the run.
         // Kept after the run: results (outputs nobody consumes), the last factory's (for
         // `last_output`) and those asked for. An intermediate goes after its last consumer,
         // whatever its stage, so a pipeline of one big stage still frees as it goes.
         let last = count - 1;
-        let kept: Vec<bool> = self
-            .entries
-            .iter()
-            .enumerate()
-            .map(|(index, entry)| {
-                self.keep_all
-                    || plan.output_takers[index] == 0
-                    || index == last
-                    || self.keep.contains(&entry.signature.factory.id())
-            })
-            .collect();
-        let slots: Vec<SlotSpec> = self
-            .entries
-            .iter()
-            .zip(&kept)
-            .map(|(entry, &keep)| {
-                let signature = entry.signature;
-                let level = self.levels.get(&signature.factory.id()).copied().unwrap_or(signature.storage);
-                SlotSpec {
-                    name: signature.name,
-                    keep,
-                    ops: signature.store_ops.as_ref(),
-                    level: level.filter(|_| signature.store_ops.is_some()),
-                }
-            })
-            .collect();
+        let mut kept = Vec::with_capacity(count);
+        let mut slots = Vec::with_capacity(count);
+        let mut benchmarked = Vec::with_capacity(count);
+        let mut signatures = Vec::with_capacity(count);
+        let mut stage_of = Vec::with_capacity(count);
+        for (index, entry) in self.entries.iter().enumerate() {
+            let signature = entry.signature;
+            let type_id = || signature.factory.id();
+            let keep = self.keep_all
+                || plan.output_takers[index] == 0
+                || index == last
+                || (!self.keep.is_empty() && self.keep.contains(&type_id()));
+            let level = match self.levels.is_empty() {
+                true => signature.storage,
+                false => self.levels.get(&type_id()).copied().unwrap_or(signature.storage),
+            };
+            kept.push(keep);
+            slots.push(SlotSpec {
+                name: signature.name,
+                keep,
+                ops: signature.store_ops.as_ref(),
+                level: level.filter(|_| signature.store_ops.is_some()),
+            });
+            benchmarked.push(self.stages[entry.stage].benchmark.unwrap_or(self.benchmark));
+            signatures.push(signature);
+            stage_of.push(entry.stage);
+        }
         let may_spill = slots.iter().any(|slot| {
             slot.ops.is_some() && (self.memory_budget.is_some() || slot.level == Some(StorageLevel::DiskOnly))
         });
         let spill_dir = if may_spill { Some(self.make_spill_dir()?) } else { None };
         let counters = Arc::new(Counters::default());
-        let benchmarked: Vec<bool> = self
-            .entries
-            .iter()
-            .map(|entry| self.stages[entry.stage].benchmark.unwrap_or(self.benchmark))
-            .collect();
         let any_benchmarked = benchmarked.contains(&true);
         let observers = Observers::new(self.observers.iter().cloned());
 
         let spec = RunSpec {
             plan: &plan,
-            signatures: self.entries.iter().map(|entry| entry.signature).collect(),
-            stage_of: self.entries.iter().map(|entry| entry.stage).collect(),
+            signatures,
+            stage_of,
             stage_parallel: self.stages.iter().map(|stage| stage.parallel).collect(),
             stage_writable: self.stages.iter().map(|stage| stage.writable).collect(),
             slots,

@@ -324,9 +324,7 @@ pub(crate) fn resolve(
 ) -> Result<Plan, Vec<ValidationError>> {
     let mut errors = Vec::new();
     let mut deliverables = Vec::with_capacity(factories.len() + externals.len());
-    // A factory is known by its type and output id: instances of one type differ by id.
-    let mut factory_index: HashMap<(TypeId, &str), usize> = HashMap::with_capacity(factories.len());
-    for (index, factory) in factories.iter().enumerate() {
+    for factory in factories {
         let signature = factory.signature;
         for field in factory.unknown_inputs {
             errors.push(ValidationError::UnknownInput {
@@ -335,31 +333,19 @@ pub(crate) fn resolve(
                 inputs: signature.inputs.iter().map(|input| format!("`{}`", input.field)).collect(),
             });
         }
-        match factory_index.entry((signature.factory.id(), signature.output_id)) {
-            Entry::Occupied(first) => {
-                errors.push(ValidationError::DuplicateFactory {
-                    factory: signature.name.to_owned(),
-                    id: signature.output_id.to_owned(),
-                    first_stage: factories[*first.get()].stage,
-                    second_stage: factory.stage,
-                });
-                continue;
-            }
-            Entry::Vacant(vacant) => {
-                vacant.insert(index);
-            }
-        }
-        deliverables.push(Deliverable {
-            source: Source::Factory(index),
-            payload: signature.output.id(),
-            id: signature.output_id,
-            consumers: &signature.consumers,
-        });
     }
+    deliverables.extend(factories.iter().enumerate().map(|(index, factory)| Deliverable {
+        source: Source::Factory(index),
+        payload: factory.signature.output.id(),
+        id: factory.signature.output_id,
+        consumers: &factory.signature.consumers,
+    }));
     let mut external_keys: HashSet<(TypeId, &str)> = HashSet::with_capacity(externals.len());
+    // Reported after the factories' problems.
+    let mut input_errors = Vec::new();
     for (index, external) in externals.iter().enumerate() {
         if !external_keys.insert((external.payload.id(), external.id)) {
-            errors
+            input_errors
                 .push(ValidationError::DuplicateInput { payload: external.payload.name(), id: external.id.to_owned() });
             continue;
         }
@@ -370,7 +356,26 @@ pub(crate) fn resolve(
             consumers: external.consumers,
         });
     }
-    let by_type_and_id = Grouped::new(deliverables.iter().map(|deliverable| (deliverable.payload, deliverable.id)));
+    let mut by_type_and_id = Grouped::new(deliverables.iter().map(|deliverable| (deliverable.payload, deliverable.id)));
+    // A factory is known by its type and output id, so two instances of one type with one id
+    // deliver the same type under the same id: they meet in one group, found without a map of
+    // their own. The later one is reported and left out.
+    let duplicates = duplicate_factories(&by_type_and_id, &deliverables, factories);
+    if !duplicates.is_empty() {
+        let mut reported = vec![false; factories.len()];
+        for &(second, first) in &duplicates {
+            reported[second] = true;
+            errors.push(ValidationError::DuplicateFactory {
+                factory: factories[second].signature.name.to_owned(),
+                id: factories[second].signature.output_id.to_owned(),
+                first_stage: factories[first].stage,
+                second_stage: factories[second].stage,
+            });
+        }
+        deliverables.retain(|deliverable| !matches!(deliverable.source, Source::Factory(index) if reported[index]));
+        by_type_and_id = Grouped::new(deliverables.iter().map(|deliverable| (deliverable.payload, deliverable.id)));
+    }
+    errors.append(&mut input_errors);
     // Only messages need these, so they are built on the first error that does.
     let by_type = OnceCell::new();
     let by_type = || by_type.get_or_init(|| Grouped::new(deliverables.iter().map(|deliverable| deliverable.payload)));
@@ -583,6 +588,30 @@ pub(crate) fn resolve(
     } else {
         Err(errors)
     }
+}
+
+/// Pairs (later, first) of factory instances with the same type and output id, in declaration
+/// order of the later one.
+fn duplicate_factories(
+    by_type_and_id: &Grouped<(TypeId, &str)>,
+    deliverables: &[Deliverable<'_>],
+    factories: &[FactoryDecl<'_>],
+) -> Vec<(usize, usize)> {
+    let mut duplicates = Vec::new();
+    for group in by_type_and_id.groups.iter().filter(|group| group.len() > 1) {
+        let mut first_of_type: HashMap<TypeId, usize> = HashMap::new();
+        for &number in group {
+            let Source::Factory(index) = deliverables[number].source else { continue };
+            match first_of_type.entry(factories[index].signature.factory.id()) {
+                Entry::Occupied(first) => duplicates.push((index, *first.get())),
+                Entry::Vacant(vacant) => {
+                    vacant.insert(index);
+                }
+            }
+        }
+    }
+    duplicates.sort_unstable();
+    duplicates
 }
 
 /// The one deliverable among `candidates`, when there is exactly one and it may feed `consumer`.

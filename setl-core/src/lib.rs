@@ -68,6 +68,7 @@ pub mod factory;
 pub mod graph;
 pub mod observe;
 pub mod pipeline;
+mod prefetch;
 pub mod registry;
 mod run;
 pub mod setl;

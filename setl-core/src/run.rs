@@ -20,6 +20,7 @@ use crate::delivery::Payload;
 use crate::error::{Error, ErrorKind, Phase};
 use crate::factory::{ErasedFactory, Signature};
 use crate::observe::{EventKind, FactoryId, Observers, OutputRef};
+use crate::prefetch::prefetch;
 use crate::store::{
     self, Counters, Kept, Produced, SlotSpec, SpillFile, SpillJob, StorageLevel, Store, StoreOps, Taken,
 };
@@ -363,6 +364,14 @@ fn next_job(shared: &Shared<'_>, state: &mut State) -> Option<Job> {
     };
     state.stage_running[spec.stage_of[index]] += 1;
     let factory = state.factories[index].take()?;
+    // The factories likely to run next: those waiting for this one alone, and the next ready
+    // one. Their memory was last touched when the pipeline was built, often on another core.
+    let next = spec.plan.dependents.get(index).iter().filter(|&&dependent| state.waiting[dependent] == 1).take(2);
+    for &dependent in next.chain(state.ready.peek().map(|ready| &ready.earlier.0)) {
+        if let Some(factory) = &state.factories[dependent] {
+            prefetch(&**factory as *const dyn ErasedFactory);
+        }
+    }
     let sources = spec.plan.sources.get(index);
     let mut inputs = SmallVec::new();
     let mut released = SmallVec::new();

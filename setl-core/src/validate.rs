@@ -14,6 +14,7 @@ use std::hash::Hash;
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use crate::factory::{FactoryRef, Signature, TypeInfo};
+use crate::prefetch::prefetch;
 
 /// One problem found while resolving a pipeline. Each names the factory, field, payload type and
 /// delivery id involved, and says what would fix it.
@@ -316,6 +317,9 @@ impl Deliverable<'_> {
     }
 }
 
+/// How many factories ahead the resolver asks for signatures to be loaded.
+const PREFETCH_DISTANCE: usize = 8;
+
 /// Resolves every input slot. `barrier` adds SETL's stage-order rule.
 pub(crate) fn resolve(
     factories: &[FactoryDecl<'_>],
@@ -420,6 +424,14 @@ pub(crate) fn resolve(
     };
 
     for (consumer_index, factory) in factories.iter().enumerate() {
+        // Signatures of a large pipeline no longer fit in cache: ask for the ones a few steps
+        // ahead (the inputs of a signature fetched a few steps before).
+        if let Some(ahead) = factories.get(consumer_index + PREFETCH_DISTANCE) {
+            prefetch(ahead.signature);
+        }
+        if let Some(ahead) = factories.get(consumer_index + PREFETCH_DISTANCE / 2) {
+            prefetch(ahead.signature.inputs.as_ptr());
+        }
         let signature = factory.signature;
         let consumer = FactoryRef::from_signature(signature);
         let sources = &mut plan.sources;

@@ -17,3 +17,16 @@ pub(crate) fn prefetch<T: ?Sized>(address: *const T) {
 /// Asks the CPU to start loading the cache line at `address` (a no-op on this target).
 #[cfg(not(target_arch = "x86_64"))]
 pub(crate) fn prefetch<T: ?Sized>(_address: *const T) {}
+
+/// The cache line size assumed by [`prefetch_slice`].
+const LINE: usize = 64;
+
+/// Asks the CPU to start loading every cache line of `value`, up to `max_bytes`: a value's
+/// fields can sit on a line after the one its address is on.
+pub(crate) fn prefetch_value<T: ?Sized>(value: &T, max_bytes: usize) {
+    let start = std::ptr::from_ref(value).cast::<u8>();
+    let bytes = std::mem::size_of_val(value).min(max_bytes);
+    for offset in (0..bytes).step_by(LINE) {
+        prefetch(start.wrapping_add(offset));
+    }
+}

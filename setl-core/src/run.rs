@@ -20,7 +20,7 @@ use crate::delivery::Payload;
 use crate::error::{Error, ErrorKind, Phase};
 use crate::factory::{ErasedFactory, Signature};
 use crate::observe::{EventKind, FactoryId, Observers, OutputRef};
-use crate::prefetch::prefetch;
+use crate::prefetch::prefetch_value;
 use crate::store::{
     self, Counters, Kept, Produced, SlotSpec, SpillFile, SpillJob, StorageLevel, Store, StoreOps, Taken,
 };
@@ -369,7 +369,7 @@ fn next_job(shared: &Shared<'_>, state: &mut State) -> Option<Job> {
     let next = spec.plan.dependents.get(index).iter().filter(|&&dependent| state.waiting[dependent] == 1).take(2);
     for &dependent in next.chain(state.ready.peek().map(|ready| &ready.earlier.0)) {
         if let Some(factory) = &state.factories[dependent] {
-            prefetch(&**factory as *const dyn ErasedFactory);
+            prefetch_value(&**factory, 256);
         }
     }
     let sources = spec.plan.sources.get(index);

@@ -14,7 +14,7 @@ use std::hash::Hash;
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use crate::factory::{FactoryRef, Signature, TypeInfo};
-use crate::prefetch::prefetch;
+use crate::prefetch::prefetch_value;
 
 /// One problem found while resolving a pipeline. Each names the factory, field, payload type and
 /// delivery id involved, and says what would fix it.
@@ -338,11 +338,16 @@ pub(crate) fn resolve(
             });
         }
     }
-    deliverables.extend(factories.iter().enumerate().map(|(index, factory)| Deliverable {
-        source: Source::Factory(index),
-        payload: factory.signature.output.id(),
-        id: factory.signature.output_id,
-        consumers: &factory.signature.consumers,
+    deliverables.extend(factories.iter().enumerate().map(|(index, factory)| {
+        if let Some(ahead) = factories.get(index + PREFETCH_DISTANCE) {
+            prefetch_value(ahead.signature, 256);
+        }
+        Deliverable {
+            source: Source::Factory(index),
+            payload: factory.signature.output.id(),
+            id: factory.signature.output_id,
+            consumers: &factory.signature.consumers,
+        }
     }));
     let mut external_keys: HashSet<(TypeId, &str)> = HashSet::with_capacity(externals.len());
     // Reported after the factories' problems.
@@ -427,10 +432,10 @@ pub(crate) fn resolve(
         // Signatures of a large pipeline no longer fit in cache: ask for the ones a few steps
         // ahead (the inputs of a signature fetched a few steps before).
         if let Some(ahead) = factories.get(consumer_index + PREFETCH_DISTANCE) {
-            prefetch(ahead.signature);
+            prefetch_value(ahead.signature, 256);
         }
         if let Some(ahead) = factories.get(consumer_index + PREFETCH_DISTANCE / 2) {
-            prefetch(ahead.signature.inputs.as_ptr());
+            prefetch_value(ahead.signature.inputs.as_slice(), 512);
         }
         let signature = factory.signature;
         let consumer = FactoryRef::from_signature(signature);

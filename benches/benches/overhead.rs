@@ -1,6 +1,6 @@
 //! Scheduler and validation overhead per factory, and the cost of benchmark instrumentation.
 //!
-//! Groups: `run` (chain of 10,000 trivial factories; fan-out 1 -> 9,999), `validate` (the same
+//! Groups: `run` (chain of 10,000 trivial factories; fan-out 1 -> 10,000), `validate` (the same
 //! graphs), `instrumentation/trivial` and `instrumentation/working` (chains of trivial
 //! factories and of ~20 µs factories, run with benchmarks on and off). The nodes are instances of
 //! one `#[factory]` type told apart by their ids (see `setl_benches`).
@@ -46,8 +46,8 @@ fn timings(
     (timings[runs / 2], timings[0])
 }
 
-fn print_per_factory(what: &str, (median, fastest): (Duration, Duration), target_ns: f64) {
-    let per_factory = |elapsed: Duration| elapsed.as_nanos() as f64 / COUNT as f64;
+fn print_per_factory(what: &str, factories: usize, (median, fastest): (Duration, Duration), target_ns: f64) {
+    let per_factory = |elapsed: Duration| elapsed.as_nanos() as f64 / factories as f64;
     println!(
         "{what}: median {:.0} ns, fastest {:.0} ns per factory (target <= {target_ns:.0} ns, ratio {:.2} / {:.2})",
         per_factory(median),
@@ -69,8 +69,10 @@ fn calibrate() {
         .collect();
     timings.sort();
     println!(
-        "calibration: spin(300) takes {:.1} µs (median of 201); figures scale with it",
-        timings[100].as_nanos() as f64 / 1000.0
+        "calibration: spin(300) takes {:.1} µs (median of 201), a load from memory {:.0} ns; \
+         run and validation are memory-bound, so their figures move with the second",
+        timings[100].as_nanos() as f64 / 1000.0,
+        setl_benches::memory_latency_ns(),
     );
 }
 
@@ -78,6 +80,7 @@ fn run_and_validate(c: &mut Criterion) {
     calibrate();
     let setl = setl();
     for (name, shape) in [("chain", Shape::chain(COUNT)), ("fan_out", Shape::fan_out(COUNT))] {
+        let factories = shape.inputs.len();
         let run = timings(
             15,
             || pipeline(&setl, &shape, None),
@@ -85,12 +88,12 @@ fn run_and_validate(c: &mut Criterion) {
                 p.run().expect("runs");
             },
         );
-        print_per_factory(&format!("run/{name}"), run, 1000.0);
+        print_per_factory(&format!("run/{name}"), factories, run, 1000.0);
         let validate = timings(15, || pipeline(&setl, &shape, None), |p| p.validate().expect("valid"));
-        print_per_factory(&format!("validate/{name}"), validate, 1000.0);
+        print_per_factory(&format!("validate/{name}"), factories, validate, 1000.0);
 
         let mut group = c.benchmark_group("run");
-        group.throughput(Throughput::Elements(COUNT as u64)).sample_size(20);
+        group.throughput(Throughput::Elements(factories as u64)).sample_size(20);
         group.bench_function(BenchmarkId::from_parameter(name), |b| {
             b.iter_batched(
                 || pipeline(&setl, &shape, None),
@@ -102,7 +105,7 @@ fn run_and_validate(c: &mut Criterion) {
         });
         group.finish();
         let mut group = c.benchmark_group("validate");
-        group.throughput(Throughput::Elements(COUNT as u64)).sample_size(20);
+        group.throughput(Throughput::Elements(factories as u64)).sample_size(20);
         group.bench_function(BenchmarkId::from_parameter(name), |b| {
             b.iter_batched(|| pipeline(&setl, &shape, None), |p| p.validate().expect("valid"), BatchSize::PerIteration)
         });

@@ -24,8 +24,9 @@ impl Shape {
         Shape { inputs: (0..count).map(|i| if i == 0 { vec![] } else { vec![i - 1] }).collect(), work: vec![0; count] }
     }
 
-    /// One source and `count - 1` consumers of it.
-    pub fn fan_out(count: usize) -> Self {
+    /// One source and `consumers` consumers of it (`consumers + 1` nodes).
+    pub fn fan_out(consumers: usize) -> Self {
+        let count = consumers + 1;
         Shape { inputs: (0..count).map(|i| if i == 0 { vec![] } else { vec![0] }).collect(), work: vec![0; count] }
     }
 
@@ -76,6 +77,28 @@ pub fn spin(units: u64) -> u64 {
     acc
 }
 
+/// The time of one dependent load from memory, in ns: a walk of a random cycle through 16 MiB,
+/// more than a core's caches hold. On a shared machine it moves with the neighbours' memory
+/// traffic, which CPU-bound calibration does not see; memory-bound figures move with it.
+pub fn memory_latency_ns() -> f64 {
+    const SLOTS: usize = 1 << 22;
+    const HOPS: usize = 1 << 20;
+    // Sattolo's shuffle: one cycle through every slot, so the walk never settles in cache.
+    let mut next: Vec<u32> = (0..SLOTS as u32).collect();
+    let mut rng = SplitMix(7);
+    for i in (1..SLOTS).rev() {
+        let j = (rng.next() as usize) % i;
+        next.swap(i, j);
+    }
+    let mut at = 0usize;
+    let started = std::time::Instant::now();
+    for _ in 0..HOPS {
+        at = next[at] as usize;
+    }
+    std::hint::black_box(at);
+    started.elapsed().as_nanos() as f64 / HOPS as f64
+}
+
 /// A synthetic factory: adds up its inputs and its index, after `work` units of CPU work.
 /// Inputs left unbound stay empty.
 #[factory]
@@ -108,7 +131,7 @@ impl Factory for Node {
 }
 
 /// The most nodes a [`Shape`] may have.
-pub const MAX_NODES: usize = 10_000;
+pub const MAX_NODES: usize = 10_001;
 
 /// The output id of node `index`. Made once, so that building a pipeline leaves no garbage
 /// for the allocator to sort out during the measured run.

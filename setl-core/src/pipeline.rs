@@ -11,7 +11,7 @@ use crate::error::{ErrorKind, Result};
 use crate::factory::{BoxedFactory, Factory, FactoryRef, FactoryWiring, Signature, TypeInfo};
 use crate::observe::{EventKind, Observer, Observers};
 use crate::registry::{self, Registration};
-use crate::run::{self, RunSpec};
+use crate::run::{self, FactoryTiming, RunSpec};
 use crate::setl::Setl;
 use crate::stage::Stage;
 use crate::store::{CacheStats, Counters, Kept, SlotSpec, Storable, StorageLevel};
@@ -60,7 +60,13 @@ struct Outcome {
     finished: Vec<bool>,
     kept: Vec<bool>,
     succeeded: bool,
-    benchmarks: Vec<BenchmarkResult>,
+    /// Per factory, when timed; the benchmark results are made from them when asked for, so
+    /// that `run()` with benchmarks on does not build a report nobody reads.
+    timings: Vec<Option<FactoryTiming>>,
+    /// When the run started, if anything was timed.
+    started: Option<std::time::Instant>,
+    /// Per factory: whether it was benchmarked (empty when none was).
+    benchmarked: Vec<bool>,
     cache: CacheStats,
     /// The run's spill directory, deleted (with every file left in it) when the pipeline goes.
     /// Declared after `outputs`, so kept spill files go first.
@@ -389,6 +395,7 @@ impl Pipeline {
         let spill_dir = if may_spill { Some(self.make_spill_dir()?) } else { None };
         let counters = Arc::new(Counters::default());
         let any_benchmarked = benchmarked.contains(&true);
+        let benchmarked_copy = if any_benchmarked { benchmarked.clone() } else { Vec::new() };
         let observers = Observers::new(self.observers.iter().cloned());
 
         let spec = RunSpec {
@@ -425,14 +432,9 @@ impl Pipeline {
             finished: outcome.finished,
             kept,
             succeeded,
-            benchmarks: benchmark::results(
-                self.entries.iter().map(|entry| {
-                    let on = self.stages[entry.stage].benchmark.unwrap_or(self.benchmark);
-                    (entry.signature.name, entry.stage, on)
-                }),
-                &outcome.timings,
-                started,
-            ),
+            timings: outcome.timings,
+            started,
+            benchmarked: benchmarked_copy,
             cache,
             spill_dir,
         });
@@ -607,7 +609,13 @@ fn downcast<T: Send + Sync + 'static>(payload: Payload, signature: &Signature) -
 
 impl HasBenchmark for Pipeline {
     fn benchmarks(&self) -> Vec<BenchmarkResult> {
-        self.outcome.as_ref().map(|outcome| outcome.benchmarks.clone()).unwrap_or_default()
+        let Some(outcome) = &self.outcome else { return Vec::new() };
+        let factories = self
+            .entries
+            .iter()
+            .zip(&outcome.benchmarked)
+            .map(|(entry, &benchmarked)| (entry.signature.name, entry.stage, benchmarked));
+        benchmark::results(factories, &outcome.timings, outcome.started)
     }
 }
 

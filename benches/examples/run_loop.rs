@@ -1,0 +1,54 @@
+//! Runs the overhead bench's 10,000-factory pipelines many times with nothing else in the
+//! process, for a profiler: `perf record -g target/release/examples/run_loop fan_out 40`.
+//!
+//! Arguments: `chain` or `fan_out`, and the number of runs (default 40). `VALIDATE=1` validates
+//! instead of running. Prints per-factory figures and a calibration of the machine.
+
+use std::time::{Duration, Instant};
+
+use setl_benches::{pipeline, Shape};
+use setl_core::prelude::*;
+
+fn main() -> setl_core::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let shape_name = args.next().unwrap_or_else(|| "chain".to_owned());
+    let runs: usize = args.next().and_then(|runs| runs.parse().ok()).unwrap_or(40).max(1);
+    let shape = match shape_name.as_str() {
+        "chain" => Shape::chain(10_000),
+        "fan_out" => Shape::fan_out(10_000),
+        other => {
+            eprintln!("unknown shape `{other}`: use `chain` or `fan_out`");
+            std::process::exit(2);
+        }
+    };
+    let validate_only = std::env::var_os("VALIDATE").is_some();
+    let setl = Setl::builder().threads(2).build()?;
+    let factories = shape.inputs.len() as f64;
+    let mut timings = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let mut pipeline = pipeline(&setl, &shape, None);
+        let started = Instant::now();
+        if validate_only {
+            pipeline.validate()?;
+        } else {
+            pipeline.run()?;
+        }
+        timings.push(started.elapsed());
+    }
+    timings.sort();
+    let per_factory = |elapsed: Duration| elapsed.as_nanos() as f64 / factories;
+    println!(
+        "{} {shape_name}: median {:.0} ns, fastest {:.0} ns per factory over {runs} runs; \
+         spin(300) {:.1} µs, a load from memory {:.0} ns",
+        if validate_only { "validate" } else { "run" },
+        per_factory(timings[runs / 2]),
+        per_factory(timings[0]),
+        {
+            let started = Instant::now();
+            std::hint::black_box(setl_benches::spin(300));
+            started.elapsed().as_nanos() as f64 / 1000.0
+        },
+        setl_benches::memory_latency_ns(),
+    );
+    Ok(())
+}

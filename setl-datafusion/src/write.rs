@@ -1,10 +1,9 @@
 //! Atomic Parquet and CSV writers for datasets.
 //!
 //! The data goes to a hidden temporary file in the target's directory, which is renamed onto the
-//! target only when complete and flushed: a reader never finds a partial file, a failed write
-//! leaves nothing behind, and a file already there stays intact until the rename replaces it.
-//! (setl-arrow's connectors, which also write atomically, had not landed when this was written;
-//! these writers are the small part of them the DataFusion work needs.)
+//! target only when complete and synced (setl-arrow's [`write_atomically`]): a reader never finds
+//! a partial file, a failed write leaves nothing behind, and a file already there stays intact
+//! until the rename replaces it.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -14,6 +13,7 @@ use datafusion::arrow::csv::WriterBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
+use setl_arrow::io::{write_atomically, SaveMode};
 use setl_arrow::Dataset;
 
 use crate::error::WriteError;
@@ -52,33 +52,23 @@ pub fn write_csv<S>(dataset: &Dataset<S>, path: impl AsRef<Path>) -> Result<(), 
     })
 }
 
-/// Runs `write` on a temporary file next to `path`, then renames it onto `path`.
+/// Runs `write` on a temporary file next to `path`, then renames it onto `path` (replacing a
+/// file already there). The directory is created when missing. This is setl-arrow's
+/// [`write_atomically`] with its error in this crate's shape.
 ///
 /// # Errors
 ///
 /// Whatever `write` returns, or the I/O error of creating, syncing or renaming the file; the
-/// temporary file is removed in every case.
+/// temporary file is removed in every case and a file already at `path` stays as it was.
 pub fn write_atomic(
     path: &Path,
     write: impl FnOnce(&mut File) -> Result<(), Box<dyn std::error::Error + Send + Sync>>,
 ) -> Result<(), WriteError> {
-    let fail = |error: Box<dyn std::error::Error + Send + Sync>| WriteError::new(path.to_path_buf(), error);
-    let directory = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
-    let prefix = format!(".{name}.");
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(&prefix).suffix(".tmp");
-    // The mode a plain `File::create` gives (0666 less the umask), not a temporary file's 0600.
-    #[cfg(unix)]
-    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
-    let mut temporary = builder.tempfile_in(directory).map_err(|error| fail(error.into()))?;
-    write(temporary.as_file_mut()).map_err(fail)?;
-    temporary.as_file().sync_data().map_err(|error| fail(error.into()))?;
-    temporary.persist(path).map_err(|error| fail(error.error.into()))?;
-    Ok(())
+    write_atomically(path, SaveMode::Overwrite, write).map_err(|error| match error {
+        // The write function's own error, without setl-arrow's wrapper repeating the path.
+        setl_arrow::Error::Write { source, .. } => WriteError::new(path.to_path_buf(), source),
+        other => WriteError::new(path.to_path_buf(), other),
+    })
 }
 
 #[cfg(test)]
@@ -152,8 +142,19 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_directory_names_the_file() {
-        let error = write_csv(&sample(), "/nonexistent-setl-dir/out.csv").unwrap_err();
-        assert!(error.to_string().starts_with("writing /nonexistent-setl-dir/out.csv: "), "{error}");
+    fn a_missing_directory_is_created() {
+        let dir = tempfile::tempdir().unwrap();
+        write_csv(&sample(), dir.path().join("results/q1.csv")).unwrap();
+        assert_eq!(entries(&dir.path().join("results")), ["q1.csv"]);
+    }
+
+    #[test]
+    fn a_directory_that_cannot_be_made_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a-file"), "").unwrap();
+        let target = dir.path().join("a-file/out.csv");
+        let error = write_csv(&sample(), &target).unwrap_err();
+        assert!(error.to_string().starts_with(&format!("writing {}: ", target.display())), "{error}");
+        assert_eq!(error.path(), target);
     }
 }

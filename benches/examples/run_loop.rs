@@ -2,7 +2,8 @@
 //! process, for a profiler: `perf record -g target/release/examples/run_loop fan_out 40`.
 //!
 //! Arguments: `chain` or `fan_out`, and the number of runs (default 40). `VALIDATE=1` validates
-//! instead of running. Prints per-factory figures and a calibration of the machine.
+//! instead of running, `BENCHMARK=1` runs with benchmarks on. Prints per-factory figures and a
+//! calibration of the machine.
 
 use std::time::{Duration, Instant};
 
@@ -22,11 +23,12 @@ fn main() -> setl_core::Result<()> {
         }
     };
     let validate_only = std::env::var_os("VALIDATE").is_some();
+    let benchmark = std::env::var_os("BENCHMARK").is_some();
     let setl = Setl::builder().threads(2).build()?;
     let factories = shape.inputs.len() as f64;
     let mut timings = Vec::with_capacity(runs);
     for _ in 0..runs {
-        let mut pipeline = pipeline(&setl, &shape, None);
+        let mut pipeline = pipeline(&setl, &shape, None).benchmark(benchmark);
         let started = Instant::now();
         if validate_only {
             pipeline.validate()?;

@@ -205,6 +205,7 @@ impl Observers {
         !self.attached.is_empty()
     }
 
+    #[inline]
     pub(crate) fn emit(&self, kind: EventKind) {
         if self.attached.is_empty() {
             return;
@@ -213,6 +214,7 @@ impl Observers {
     }
 
     /// Emits with a timestamp the caller already read, so a phase boundary costs one clock read.
+    #[inline]
     pub(crate) fn emit_at(&self, kind: EventKind, at: Instant) {
         if self.attached.is_empty() {
             return;

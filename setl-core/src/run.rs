@@ -279,12 +279,17 @@ fn worker<'scope>(scope: &rayon::Scope<'scope>, shared: &'scope Shared<'_>, firs
         while let Some(job) = batch.pop_front() {
             let index = job.index;
             let result = run_factory(shared, job);
-            let failed = result.is_err();
+            // A timed factory's end was read already.
+            let ended = match &result {
+                Ok(Finished { timing: Some(timing), .. }) => Some(timing.started + timing.total),
+                Ok(_) => None,
+                Err(_) => {
+                    done.push((index, result));
+                    break;
+                }
+            };
             done.push((index, result));
-            if failed {
-                break;
-            }
-            let now = Instant::now();
+            let now = ended.unwrap_or_else(Instant::now);
             quick = now.saturating_duration_since(clock) < QUICK;
             clock = now;
             if !quick {
@@ -506,11 +511,13 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Finished, Error> {
         observers.emit_at(EventKind::FactoryStarted(id), at);
     }
 
+    let mut reloaded = false;
     for (slot, taken) in inputs {
         let payload = match taken {
             Taken::Value(payload) => payload,
             Taken::Reload { producer, file, ops } => match ops.reload(file.path()) {
                 Ok(payload) => {
+                    reloaded = true;
                     let bytes = ops.byte_size(&payload);
                     spec.counters.reloaded(bytes);
                     spec.counters.add_held(bytes);
@@ -558,8 +565,9 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Finished, Error> {
     }
 
     let writable = spec.stage_writable[spec.stage_of[index]] && factory.writable();
-    // Each phase boundary reads the clock once: a phase ends when the next one starts.
-    let mut boundary = timed.then(Instant::now);
+    // Each phase boundary reads the clock once: a phase ends when the next one starts. Handing
+    // over inputs takes no time worth a clock reading, unless one was read back from disk.
+    let mut boundary = if reloaded { timed.then(Instant::now) } else { started };
     for phase in Phase::TIMED {
         if phase == Phase::Write && !writable {
             observers.emit(EventKind::PhaseSkipped { factory: id, phase });

@@ -79,11 +79,22 @@ struct Finished {
     timing: Option<FactoryTiming>,
 }
 
-/// A ready factory in the queue: higher priority first, then declaration order.
+/// A ready factory in the queue: higher priority first, then declaration order. Packed in one
+/// word (priority above, the index's complement below) so that the heap of a large pipeline is
+/// small and compares single integers.
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
-struct Ready {
-    priority: u32,
-    earlier: std::cmp::Reverse<usize>,
+struct Ready(u64);
+
+impl Ready {
+    fn new(priority: u32, index: usize) -> Self {
+        // A pipeline of more than 4 billion factories would not fit in memory.
+        let index = u32::try_from(index).expect("fewer than 2^32 factories");
+        Ready((u64::from(priority) << 32) | u64::from(u32::MAX - index))
+    }
+
+    fn index(&self) -> usize {
+        (u32::MAX - self.0 as u32) as usize
+    }
 }
 
 /// A factory taken by a worker, with its inputs. Inline room for a few inputs, so a job
@@ -333,7 +344,7 @@ fn make_ready(spec: &RunSpec<'_>, state: &mut State, index: usize) {
     if spec.barrier && stage > state.current_stage {
         state.barrier_held[stage].push(index);
     } else {
-        state.ready.push(Ready { priority: spec.plan.priority[index], earlier: std::cmp::Reverse(index) });
+        state.ready.push(Ready::new(spec.plan.priority[index], index));
     }
 }
 
@@ -343,7 +354,7 @@ fn advance_barrier(spec: &RunSpec<'_>, state: &mut State) {
         state.current_stage += 1;
         if let Some(held) = state.barrier_held.get_mut(state.current_stage) {
             for index in std::mem::take(held) {
-                state.ready.push(Ready { priority: spec.plan.priority[index], earlier: std::cmp::Reverse(index) });
+                state.ready.push(Ready::new(spec.plan.priority[index], index));
             }
         }
     }
@@ -359,7 +370,7 @@ fn next_job(shared: &Shared<'_>, state: &mut State) -> Option<Job> {
     }
     let spec = &shared.spec;
     let index = loop {
-        let Ready { earlier: std::cmp::Reverse(index), .. } = state.ready.pop()?;
+        let index = state.ready.pop()?.index();
         let stage = spec.stage_of[index];
         if !spec.stage_parallel[stage] && state.stage_running[stage] > 0 {
             state.stage_held[stage].push(index);
@@ -372,7 +383,7 @@ fn next_job(shared: &Shared<'_>, state: &mut State) -> Option<Job> {
     // The factories likely to run next: those waiting for this one alone, and the next ready
     // one. Their memory was last touched when the pipeline was built, often on another core.
     let next = spec.plan.dependents.get(index).iter().filter(|&&dependent| state.waiting[dependent] == 1).take(2);
-    for &dependent in next.chain(state.ready.peek().map(|ready| &ready.earlier.0)) {
+    for dependent in next.copied().chain(state.ready.peek().map(Ready::index)) {
         if let Some(factory) = &state.factories[dependent] {
             prefetch_value(&**factory, 256);
         }

@@ -337,7 +337,7 @@ impl Pipeline {
             .iter()
             .map(|input| ExternalDecl { payload: input.payload_type, id: &input.id, consumers: &input.consumers })
             .collect();
-        validate::resolve(&factories, &externals, self.mode == ExecutionMode::StageBarrier)
+        validate::resolve(&factories, &externals, self.mode == ExecutionMode::StageBarrier, Some(self.setl.pool()))
             .map_err(|errors| ErrorKind::Validation(errors).into())
     }
 

@@ -7,11 +7,13 @@
 //! only.
 
 use std::any::TypeId;
-use std::cell::OnceCell;
 use std::collections::hash_map::Entry;
 use std::hash::Hash;
+use std::ops::Range;
+use std::sync::OnceLock;
 
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use rayon::prelude::*;
 
 use crate::factory::{FactoryRef, Signature, TypeInfo};
 use crate::prefetch::prefetch_value;
@@ -320,11 +322,13 @@ impl Deliverable<'_> {
 /// How many factories ahead the resolver asks for signatures to be loaded.
 const PREFETCH_DISTANCE: usize = 8;
 
-/// Resolves every input slot. `barrier` adds SETL's stage-order rule.
-pub(crate) fn resolve(
-    factories: &[FactoryDecl<'_>],
-    externals: &[ExternalDecl<'_>],
+/// Resolves every input slot. `barrier` adds SETL's stage-order rule; a large pipeline is
+/// resolved in parts on `pool`.
+pub(crate) fn resolve<'a>(
+    factories: &'a [FactoryDecl<'a>],
+    externals: &'a [ExternalDecl<'a>],
     barrier: bool,
+    pool: Option<&rayon::ThreadPool>,
 ) -> Result<Plan, Vec<ValidationError>> {
     let mut errors = Vec::new();
     let mut deliverables = Vec::with_capacity(factories.len() + externals.len());
@@ -385,41 +389,31 @@ pub(crate) fn resolve(
         by_type_and_id = Grouped::new(deliverables.iter().map(|deliverable| (deliverable.payload, deliverable.id)));
     }
     errors.append(&mut input_errors);
-    // Only messages need these, so they are built on the first error that does.
-    let by_type = OnceCell::new();
-    let by_type = || by_type.get_or_init(|| Grouped::new(deliverables.iter().map(|deliverable| deliverable.payload)));
-    let factory_types = OnceCell::new();
-    let factory_types = || {
-        factory_types
-            .get_or_init(|| factories.iter().map(|factory| factory.signature.factory.id()).collect::<HashSet<TypeId>>())
-    };
-
-    let describe = |source: Source| -> String {
-        match source {
-            Source::Factory(index) => format!("`{}`", factories[index].signature.name),
-            Source::External(_) => "the external input".to_owned(),
-        }
-    };
-    let describe_with_id = |number: usize| -> String {
-        let (source, id) = match deliverables[number].source {
-            Source::Factory(index) => (describe(Source::Factory(index)), factories[index].signature.output_id),
-            Source::External(index) => (describe(Source::External(index)), externals[index].id),
-        };
-        if id.is_empty() {
-            format!("{source} (no id)")
-        } else {
-            format!("{source} (id \"{id}\")")
-        }
-    };
 
     let count = factories.len();
-    let slots = factories.iter().map(|factory| factory.signature.inputs.len()).sum();
-    // (producer, consumer) for each distinct producer of each consumer.
-    let mut edges: Vec<(usize, usize)> = Vec::with_capacity(slots);
-    // Per producer: the last consumer an edge was recorded for.
-    let mut last_consumer = vec![usize::MAX; count];
+    let resolver = Resolver {
+        factories,
+        externals,
+        deliverables: &deliverables,
+        by_type_and_id: &by_type_and_id,
+        by_type: OnceLock::new(),
+        factory_types: OnceLock::new(),
+        barrier,
+    };
+    // A large pipeline is resolved in parts on the pool, one per thread; the parts are joined in
+    // declaration order, so the plan and the order of the errors do not depend on it.
+    let parts: Vec<Resolved> = match pool.filter(|pool| count >= PARALLEL_MIN && pool.current_num_threads() > 1) {
+        Some(pool) => {
+            let threads = pool.current_num_threads();
+            let ranges: Vec<Range<usize>> =
+                (0..threads).map(|part| count * part / threads..count * (part + 1) / threads).collect();
+            pool.install(|| ranges.into_par_iter().map(|range| resolver.resolve_range(range)).collect())
+        }
+        None => vec![resolver.resolve_range(0..count)],
+    };
+
     let mut plan = Plan {
-        sources: Lists::with_capacity(count, slots),
+        sources: Lists::default(),
         dependents: Lists::default(),
         producer_count: vec![0; count],
         output_takers: vec![0; count],
@@ -427,174 +421,29 @@ pub(crate) fn resolve(
         priority: vec![0; count],
         topological_order: Vec::with_capacity(count),
     };
-
-    for (consumer_index, factory) in factories.iter().enumerate() {
-        // Signatures of a large pipeline no longer fit in cache: ask for the ones a few steps
-        // ahead (the inputs of a signature fetched a few steps before).
-        if let Some(ahead) = factories.get(consumer_index + PREFETCH_DISTANCE) {
-            prefetch_value(ahead.signature, 256);
-        }
-        if let Some(ahead) = factories.get(consumer_index + PREFETCH_DISTANCE / 2) {
-            prefetch_value(ahead.signature.inputs.as_slice(), 512);
-        }
-        let signature = factory.signature;
-        let consumer = FactoryRef::from_signature(signature);
-        let sources = &mut plan.sources;
-        for input in &signature.inputs {
-            let candidates = by_type_and_id.get(&(input.payload.id(), input.id));
-            // Names are only built for messages, so the valid path allocates nothing per input.
-            let payload = || input.payload.name();
-            let chosen: Option<usize> = if let Some(producer) = input.producer {
-                let made_by_producer = |number: &usize| match deliverables[*number].source {
-                    Source::Factory(index) => factories[index].signature.factory.id() == producer.type_id(),
-                    Source::External(_) => false,
-                };
-                // Instances of one type have distinct output ids, so at most one matches.
-                let found = candidates.iter().copied().find(made_by_producer);
-                if found.is_none() && !factory_types().contains(&producer.type_id()) {
-                    if input.optional {
-                        // An optional input whose producer is absent simply stays empty.
-                        sources.push(None);
-                        continue;
-                    }
-                    errors.push(ValidationError::ProducerNotInPipeline {
-                        factory: signature.name.to_owned(),
-                        field: input.field.to_owned(),
-                        payload: payload(),
-                        producer: producer.name().to_owned(),
-                    });
-                    sources.push(None);
-                    continue;
+    let slots = parts.iter().map(|part| part.sources.len()).sum();
+    let mut sources = Lists::with_capacity(count, slots);
+    let mut edges: Vec<(usize, usize)> = Vec::with_capacity(parts.iter().map(|part| part.edges.len()).sum());
+    for part in parts {
+        let mut items = part.sources.into_iter();
+        for length in part.lengths {
+            for source in items.by_ref().take(length) {
+                match source {
+                    Some(Source::Factory(producer)) => plan.output_takers[producer] += 1,
+                    Some(Source::External(input)) => plan.external_takers[input] += 1,
+                    None => {}
                 }
-                if found.is_none() && !input.optional {
-                    // Same producer with another id, or same type and id from other producers.
-                    let mut near: Vec<String> = by_type()
-                        .get(&input.payload.id())
-                        .iter()
-                        .filter(|number| made_by_producer(number))
-                        .map(|&number| describe_with_id(number))
-                        .collect();
-                    near.extend(candidates.iter().map(|&number| describe_with_id(number)));
-                    errors.push(ValidationError::MissingInput {
-                        factory: signature.name.to_owned(),
-                        field: input.field.to_owned(),
-                        payload: payload(),
-                        id: input.id.to_owned(),
-                        producer: Some(producer.name().to_owned()),
-                        candidates: near,
-                    });
-                }
-                found
-            } else if let Some(only) = sole_open_candidate(candidates, &deliverables, consumer_index, &consumer) {
-                // The common case, decided without allocating.
-                Some(only)
-            } else {
-                // A factory never feeds itself through an input that names no producer.
-                let candidates: Vec<usize> = candidates
-                    .iter()
-                    .copied()
-                    .filter(|&number| deliverables[number].source != Source::Factory(consumer_index))
-                    .collect();
-                let candidates = candidates.as_slice();
-                let allowed: Vec<usize> =
-                    candidates.iter().copied().filter(|&number| deliverables[number].allows(&consumer)).collect();
-                match allowed.as_slice() {
-                    [one] => Some(*one),
-                    [] => {
-                        if !candidates.is_empty() {
-                            // Something matches, but it is reserved for other consumers.
-                            None
-                        } else {
-                            if !input.optional {
-                                let near = by_type()
-                                    .get(&input.payload.id())
-                                    .iter()
-                                    .map(|&number| describe_with_id(number))
-                                    .collect();
-                                errors.push(ValidationError::MissingInput {
-                                    factory: signature.name.to_owned(),
-                                    field: input.field.to_owned(),
-                                    payload: payload(),
-                                    id: input.id.to_owned(),
-                                    producer: None,
-                                    candidates: near,
-                                });
-                            }
-                            None
-                        }
-                    }
-                    several => {
-                        // SETL's rule: a delivery naming this consumer explicitly wins.
-                        let named: Vec<usize> = several
-                            .iter()
-                            .copied()
-                            .filter(|&number| deliverables[number].consumers.contains(&consumer))
-                            .collect();
-                        if let [one] = named.as_slice() {
-                            Some(*one)
-                        } else {
-                            errors.push(ValidationError::AmbiguousInput {
-                                factory: signature.name.to_owned(),
-                                field: input.field.to_owned(),
-                                payload: payload(),
-                                id: input.id.to_owned(),
-                                producers: several
-                                    .iter()
-                                    .map(|&number| describe(deliverables[number].source))
-                                    .collect(),
-                            });
-                            None
-                        }
-                    }
-                }
-            };
-            // The consumer-list check, for declared and undeclared producers alike.
-            let restricted = match chosen {
-                Some(number) if !deliverables[number].allows(&consumer) => Some(number),
-                None if input.producer.is_none() && !candidates.is_empty() && !input.optional => {
-                    candidates.iter().copied().find(|&number| !deliverables[number].allows(&consumer))
-                }
-                _ => None,
-            };
-            if let Some(number) = restricted {
-                errors.push(ValidationError::ConsumerNotAllowed {
-                    factory: signature.name.to_owned(),
-                    field: input.field.to_owned(),
-                    payload: input.payload.name(),
-                    id: input.id.to_owned(),
-                    producer: describe(deliverables[number].source),
-                    allowed: deliverables[number].consumers.iter().map(|c| format!("`{}`", c.name())).collect(),
-                });
-                sources.push(None);
-                continue;
+                sources.push(source);
             }
-            let source = chosen.map(|number| deliverables[number].source);
-            match source {
-                Some(Source::Factory(producer_index)) => {
-                    plan.output_takers[producer_index] += 1;
-                    if barrier && factories[producer_index].stage >= factory.stage {
-                        errors.push(ValidationError::ProducerNotInEarlierStage {
-                            factory: signature.name.to_owned(),
-                            field: input.field.to_owned(),
-                            producer: factories[producer_index].signature.name.to_owned(),
-                            producer_stage: factories[producer_index].stage,
-                            consumer_stage: factory.stage,
-                        });
-                    }
-                    // Slots of one consumer are visited together, so a repeated edge is the last one.
-                    if last_consumer[producer_index] != consumer_index {
-                        last_consumer[producer_index] = consumer_index;
-                        edges.push((producer_index, consumer_index));
-                        plan.producer_count[consumer_index] += 1;
-                    }
-                }
-                Some(Source::External(external_index)) => plan.external_takers[external_index] += 1,
-                None => {}
-            }
-            sources.push(source);
+            sources.close();
         }
-        plan.sources.close();
+        for &(_, consumer) in &part.edges {
+            plan.producer_count[consumer] += 1;
+        }
+        edges.extend(part.edges);
+        errors.extend(part.errors);
     }
+    plan.sources = sources;
     plan.dependents = Lists::from_pairs(count, &edges);
 
     if let Err(path) = order(&mut plan, factories) {
@@ -604,6 +453,253 @@ pub(crate) fn resolve(
         Ok(plan)
     } else {
         Err(errors)
+    }
+}
+
+/// Pipelines with at least this many factories are resolved on the pool, in parallel.
+const PARALLEL_MIN: usize = 4096;
+
+/// What resolving a range of consumers found, in declaration order.
+#[derive(Default)]
+struct Resolved {
+    /// Per consumer: how many input slots it has (its entries in `sources`).
+    lengths: Vec<usize>,
+    /// Per input slot: where its value comes from.
+    sources: Vec<Option<Source>>,
+    /// (producer, consumer), once per distinct producer of each consumer.
+    edges: Vec<(usize, usize)>,
+    errors: Vec<ValidationError>,
+}
+
+/// Everything the matching of input slots reads; shared by the threads that resolve parts of a
+/// large pipeline.
+struct Resolver<'a> {
+    factories: &'a [FactoryDecl<'a>],
+    externals: &'a [ExternalDecl<'a>],
+    deliverables: &'a [Deliverable<'a>],
+    by_type_and_id: &'a Grouped<(TypeId, &'a str)>,
+    /// Only messages need these, so they are built on the first error that does.
+    by_type: OnceLock<Grouped<TypeId>>,
+    factory_types: OnceLock<HashSet<TypeId>>,
+    barrier: bool,
+}
+
+impl Resolver<'_> {
+    fn by_type(&self) -> &Grouped<TypeId> {
+        self.by_type.get_or_init(|| Grouped::new(self.deliverables.iter().map(|deliverable| deliverable.payload)))
+    }
+
+    fn factory_types(&self) -> &HashSet<TypeId> {
+        self.factory_types.get_or_init(|| self.factories.iter().map(|factory| factory.signature.factory.id()).collect())
+    }
+
+    fn describe(&self, source: Source) -> String {
+        match source {
+            Source::Factory(index) => format!("`{}`", self.factories[index].signature.name),
+            Source::External(_) => "the external input".to_owned(),
+        }
+    }
+
+    fn describe_with_id(&self, number: usize) -> String {
+        let source = self.deliverables[number].source;
+        let id = match source {
+            Source::Factory(index) => self.factories[index].signature.output_id,
+            Source::External(index) => self.externals[index].id,
+        };
+        let source = self.describe(source);
+        if id.is_empty() {
+            format!("{source} (no id)")
+        } else {
+            format!("{source} (id \"{id}\")")
+        }
+    }
+
+    /// Matches every input slot of the consumers in `range`.
+    fn resolve_range(&self, range: Range<usize>) -> Resolved {
+        let mut out = Resolved { lengths: Vec::with_capacity(range.len()), ..Resolved::default() };
+        for consumer_index in range.clone() {
+            // Signatures of a large pipeline no longer fit in cache: ask for the ones a few
+            // steps ahead (the inputs of a signature fetched a few steps before).
+            if let Some(ahead) = self
+                .factories
+                .get(consumer_index + PREFETCH_DISTANCE)
+                .filter(|_| consumer_index + PREFETCH_DISTANCE < range.end)
+            {
+                prefetch_value(ahead.signature, 256);
+            }
+            if let Some(ahead) = self
+                .factories
+                .get(consumer_index + PREFETCH_DISTANCE / 2)
+                .filter(|_| consumer_index + PREFETCH_DISTANCE / 2 < range.end)
+            {
+                prefetch_value(ahead.signature.inputs.as_slice(), 512);
+            }
+            let factory = &self.factories[consumer_index];
+            let signature = factory.signature;
+            let consumer = FactoryRef::from_signature(signature);
+            let consumer_edges = out.edges.len();
+            out.lengths.push(signature.inputs.len());
+            for input in &signature.inputs {
+                let candidates = self.by_type_and_id.get(&(input.payload.id(), input.id));
+                // Names are only built for messages, so the valid path allocates nothing per input.
+                let payload = || input.payload.name();
+                let chosen: Option<usize> = if let Some(producer) = input.producer {
+                    let made_by_producer = |number: &usize| match self.deliverables[*number].source {
+                        Source::Factory(index) => self.factories[index].signature.factory.id() == producer.type_id(),
+                        Source::External(_) => false,
+                    };
+                    // Instances of one type have distinct output ids, so at most one matches.
+                    let found = candidates.iter().copied().find(made_by_producer);
+                    if found.is_none() && !self.factory_types().contains(&producer.type_id()) {
+                        if input.optional {
+                            // An optional input whose producer is absent simply stays empty.
+                            out.sources.push(None);
+                            continue;
+                        }
+                        out.errors.push(ValidationError::ProducerNotInPipeline {
+                            factory: signature.name.to_owned(),
+                            field: input.field.to_owned(),
+                            payload: payload(),
+                            producer: producer.name().to_owned(),
+                        });
+                        out.sources.push(None);
+                        continue;
+                    }
+                    if found.is_none() && !input.optional {
+                        // Same producer with another id, or same type and id from other producers.
+                        let mut near: Vec<String> = self
+                            .by_type()
+                            .get(&input.payload.id())
+                            .iter()
+                            .filter(|number| made_by_producer(number))
+                            .map(|&number| self.describe_with_id(number))
+                            .collect();
+                        near.extend(candidates.iter().map(|&number| self.describe_with_id(number)));
+                        out.errors.push(ValidationError::MissingInput {
+                            factory: signature.name.to_owned(),
+                            field: input.field.to_owned(),
+                            payload: payload(),
+                            id: input.id.to_owned(),
+                            producer: Some(producer.name().to_owned()),
+                            candidates: near,
+                        });
+                    }
+                    found
+                } else if let Some(only) = sole_open_candidate(candidates, self.deliverables, consumer_index, &consumer)
+                {
+                    // The common case, decided without allocating.
+                    Some(only)
+                } else {
+                    // A factory never feeds itself through an input that names no producer.
+                    let candidates: Vec<usize> = candidates
+                        .iter()
+                        .copied()
+                        .filter(|&number| self.deliverables[number].source != Source::Factory(consumer_index))
+                        .collect();
+                    let candidates = candidates.as_slice();
+                    let allowed: Vec<usize> = candidates
+                        .iter()
+                        .copied()
+                        .filter(|&number| self.deliverables[number].allows(&consumer))
+                        .collect();
+                    match allowed.as_slice() {
+                        [one] => Some(*one),
+                        [] => {
+                            if !candidates.is_empty() {
+                                // Something matches, but it is reserved for other consumers.
+                                None
+                            } else {
+                                if !input.optional {
+                                    let near = self
+                                        .by_type()
+                                        .get(&input.payload.id())
+                                        .iter()
+                                        .map(|&number| self.describe_with_id(number))
+                                        .collect();
+                                    out.errors.push(ValidationError::MissingInput {
+                                        factory: signature.name.to_owned(),
+                                        field: input.field.to_owned(),
+                                        payload: payload(),
+                                        id: input.id.to_owned(),
+                                        producer: None,
+                                        candidates: near,
+                                    });
+                                }
+                                None
+                            }
+                        }
+                        several => {
+                            // SETL's rule: a delivery naming this consumer explicitly wins.
+                            let named: Vec<usize> = several
+                                .iter()
+                                .copied()
+                                .filter(|&number| self.deliverables[number].consumers.contains(&consumer))
+                                .collect();
+                            if let [one] = named.as_slice() {
+                                Some(*one)
+                            } else {
+                                out.errors.push(ValidationError::AmbiguousInput {
+                                    factory: signature.name.to_owned(),
+                                    field: input.field.to_owned(),
+                                    payload: payload(),
+                                    id: input.id.to_owned(),
+                                    producers: several
+                                        .iter()
+                                        .map(|&number| self.describe(self.deliverables[number].source))
+                                        .collect(),
+                                });
+                                None
+                            }
+                        }
+                    }
+                };
+                // The consumer-list check, for declared and undeclared producers alike.
+                let restricted = match chosen {
+                    Some(number) if !self.deliverables[number].allows(&consumer) => Some(number),
+                    None if input.producer.is_none() && !candidates.is_empty() && !input.optional => {
+                        candidates.iter().copied().find(|&number| !self.deliverables[number].allows(&consumer))
+                    }
+                    _ => None,
+                };
+                if let Some(number) = restricted {
+                    out.errors.push(ValidationError::ConsumerNotAllowed {
+                        factory: signature.name.to_owned(),
+                        field: input.field.to_owned(),
+                        payload: input.payload.name(),
+                        id: input.id.to_owned(),
+                        producer: self.describe(self.deliverables[number].source),
+                        allowed: self.deliverables[number]
+                            .consumers
+                            .iter()
+                            .map(|c| format!("`{}`", c.name()))
+                            .collect(),
+                    });
+                    out.sources.push(None);
+                    continue;
+                }
+                let source = chosen.map(|number| self.deliverables[number].source);
+                match source {
+                    Some(Source::Factory(producer_index)) => {
+                        if self.barrier && self.factories[producer_index].stage >= factory.stage {
+                            out.errors.push(ValidationError::ProducerNotInEarlierStage {
+                                factory: signature.name.to_owned(),
+                                field: input.field.to_owned(),
+                                producer: self.factories[producer_index].signature.name.to_owned(),
+                                producer_stage: self.factories[producer_index].stage,
+                                consumer_stage: factory.stage,
+                            });
+                        }
+                        // One edge per distinct producer; a consumer has few inputs.
+                        if !out.edges[consumer_edges..].iter().any(|&(producer, _)| producer == producer_index) {
+                            out.edges.push((producer_index, consumer_index));
+                        }
+                    }
+                    Some(Source::External(_)) | None => {}
+                }
+                out.sources.push(source);
+            }
+        }
+        out
     }
 }
 

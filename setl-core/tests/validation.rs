@@ -549,3 +549,67 @@ fn a_declared_producer_with_another_output_id_is_suggested() {
           did you mean `RawNumbers` (id \"raw\")?"]
     );
 }
+
+/// A link of a long chain: adds one to its input.
+#[factory]
+#[derive(Default)]
+struct Link {
+    #[delivery]
+    prev: Delivery<u64>,
+    value: u64,
+}
+impl Factory for Link {
+    type Output = u64;
+    fn process(&mut self) -> Result<()> {
+        self.value = *self.prev.get() + 1;
+        Ok(())
+    }
+    fn get(&self) -> u64 {
+        self.value
+    }
+}
+
+/// A chain of `count` links on `threads` threads; the links in `broken` point at ids nobody
+/// delivers, and every 1000th link is added twice.
+fn long_chain(threads: usize, count: usize, broken: &[usize], duplicated: bool) -> Pipeline {
+    let setl = Setl::builder().threads(threads).build().unwrap();
+    let mut pipeline = setl.new_pipeline();
+    pipeline.set_input(0_u64).with_id("link-start");
+    let mut stage = Stage::new();
+    for index in 0..count {
+        let prev = match index {
+            _ if broken.contains(&index) => format!("nowhere-{index}"),
+            0 => "link-start".to_owned(),
+            _ => format!("link-{}", index - 1),
+        };
+        let id = format!("link-{index}");
+        stage = stage.add_factory(Link::default().with_id(&id).with_input_id("prev", &prev));
+        if duplicated && index % 1000 == 999 {
+            stage = stage.add_factory(Link::default().with_id(&id).with_input_id("prev", &prev));
+        }
+    }
+    pipeline.add_stage(stage);
+    pipeline
+}
+
+#[test]
+fn a_large_pipeline_resolved_in_parallel_gives_the_sequential_plan_and_errors() {
+    // Above the size from which validation splits the work over the pool.
+    let count = 5_000;
+    let broken = [17, 2_600, 4_999];
+    let sequential = problems(&long_chain(1, count, &broken, true));
+    let parallel = problems(&long_chain(2, count, &broken, true));
+    // Five duplicates, then the three broken links (the second `link-4999` too).
+    let short: Vec<String> = sequential.iter().map(|problem| problem.chars().take(100).collect()).collect();
+    assert_eq!(sequential.len(), 5 + 4, "{short:#?}");
+    assert_eq!(parallel, sequential);
+    assert!(parallel[1].starts_with("factory `Link[link-1999]` is added twice"), "{}", parallel[1]);
+    assert!(parallel[5].starts_with(
+        "factory `Link[link-17]`, field `prev`: no delivery of `u64` with id \"nowhere-17\" from any factory or external input; did you mean `Link[link-0]`"
+    ));
+    assert!(parallel[6].contains("`Link[link-2600]`"), "{}", short[6]);
+
+    let mut pipeline = long_chain(2, count, &[], false);
+    pipeline.run().unwrap();
+    assert_eq!(*pipeline.output_with_id::<Link>(&format!("link-{}", count - 1)).unwrap(), count as u64);
+}

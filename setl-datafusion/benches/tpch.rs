@@ -20,6 +20,7 @@
 //! ```text
 //! cargo bench -p setl-datafusion --bench tpch                       # scale 0.1, 2 threads
 //! TPCH_SCALES=0.1,1 TPCH_THREADS=2 TPCH_ROUNDS=5 cargo bench -p setl-datafusion --bench tpch
+//! TPCH_FORMAT=csv cargo bench -p setl-datafusion --bench tpch        # lineitem, orders from CSV
 //! ```
 //! Tables are generated once into the build directory's `tmp/tpch-bench-sf<scale>`.
 
@@ -33,7 +34,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use setl_core::Setl;
 use setl_datafusion::Engine;
 use tpch_job::generate::{ensure_tables, TpchFiles};
-use tpch_job::{report, JobConfig};
+use tpch_job::{report, Format, JobConfig};
 
 #[derive(Clone, Copy, PartialEq)]
 enum Variant {
@@ -68,6 +69,7 @@ impl Variant {
 /// hand-written program, which holds only DataFusion's own buffers).
 fn run(variant: Variant, files: &TpchFiles, out: &Path, threads: usize) -> usize {
     let mut config = JobConfig::new(files.scale, &files.dir, out.join(variant.name()), threads);
+    config.format = format();
     std::fs::create_dir_all(&config.out).expect("output directory");
     match variant {
         Variant::Handwritten => {
@@ -133,6 +135,15 @@ fn median(values: impl Iterator<Item = f64>) -> f64 {
     }
 }
 
+/// `TPCH_FORMAT=csv` reads lineitem and orders from their CSV copies, in every variant.
+fn format() -> Format {
+    match std::env::var("TPCH_FORMAT").as_deref() {
+        Ok("csv") => Format::Csv,
+        Ok("parquet") | Err(_) => Format::Parquet,
+        Ok(other) => panic!("TPCH_FORMAT: `{other}` is neither `parquet` nor `csv`"),
+    }
+}
+
 fn threads() -> usize {
     std::env::var("TPCH_THREADS").ok().and_then(|threads| threads.parse().ok()).unwrap_or(2)
 }
@@ -160,7 +171,8 @@ fn bench_tpch(c: &mut Criterion) {
                 measured[index].push(measure(Variant::ALL[index], &files, &out, threads));
             }
         }
-        println!("\nTPC-H sf {scale}, {threads} threads, medians of {rounds} interleaved rounds:");
+        let format = if format() == Format::Csv { "lineitem and orders from CSV" } else { "Parquet" };
+        println!("\nTPC-H sf {scale}, {format}, {threads} threads, medians of {rounds} interleaved rounds:");
         println!(
             "{:<28} {:>9} {:>9} {:>11} {:>11} {:>8} {:>8}",
             "variant", "wall s", "cpu s", "peak rss", "peak held", "wall", "cpu"

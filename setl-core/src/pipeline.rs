@@ -313,7 +313,8 @@ impl Pipeline {
         self.entries.iter().map(|entry| entry.signature)
     }
 
-    /// Resolves every delivery without running anything.
+    /// Resolves every delivery without running anything. A pipeline of thousands of factories
+    /// is resolved in parts on the context's threads, so this waits for a free one.
     ///
     /// # Errors
     ///

@@ -18,7 +18,7 @@ pub(crate) fn prefetch<T: ?Sized>(address: *const T) {
 #[cfg(not(target_arch = "x86_64"))]
 pub(crate) fn prefetch<T: ?Sized>(_address: *const T) {}
 
-/// The cache line size assumed by [`prefetch_slice`].
+/// The cache line size assumed by [`prefetch_value`].
 const LINE: usize = 64;
 
 /// Asks the CPU to start loading every cache line of `value`, up to `max_bytes`: a value's
@@ -26,7 +26,14 @@ const LINE: usize = 64;
 pub(crate) fn prefetch_value<T: ?Sized>(value: &T, max_bytes: usize) {
     let start = std::ptr::from_ref(value).cast::<u8>();
     let bytes = std::mem::size_of_val(value).min(max_bytes);
-    for offset in (0..bytes).step_by(LINE) {
-        prefetch(start.wrapping_add(offset));
+    if bytes == 0 {
+        return;
+    }
+    // From the line holding the first byte to the line holding the last one.
+    let first_line = start.wrapping_sub(start.addr() % LINE);
+    let end = start.wrapping_add(bytes);
+    let lines = (end.addr() - first_line.addr()).div_ceil(LINE);
+    for line in 0..lines {
+        prefetch(first_line.wrapping_add(line * LINE));
     }
 }

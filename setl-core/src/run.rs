@@ -571,14 +571,17 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Finished, Error> {
             observers.emit_at(EventKind::DeliveryTaken { producer, consumer: id, field }, at);
         }
     }
-    for producer in released {
-        observers.emit(EventKind::OutputReleased(shared.id(producer)));
+    if let Some(at) = started {
+        for producer in released {
+            observers.emit_at(EventKind::OutputReleased(shared.id(producer)), at);
+        }
     }
 
     let writable = spec.stage_writable[spec.stage_of[index]] && factory.writable();
     // Each phase boundary reads the clock once: a phase ends when the next one starts. Handing
-    // over inputs takes no time worth a clock reading, unless one was read back from disk.
-    let mut boundary = if reloaded { timed.then(Instant::now) } else { started };
+    // over inputs takes no time worth a clock reading, unless one was read back from disk or
+    // observers were told about each one.
+    let mut boundary = if reloaded || observed { timed.then(Instant::now) } else { started };
     for phase in Phase::TIMED {
         if phase == Phase::Write && !writable {
             observers.emit(EventKind::PhaseSkipped { factory: id, phase });

@@ -330,16 +330,20 @@ pub(crate) fn resolve<'a>(
     barrier: bool,
     pool: Option<&rayon::ThreadPool>,
 ) -> Result<Plan, Vec<ValidationError>> {
-    let mut errors = Vec::new();
+    // Problems of single factories, with the factory's index: reported in declaration order.
+    let mut factory_errors: Vec<(usize, ValidationError)> = Vec::new();
     let mut deliverables = Vec::with_capacity(factories.len() + externals.len());
-    for factory in factories {
+    for (index, factory) in factories.iter().enumerate() {
         let signature = factory.signature;
         for field in factory.unknown_inputs {
-            errors.push(ValidationError::UnknownInput {
-                factory: signature.name.to_owned(),
-                field: field.to_string(),
-                inputs: signature.inputs.iter().map(|input| format!("`{}`", input.field)).collect(),
-            });
+            factory_errors.push((
+                index,
+                ValidationError::UnknownInput {
+                    factory: signature.name.to_owned(),
+                    field: field.to_string(),
+                    inputs: signature.inputs.iter().map(|input| format!("`{}`", input.field)).collect(),
+                },
+            ));
         }
     }
     deliverables.extend(factories.iter().enumerate().map(|(index, factory)| {
@@ -378,16 +382,22 @@ pub(crate) fn resolve<'a>(
         let mut reported = vec![false; factories.len()];
         for &(second, first) in &duplicates {
             reported[second] = true;
-            errors.push(ValidationError::DuplicateFactory {
-                factory: factories[second].signature.name.to_owned(),
-                id: factories[second].signature.output_id.to_owned(),
-                first_stage: factories[first].stage,
-                second_stage: factories[second].stage,
-            });
+            factory_errors.push((
+                second,
+                ValidationError::DuplicateFactory {
+                    factory: factories[second].signature.name.to_owned(),
+                    id: factories[second].signature.output_id.to_owned(),
+                    first_stage: factories[first].stage,
+                    second_stage: factories[second].stage,
+                },
+            ));
         }
         deliverables.retain(|deliverable| !matches!(deliverable.source, Source::Factory(index) if reported[index]));
         by_type_and_id = Grouped::new(deliverables.iter().map(|deliverable| (deliverable.payload, deliverable.id)));
     }
+    // A stable sort: a factory's unknown inputs stay before its duplicate.
+    factory_errors.sort_by_key(|(index, _)| *index);
+    let mut errors: Vec<ValidationError> = factory_errors.into_iter().map(|(_, error)| error).collect();
     errors.append(&mut input_errors);
 
     let count = factories.len();

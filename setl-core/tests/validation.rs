@@ -613,3 +613,27 @@ fn a_large_pipeline_resolved_in_parallel_gives_the_sequential_plan_and_errors() 
     pipeline.run().unwrap();
     assert_eq!(*pipeline.output_with_id::<Link>(&format!("link-{}", count - 1)).unwrap(), count as u64);
 }
+
+#[test]
+fn problems_of_single_factories_come_in_declaration_order() {
+    let mut pipeline = setl().new_pipeline();
+    pipeline.add_stage(
+        Stage::new()
+            .add_factory(Numbers)
+            .add_factory(Numbers)
+            .add_factory(MoreNumbers.with_input_id("nope", "x"))
+            .add_factory(Numbers.with_id("other").with_input_id("gone", "y")),
+    );
+    let problems = problems(&pipeline);
+    let starts: Vec<&str> =
+        problems.iter().map(|problem| &problem[..problem.find(':').unwrap_or(problem.len())]).collect();
+    assert_eq!(
+        starts,
+        [
+            "factory `Numbers` is added twice (stages 0 and 0), which makes its output ambiguous; fix",
+            "factory `MoreNumbers`",
+            "factory `Numbers[other]`",
+        ],
+        "{problems:#?}"
+    );
+}

@@ -22,7 +22,8 @@ use crate::error::WriteError;
 ///
 /// # Errors
 ///
-/// When the directory is missing or not writable, or encoding fails; `path` is then untouched.
+/// When the directory cannot be created or written to, `path` is a directory, or encoding
+/// fails; `path` is then untouched.
 pub fn write_parquet<S>(dataset: &Dataset<S>, path: impl AsRef<Path>) -> Result<(), WriteError> {
     let properties = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
     write_atomic(path.as_ref(), |file| {
@@ -39,8 +40,8 @@ pub fn write_parquet<S>(dataset: &Dataset<S>, path: impl AsRef<Path>) -> Result<
 ///
 /// # Errors
 ///
-/// When the directory is missing or not writable, or a column cannot be written as text;
-/// `path` is then untouched.
+/// When the directory cannot be created or written to, `path` is a directory, or a column
+/// cannot be written as text; `path` is then untouched.
 pub fn write_csv<S>(dataset: &Dataset<S>, path: impl AsRef<Path>) -> Result<(), WriteError> {
     write_atomic(path.as_ref(), |file| {
         let mut writer = WriterBuilder::new().with_header(true).build(BufWriter::with_capacity(1 << 20, file));
@@ -64,6 +65,10 @@ pub fn write_atomic(
     path: &Path,
     write: impl FnOnce(&mut File) -> Result<(), Box<dyn std::error::Error + Send + Sync>>,
 ) -> Result<(), WriteError> {
+    // setl-arrow's Overwrite replaces a directory; an output file never should.
+    if path.is_dir() {
+        return Err(WriteError::new(path.to_path_buf(), "a directory is in the way; choose a file name"));
+    }
     write_atomically(path, SaveMode::Overwrite, write).map_err(|error| match error {
         // The write function's own error, without setl-arrow's wrapper repeating the path.
         setl_arrow::Error::Write { source, .. } => WriteError::new(path.to_path_buf(), source),
@@ -139,6 +144,20 @@ mod tests {
         File::create(dir.path().join("plain")).unwrap();
         write_csv(&sample(), dir.path().join("out.csv")).unwrap();
         assert_eq!(mode("out.csv"), mode("plain"));
+    }
+
+    #[test]
+    fn a_directory_at_the_target_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("results");
+        std::fs::create_dir(&target).unwrap();
+        std::fs::write(target.join("kept.txt"), "kept").unwrap();
+        let error = write_csv(&sample(), &target).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!("writing {}: a directory is in the way; choose a file name", target.display())
+        );
+        assert_eq!(std::fs::read_to_string(target.join("kept.txt")).unwrap(), "kept");
     }
 
     #[test]

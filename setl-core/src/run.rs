@@ -606,7 +606,9 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Finished, Error> {
             observers.emit_at(EventKind::PhaseFinished { factory: id, phase, elapsed, ok }, now);
             boundary = Some(now);
         }
-        if let Err(error) = flatten(id.name, phase, result) {
+        // The common case decided here, without a call.
+        if !matches!(result, Ok(Ok(()))) {
+            let error = flatten(id.name, phase, result).err().unwrap_or_else(lost_panic);
             observers.emit(EventKind::FactoryFailed { factory: id, phase, message: error.to_string() });
             return Err(error);
         }

@@ -527,21 +527,14 @@ impl Resolver<'_> {
     /// Matches every input slot of the consumers in `range`.
     fn resolve_range(&self, range: Range<usize>) -> Resolved {
         let mut out = Resolved { lengths: Vec::with_capacity(range.len()), ..Resolved::default() };
-        for consumer_index in range.clone() {
+        let part = &self.factories[range.clone()];
+        for (at, consumer_index) in range.enumerate() {
             // Signatures of a large pipeline no longer fit in cache: ask for the ones a few
             // steps ahead (the inputs of a signature fetched a few steps before).
-            if let Some(ahead) = self
-                .factories
-                .get(consumer_index + PREFETCH_DISTANCE)
-                .filter(|_| consumer_index + PREFETCH_DISTANCE < range.end)
-            {
+            if let Some(ahead) = part.get(at + PREFETCH_DISTANCE) {
                 prefetch_value(ahead.signature, 256);
             }
-            if let Some(ahead) = self
-                .factories
-                .get(consumer_index + PREFETCH_DISTANCE / 2)
-                .filter(|_| consumer_index + PREFETCH_DISTANCE / 2 < range.end)
-            {
+            if let Some(ahead) = part.get(at + PREFETCH_DISTANCE / 2) {
                 prefetch_value(ahead.signature.inputs.as_slice(), 512);
             }
             let factory = &self.factories[consumer_index];

@@ -47,9 +47,9 @@
 //!
 //! # Crate layout
 //!
-//! - [`factory`]: the `Factory` trait, the static `Signature` `#[factory]` generates, and the
+//! - [`factory`](mod@factory): the `Factory` trait, the static `Signature` `#[factory]` generates, and the
 //!   type-erased adapter the scheduler runs.
-//! - [`delivery`]: `Delivery<T>`, the input slot.
+//! - [`delivery`](mod@delivery): `Delivery<T>`, the input slot.
 //! - [`validate`]: resolution of every slot to one deliverable, and the validation errors.
 //! - `run` (private): the dataflow executor over Rayon.
 //! - [`pipeline`], [`stage`], [`setl`]: the user-facing builders.

@@ -75,7 +75,7 @@
 //! - [`session`]: `Session`, tables and queries of one factory.
 //! - [`frame`]: `Frame`, data or a plan, with `persist` and `materialize`.
 //! - [`scan`]: `ParquetScan` and `CsvScan`, DataFusion's file readers as connectors.
-//! - [`write`]: atomic Parquet and CSV writers.
+//! - [`write`](mod@write): atomic Parquet and CSV writers.
 //! - [`error`]: `SqlError` and `WriteError`.
 
 pub mod engine;

@@ -606,12 +606,13 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Finished, Error> {
             observers.emit_at(EventKind::PhaseFinished { factory: id, phase, elapsed, ok }, now);
             boundary = Some(now);
         }
-        // The common case decided here, without a call.
-        if !matches!(result, Ok(Ok(()))) {
-            let error = flatten(id.name, phase, result).err().unwrap_or_else(lost_panic);
-            observers.emit(EventKind::FactoryFailed { factory: id, phase, message: error.to_string() });
-            return Err(error);
-        }
+        let error = match result {
+            Ok(Ok(())) => continue,
+            Ok(Err(error)) => phase_failed(id.name, phase, error),
+            Err(panic) => panicked(id.name, phase, panic),
+        };
+        observers.emit(EventKind::FactoryFailed { factory: id, phase, message: error.to_string() });
+        return Err(error);
     }
 
     let output = catch_unwind(AssertUnwindSafe(|| factory.output()));
@@ -627,8 +628,7 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Finished, Error> {
         (Ok(output), Ok(())) => output,
         (Err(panic), _) | (_, Err(panic)) => {
             spec.counters.sub_held(provisional);
-            let error = flatten(id.name, Phase::Get, Err(panic)).err();
-            let error = error.unwrap_or_else(|| ErrorKind::Internal("lost panic".into()).into());
+            let error = panicked(id.name, Phase::Get, panic);
             observers.emit(EventKind::FactoryFailed { factory: id, phase: Phase::Get, message: error.to_string() });
             return Err(error);
         }
@@ -682,7 +682,7 @@ fn prepare(shared: &Shared<'_>, index: usize, output: Payload, provisional: u64)
             Ok(Err(source)) => {
                 ErrorKind::FactoryFailed { factory: slot.name.to_owned(), phase: Phase::Get, source }.into()
             }
-            Err(panic) => flatten(slot.name, Phase::Get, Err(panic)).err().unwrap_or_else(lost_panic),
+            Err(panic) => panicked(slot.name, Phase::Get, panic),
         };
         counters.sub_held(provisional);
         return Err(failed);
@@ -734,24 +734,17 @@ fn store_prepared(
     Ok(Produced { payload: None, file: Some(Arc::new(SpillFile::new(path, counters.clone()))), bytes })
 }
 
-fn lost_panic() -> Error {
-    ErrorKind::Internal("lost panic".into()).into()
+/// A phase's error, naming factory and phase, with the phase's own error as its source.
+fn phase_failed(factory: &str, phase: Phase, error: crate::error::Error) -> Error {
+    ErrorKind::FactoryFailed { factory: factory.to_owned(), phase, source: error.into_source() }.into()
 }
 
-/// Turns a phase's result, or its panic, into the run's error naming factory and phase.
-fn flatten(factory: &str, phase: Phase, result: std::thread::Result<crate::error::Result<()>>) -> Result<(), Error> {
-    match result {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(error)) => {
-            Err(ErrorKind::FactoryFailed { factory: factory.to_owned(), phase, source: error.into_source() }.into())
-        }
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|message| (*message).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic with a non-string payload".to_owned());
-            Err(ErrorKind::FactoryPanicked { factory: factory.to_owned(), phase, message }.into())
-        }
-    }
+/// A panic in a phase, as the run's error naming factory, phase and the panic's message.
+fn panicked(factory: &str, phase: Phase, panic: Box<dyn std::any::Any + Send>) -> Error {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|message| (*message).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic with a non-string payload".to_owned());
+    ErrorKind::FactoryPanicked { factory: factory.to_owned(), phase, message }.into()
 }

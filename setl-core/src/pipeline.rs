@@ -398,6 +398,7 @@ impl Pipeline {
         let any_benchmarked = benchmarked.contains(&true);
         let benchmarked_copy = if any_benchmarked { benchmarked.clone() } else { Vec::new() };
         let observers = Observers::new(self.observers.iter().cloned());
+        let timed = any_benchmarked || observers.active();
 
         let spec = RunSpec {
             plan: &plan,
@@ -412,10 +413,11 @@ impl Pipeline {
             barrier: self.mode == ExecutionMode::StageBarrier,
             observers: &observers,
             benchmarked,
+            timed,
         };
         let span = tracing::info_span!("pipeline", factories = count);
         let _entered = span.enter();
-        let started = (any_benchmarked || observers.active()).then(std::time::Instant::now);
+        let started = timed.then(std::time::Instant::now);
         if let Some(started) = started {
             observers.emit_at(EventKind::PipelineStarted { factories: count }, started);
         }

@@ -45,6 +45,8 @@ pub(crate) struct RunSpec<'a> {
     pub(crate) barrier: bool,
     /// Per factory: whether to time its phases for the benchmark report.
     pub(crate) benchmarked: Vec<bool>,
+    /// Whether any factory is timed (benchmarked, or observers attached).
+    pub(crate) timed: bool,
     pub(crate) observers: &'a Observers,
 }
 
@@ -179,7 +181,6 @@ pub(crate) fn execute(
         spec.spill_dir.clone(),
         spec.counters.clone(),
     );
-    let timed = spec.observers.active() || spec.benchmarked.iter().any(|&on| on);
     let state = State {
         factories,
         waiting: spec.plan.producer_count.clone(),
@@ -193,7 +194,7 @@ pub(crate) fn execute(
         handed_back: VecDeque::new(),
         active_workers: 0,
         finished: vec![false; count],
-        timings: if timed { vec![None; count] } else { Vec::new() },
+        timings: if spec.timed { vec![None; count] } else { Vec::new() },
         error: None,
     };
     let mut position = vec![0; count];

@@ -57,27 +57,11 @@ fn print_per_factory(what: &str, factories: usize, (median, fastest): (Duration,
     );
 }
 
-/// Prints how fast this machine is right now: the same CPU-bound work each time, so figures
-/// from a busy or throttled shared machine can be told apart from a change in the code.
-fn calibrate() {
-    let mut timings: Vec<Duration> = (0..201)
-        .map(|_| {
-            let started = Instant::now();
-            std::hint::black_box(setl_benches::spin(300));
-            started.elapsed()
-        })
-        .collect();
-    timings.sort();
-    println!(
-        "calibration: spin(300) takes {:.1} µs (median of 201), a load from memory {:.0} ns; \
-         run and validation are memory-bound, so their figures move with the second",
-        timings[100].as_nanos() as f64 / 1000.0,
-        setl_benches::memory_latency_ns(),
-    );
-}
-
 fn run_and_validate(c: &mut Criterion) {
-    calibrate();
+    println!(
+        "calibration: {}; run and validation are memory-bound, so their figures move with the second",
+        setl_benches::calibration()
+    );
     let setl = setl();
     for (name, shape) in [("chain", Shape::chain(COUNT)), ("fan_out", Shape::fan_out(COUNT))] {
         let factories = shape.inputs.len();

@@ -40,17 +40,11 @@ fn main() -> setl_core::Result<()> {
     timings.sort();
     let per_factory = |elapsed: Duration| elapsed.as_nanos() as f64 / factories;
     println!(
-        "{} {shape_name}: median {:.0} ns, fastest {:.0} ns per factory over {runs} runs; \
-         spin(300) {:.1} µs, a load from memory {:.0} ns",
+        "{} {shape_name}: median {:.0} ns, fastest {:.0} ns per factory over {runs} runs; {}",
         if validate_only { "validate" } else { "run" },
         per_factory(timings[runs / 2]),
         per_factory(timings[0]),
-        {
-            let started = Instant::now();
-            std::hint::black_box(setl_benches::spin(300));
-            started.elapsed().as_nanos() as f64 / 1000.0
-        },
-        setl_benches::memory_latency_ns(),
+        setl_benches::calibration(),
     );
     Ok(())
 }

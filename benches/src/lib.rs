@@ -77,6 +77,25 @@ pub fn spin(units: u64) -> u64 {
     acc
 }
 
+/// How fast this machine is right now, for the first line of a bench's output: the median of
+/// 201 runs of `spin(300)` (CPU) and [`memory_latency_ns`]. On a shared machine both move with
+/// the neighbours' load, so figures from a busy box can be told apart from a change in the code.
+pub fn calibration() -> String {
+    let mut timings: Vec<std::time::Duration> = (0..201)
+        .map(|_| {
+            let started = std::time::Instant::now();
+            std::hint::black_box(spin(300));
+            started.elapsed()
+        })
+        .collect();
+    timings.sort();
+    format!(
+        "spin(300) takes {:.1} µs (median of 201), a load from memory {:.0} ns",
+        timings[100].as_nanos() as f64 / 1000.0,
+        memory_latency_ns()
+    )
+}
+
 /// The time of one dependent load from memory, in ns: a walk of a random cycle through 16 MiB,
 /// more than a core's caches hold. On a shared machine it moves with the neighbours' memory
 /// traffic, which CPU-bound calibration does not see; memory-bound figures move with it.

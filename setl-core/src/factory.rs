@@ -2,8 +2,8 @@
 //!
 //! A user implements [`Factory`] (the four phases) and puts `#[factory]` on the struct, which
 //! implements [`FactoryWiring`]: the factory's [`Signature`] (inputs, output, ids) and the code
-//! that fills its [`Delivery`](crate::Delivery) fields. The scheduler only ever sees [`BoxedFactory`], so it is
-//! free of generics.
+//! that fills its [`Delivery`](crate::Delivery) fields. The scheduler only ever sees
+//! [`BoxedFactory`], so it is free of generics.
 
 use std::any::TypeId;
 use std::collections::{HashMap, HashSet};

@@ -5,10 +5,13 @@
 //! - `handwritten`: plain DataFusion, every query scans its files, results written.
 //! - `pipeline_sequential_lazy`: the pipeline, one factory at a time, every query scanning its
 //!   files as the hand-written program does (the framework's own overhead).
-//! - `pipeline_sequential_shared`: one factory at a time, lineitem/orders/customer read once
-//!   and delivered to every query.
-//! - `pipeline_parallel_shared`: independent factories at once, shared tables (the default;
-//!   each query planned for its share of the threads, see `JobConfig::partitions_per_query`).
+//! - `pipeline_sequential_shared`: one factory at a time, lineitem/orders/customer read once,
+//!   held whole and delivered to every query (`Share::Materialize`).
+//! - `pipeline_parallel_shared`: the default: lineitem/orders/customer read once and streamed
+//!   to the six queries, which run together (`Share::Stream`; each query planned for its share
+//!   of the threads, see `JobConfig::partitions_per_query`).
+//! - `pipeline_parallel_materialized`: independent factories at once, the shared tables held
+//!   whole (`Share::Materialize`).
 //! - `pipeline_parallel_lazy`: independent factories at once, every query scanning its files.
 //!
 //! Targets: `pipeline_sequential_lazy` at most 1.03 x `handwritten`; the parallel shared variant
@@ -34,7 +37,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use setl_core::Setl;
 use setl_datafusion::Engine;
 use tpch_job::generate::{ensure_tables, TpchFiles};
-use tpch_job::{report, Format, JobConfig};
+use tpch_job::{report, Format, JobConfig, Share};
 
 #[derive(Clone, Copy, PartialEq)]
 enum Variant {
@@ -42,15 +45,17 @@ enum Variant {
     SequentialLazy,
     SequentialShared,
     ParallelShared,
+    ParallelMaterialized,
     ParallelLazy,
 }
 
 impl Variant {
-    const ALL: [Variant; 5] = [
+    const ALL: [Variant; 6] = [
         Variant::Handwritten,
         Variant::SequentialLazy,
         Variant::SequentialShared,
         Variant::ParallelShared,
+        Variant::ParallelMaterialized,
         Variant::ParallelLazy,
     ];
 
@@ -60,6 +65,7 @@ impl Variant {
             Variant::SequentialLazy => "pipeline_sequential_lazy",
             Variant::SequentialShared => "pipeline_sequential_shared",
             Variant::ParallelShared => "pipeline_parallel_shared",
+            Variant::ParallelMaterialized => "pipeline_parallel_materialized",
             Variant::ParallelLazy => "pipeline_parallel_lazy",
         }
     }
@@ -78,11 +84,15 @@ fn run(variant: Variant, files: &TpchFiles, out: &Path, threads: usize) -> usize
         }
         Variant::SequentialLazy => {
             config.parallel = false;
-            config.share_scans = false;
+            config.share = Share::None;
         }
-        Variant::SequentialShared => config.parallel = false,
-        Variant::ParallelShared => {}
-        Variant::ParallelLazy => config.share_scans = false,
+        Variant::SequentialShared => {
+            config.parallel = false;
+            config.share = Share::Materialize;
+        }
+        Variant::ParallelShared => config.share = Share::Stream,
+        Variant::ParallelMaterialized => config.share = Share::Materialize,
+        Variant::ParallelLazy => config.share = Share::None,
     }
     let setl = Setl::builder().threads(threads).build().expect("context");
     let mut pipeline = tpch_job::pipeline(&setl, &config).expect("pipeline");

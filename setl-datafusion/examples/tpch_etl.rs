@@ -6,8 +6,9 @@
 //!
 //! Extract generates the TPC-H tables once (Parquet, plus CSV for lineitem and orders) into
 //! `--data`; Transform computes queries 1, 3, 5, 6, 10 and 12, one factory each, sharing the
-//! lineitem, orders and customer tables through deliveries; Load writes every result as Parquet
-//! and CSV into `--out`, atomically. It prints progress, the benchmark report, writes the Mermaid
+//! lineitem, orders and customer tables through deliveries; Load runs the queries together (each
+//! shared table is read once, streamed to all of them) and writes every result as Parquet and
+//! CSV into `--out`, atomically. It prints progress, the benchmark report, writes the Mermaid
 //! diagram of the pipeline next to the results, and ends with a one-line summary.
 
 mod tpch_job;
@@ -18,7 +19,7 @@ use std::time::Instant;
 
 use setl_core::{HasBenchmark, Setl};
 use setl_datafusion::Engine;
-use tpch_job::{report, Format, JobConfig};
+use tpch_job::{report, Format, JobConfig, Share};
 
 const HELP: &str = "\
 tpch_etl: TPC-H queries 1, 3, 5, 6, 10 and 12 as a setl-rs pipeline on DataFusion
@@ -33,7 +34,11 @@ OPTIONS:
     --out <dir>         where the results go [default: target/tpch/sf<factor>/out]
     --threads <n>       threads for the whole job, factories and queries [default: CPUs]
     --format <fmt>      read lineitem and orders from `parquet` or `csv` [default: parquet]
-    --no-share          let every query scan the files instead of sharing the tables
+    --share <how>       how queries share lineitem, orders and customer: `stream`
+                        (read once, streamed to the queries running together),
+                        `materialize` (read once, held whole) or `none` (every query
+                        scans the files) [default: stream]
+    --no-share          the same as --share none
     --sequential        run one factory at a time
     --query-partitions <n>
                         partitions each query is planned for [default: the threads
@@ -48,7 +53,7 @@ struct Args {
     out: Option<PathBuf>,
     threads: Option<usize>,
     format: Format,
-    share: bool,
+    share: Share,
     parallel: bool,
     query_partitions: Option<usize>,
 }
@@ -61,7 +66,7 @@ fn parse_args() -> Result<Option<Args>, lexopt::Error> {
         out: None,
         threads: None,
         format: Format::Parquet,
-        share: true,
+        share: Share::Stream,
         parallel: true,
         query_partitions: None,
     };
@@ -84,7 +89,17 @@ fn parse_args() -> Result<Option<Args>, lexopt::Error> {
                     other => return Err(format!("--format must be `parquet` or `csv`, not `{other}`").into()),
                 }
             }
-            Long("no-share") => args.share = false,
+            Long("share") => {
+                args.share = match parser.value()?.string()?.as_str() {
+                    "stream" => Share::Stream,
+                    "materialize" => Share::Materialize,
+                    "none" => Share::None,
+                    other => {
+                        return Err(format!("--share must be `stream`, `materialize` or `none`, not `{other}`").into())
+                    }
+                }
+            }
+            Long("no-share") => args.share = Share::None,
             Long("sequential") => args.parallel = false,
             Long("query-partitions") => args.query_partitions = Some(parser.value()?.parse()?),
             Short('h') | Long("help") => {
@@ -130,13 +145,14 @@ fn run(args: Args) -> setl_core::Result<()> {
         setl.threads(),
     );
     config.format = args.format;
-    config.share_scans = args.share;
+    config.share = args.share;
     config.parallel = args.parallel;
     config.query_partitions = args.query_partitions;
     eprintln!(
-        "TPC-H scale {} on {} threads, queries planned for {} partition(s): data {}, results {}",
+        "TPC-H scale {} on {} threads, tables shared by {:?}, queries planned for {} partition(s): data {}, results {}",
         config.scale,
         config.threads,
+        config.share,
         config.partitions_per_query(),
         config.data.display(),
         config.out.display()
@@ -159,7 +175,7 @@ fn run(args: Args) -> setl_core::Result<()> {
     println!("\n{}", report::table(&benchmarks));
     let files = pipeline.output::<tpch_job::Extract>()?;
     let results = tpch_job::results(&pipeline)?;
-    for (name, frame) in &results {
+    for (name, frame) in results.iter() {
         if let Some(dataset) = frame.materialized() {
             println!(
                 "{name}: {} rows -> {}",

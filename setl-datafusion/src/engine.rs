@@ -187,12 +187,13 @@ impl Engine {
         self.run(async move { work() })
     }
 
-    /// Bytes now held by materialized frames of this engine (persisted or query results).
+    /// Bytes now held by materialized frames of this engine (persisted or query results) and by
+    /// shared scans for queries that have not taken them yet.
     pub fn held_bytes(&self) -> usize {
         self.inner.held.now.load(Ordering::Relaxed)
     }
 
-    /// The most bytes materialized frames held at once since the engine started (or since
+    /// The most bytes frames and shared scans held at once since the engine started (or since
     /// [`reset_peak_held_bytes`](Self::reset_peak_held_bytes)).
     pub fn peak_held_bytes(&self) -> usize {
         self.inner.held.peak.load(Ordering::Relaxed)
@@ -206,6 +207,16 @@ impl Engine {
     /// How many plans frames of this engine executed (a persisted frame counts once).
     pub fn executions(&self) -> u64 {
         self.inner.held.executions.load(Ordering::Relaxed)
+    }
+
+    /// How many times a shared frame's plan was read for a group of queries (once per group
+    /// however many queries read it, see [`Frame::shared`](crate::Frame::shared)).
+    pub fn shared_reads(&self) -> u64 {
+        self.inner.held.shared_reads.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_shared_read(&self) {
+        self.inner.held.shared_reads.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn hold(&self, bytes: usize) -> HeldGuard {
@@ -234,12 +245,14 @@ impl std::fmt::Debug for Engine {
     }
 }
 
-/// Bytes held by materialized frames, now and at peak.
+/// Bytes held by materialized frames and shared scans' buffers, now and at peak, and counts of
+/// plan runs.
 #[derive(Default)]
 struct HeldBytes {
     now: AtomicUsize,
     peak: AtomicUsize,
     executions: AtomicU64,
+    shared_reads: AtomicU64,
 }
 
 /// A share of [`HeldBytes`], given back on drop (when the frame's data is released).

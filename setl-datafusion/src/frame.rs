@@ -1,22 +1,30 @@
 //! `Frame`: a dataset that is either data or a DataFusion plan that produces it.
 //!
-//! This is the plan-backed lazy dataset of issue 4 (setl-arrow's own lazy datasets had not
-//! landed when it was written). A factory outputs a `Frame`; consumers either collect it (the
-//! plan runs then, once per consumer) or register it in their own session (the plan becomes part
-//! of their query: one query, no materialization in between). `persist` makes the first
-//! collect materialize it once for every consumer, which is the seed's caching.
+//! A factory outputs a `Frame`; consumers either collect it (the plan runs then, once per
+//! consumer) or register it in their own session (the plan becomes part of their query: one
+//! query, no materialization in between). Three ways let several consumers read one plan:
+//!
+//! - `persist`: the first collect materializes it once for every consumer (the seed's caching);
+//! - `materialize`: the producer runs it now and hands on the data;
+//! - `shared`: consumers that run together ([`Frame::collect_all`]) read it in one pass, each
+//!   batch streamed to all of them and dropped after the last (see [`shared`](crate::shared)).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::error::DataFusionError;
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::DataFrame;
 use setl_arrow::Dataset;
+use tokio::task::JoinSet;
 
 use crate::engine::{Engine, HeldGuard};
 use crate::error::SqlError;
+use crate::shared::{Group, SharedSource};
 
 /// A dataset, or the DataFusion plan that computes it. Cheap to clone (clones share the plan
 /// and, once persisted and run, the data).
@@ -53,6 +61,8 @@ enum Body {
     Data(Held),
     /// A plan; with `persist`, the data of its first run, shared by every later one.
     Plan { state: Box<SessionState>, plan: LogicalPlan, persisted: Option<Mutex<Option<Held>>> },
+    /// A plan read once for all the queries that run together.
+    Shared(Arc<SharedSource>),
 }
 
 /// Materialized data, counted in the engine's held bytes while it lives.
@@ -63,6 +73,14 @@ struct Held {
 }
 
 impl Frame {
+    /// The shared source, for a consumer's session.
+    pub(crate) fn shared_source(&self) -> Option<&Arc<SharedSource>> {
+        match &self.inner.body {
+            Body::Shared(source) => Some(source),
+            _ => None,
+        }
+    }
+
     pub(crate) fn from_dataframe(engine: Engine, label: String, frame: DataFrame, sources: Vec<PathBuf>) -> Self {
         let schema = frame.schema().inner().clone();
         let (state, plan) = frame.into_parts();
@@ -125,12 +143,64 @@ impl Frame {
         matches!(&self.inner.body, Body::Plan { persisted: Some(_), .. })
     }
 
+    /// Whether the plan is read once for all the consumers that run together.
+    pub fn is_shared(&self) -> bool {
+        matches!(&self.inner.body, Body::Shared(_))
+    }
+
+    /// The same plan, read once for all the queries that read it and run together
+    /// ([`Frame::collect_all`]): each partition runs once and every batch goes to every query,
+    /// which drops it when done, so the plan's output is never held whole (unlike
+    /// [`materialize`](Self::materialize)). A query run on its own reads it as a lazy frame
+    /// would. A frame that holds data is returned as is.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use setl_datafusion::{Engine, Frame};
+    /// let engine = Engine::standalone(2, &Default::default())?;
+    /// let numbers = engine.session().sql("numbers", "SELECT * FROM generate_series(1, 1000) AS t(x)")?.shared();
+    /// let (even, odd) = (engine.session(), engine.session());
+    /// even.register("numbers", &numbers)?;
+    /// odd.register("numbers", &numbers)?;
+    /// let even = even.sql("even", "SELECT count(*) AS n FROM numbers WHERE x % 2 = 0")?;
+    /// let odd = odd.sql("odd", "SELECT sum(x) AS s FROM numbers WHERE x % 2 = 1")?;
+    /// let results = Frame::collect_all(&[&even, &odd])?;
+    /// assert_eq!((results[0].num_rows(), results[1].num_rows()), (1, 1));
+    /// assert_eq!(engine.shared_reads(), 1); // one pass over `numbers` for both
+    /// # Ok::<(), setl_core::Error>(())
+    /// ```
+    pub fn shared(&self) -> Frame {
+        match &self.inner.body {
+            Body::Data(_) | Body::Shared(_) => self.clone(),
+            Body::Plan { state, plan, .. } => self.with_body(Body::Shared(Arc::new(SharedSource::new(
+                self.inner.label.clone(),
+                self.inner.engine.clone(),
+                self.inner.schema.clone(),
+                (**state).clone(),
+                plan.clone(),
+            )))),
+        }
+    }
+
+    fn with_body(&self, body: Body) -> Frame {
+        Frame {
+            inner: Arc::new(Inner {
+                label: self.inner.label.clone(),
+                engine: self.inner.engine.clone(),
+                schema: self.inner.schema.clone(),
+                sources: self.inner.sources.clone(),
+                body,
+            }),
+        }
+    }
+
     /// The data, when it is there.
     pub fn materialized(&self) -> Option<Dataset> {
         match &self.inner.body {
             Body::Data(held) => Some(held.dataset.clone()),
             Body::Plan { persisted: Some(slot), .. } => lock(slot).as_ref().map(|held: &Held| held.dataset.clone()),
-            Body::Plan { persisted: None, .. } => None,
+            Body::Plan { persisted: None, .. } | Body::Shared(_) => None,
         }
     }
 
@@ -140,15 +210,16 @@ impl Frame {
     pub fn persist(&self) -> Frame {
         match &self.inner.body {
             Body::Data(_) | Body::Plan { persisted: Some(_), .. } => self.clone(),
-            Body::Plan { state, plan, persisted: None } => Frame {
-                inner: Arc::new(Inner {
-                    label: self.inner.label.clone(),
-                    engine: self.inner.engine.clone(),
-                    schema: self.inner.schema.clone(),
-                    sources: self.inner.sources.clone(),
-                    body: Body::Plan { state: state.clone(), plan: plan.clone(), persisted: Some(Mutex::new(None)) },
-                }),
-            },
+            Body::Plan { state, plan, persisted: None } => self.with_body(Body::Plan {
+                state: state.clone(),
+                plan: plan.clone(),
+                persisted: Some(Mutex::new(None)),
+            }),
+            Body::Shared(source) => self.with_body(Body::Plan {
+                state: Box::new(source.state().clone()),
+                plan: source.plan().clone(),
+                persisted: Some(Mutex::new(None)),
+            }),
         }
     }
 
@@ -175,7 +246,7 @@ impl Frame {
     pub fn collect(&self) -> Result<Dataset, SqlError> {
         match &self.inner.body {
             Body::Data(held) => Ok(held.dataset.clone()),
-            Body::Plan { persisted: None, .. } => self.execute(),
+            Body::Plan { persisted: None, .. } | Body::Shared(_) => self.execute(),
             Body::Plan { persisted: Some(slot), .. } => {
                 // Held while running, so concurrent consumers wait for the one run.
                 let mut cached = lock(slot);
@@ -183,11 +254,69 @@ impl Frame {
                     return Ok(held.dataset.clone());
                 }
                 let dataset = self.execute()?;
-                let guard = Arc::new(self.inner.engine.hold(dataset.byte_size()));
-                *cached = Some(Held { dataset: dataset.clone(), _guard: guard });
+                *cached = Some(self.held(&dataset));
                 Ok(dataset)
             }
         }
+    }
+
+    /// The data of every frame in `frames`, in order. The plans that must run run at once, on
+    /// the engine of the first frame, and a [shared](Self::shared) frame that several of them
+    /// read is read once for all. Persisted frames keep their data for later collects.
+    ///
+    /// This is how queries over the same big tables should run: started one by one, each
+    /// would read the tables again (or the tables would have to be held whole in memory).
+    ///
+    /// # Errors
+    ///
+    /// The first failure: DataFusion's message with the failing frame's label and files. The
+    /// other plans are stopped.
+    pub fn collect_all(frames: &[&Frame]) -> Result<Vec<Dataset>, SqlError> {
+        // Persisted frames' slots stay locked while their plans run (as in `collect`), taken in
+        // one order so that two overlapping calls cannot wait for each other.
+        let mut slots: Vec<(usize, &Mutex<Option<Held>>)> = frames
+            .iter()
+            .enumerate()
+            .filter_map(|(index, frame)| match &frame.inner.body {
+                Body::Plan { persisted: Some(slot), .. } => Some((index, slot)),
+                _ => None,
+            })
+            .collect();
+        slots.sort_by_key(|(_, slot)| std::ptr::from_ref(*slot) as usize);
+        let mut guards: Vec<(usize, std::sync::MutexGuard<'_, Option<Held>>)> = Vec::new();
+        for (index, slot) in slots {
+            match guards.iter().position(|(other, _)| std::ptr::eq(&*frames[*other].inner, &*frames[index].inner)) {
+                Some(_) => {} // the same frame twice: locked once
+                None => guards.push((index, lock(slot))),
+            }
+        }
+        // Not `materialized()`: it would lock the slots held above.
+        let mut datasets: Vec<Option<Dataset>> = frames
+            .iter()
+            .map(|frame| match &frame.inner.body {
+                Body::Data(held) => Some(held.dataset.clone()),
+                _ => None,
+            })
+            .collect();
+        for (index, guard) in &guards {
+            datasets[*index] = guard.as_ref().map(|held| held.dataset.clone());
+        }
+        let to_run: Vec<usize> = (0..frames.len()).filter(|index| datasets[*index].is_none()).collect();
+        let ran = Frame::run_together(&to_run.iter().map(|index| frames[*index]).collect::<Vec<_>>())?;
+        for (index, dataset) in to_run.into_iter().zip(ran) {
+            datasets[index] = Some(dataset);
+        }
+        for (index, guard) in &mut guards {
+            if guard.is_none() {
+                let dataset = datasets[*index].as_ref().unwrap_or_else(|| unreachable!("every frame has run"));
+                **guard = Some(frames[*index].held(dataset));
+            }
+        }
+        Ok(datasets.into_iter().map(|dataset| dataset.unwrap_or_else(|| unreachable!("every frame has run"))).collect())
+    }
+
+    fn held(&self, dataset: &Dataset) -> Held {
+        Held { dataset: dataset.clone(), _guard: Arc::new(self.inner.engine.hold(dataset.byte_size())) }
     }
 
     /// The frame as a DataFusion `DataFrame`, for the DataFrame API: a scan of the data when it
@@ -206,6 +335,7 @@ impl Frame {
                 }
             }
             (Body::Plan { state, plan, .. }, None) => DataFrame::new((**state).clone(), plan.clone()),
+            (Body::Shared(source), None) => source.dataframe(),
             (Body::Data(_), None) => unreachable!("a data frame is always materialized"),
         }
     }
@@ -226,31 +356,118 @@ impl Frame {
         Ok(text)
     }
 
+    /// The plan as a DataFrame, never the cached data (unlike [`dataframe`](Self::dataframe), it
+    /// takes no lock: `collect` holds a persisted frame's lock while its plan runs).
+    fn plan_dataframe(&self) -> DataFrame {
+        match &self.inner.body {
+            Body::Plan { state, plan, .. } => DataFrame::new((**state).clone(), plan.clone()),
+            Body::Shared(source) => source.dataframe(),
+            Body::Data(_) => self.dataframe(),
+        }
+    }
+
     /// Runs the plan (never the cached data: `collect` holds the cache's lock while calling it).
     fn execute(&self) -> Result<Dataset, SqlError> {
-        let frame = match &self.inner.body {
-            Body::Plan { state, plan, .. } => DataFrame::new((**state).clone(), plan.clone()),
-            Body::Data(held) => return Ok(held.dataset.clone()),
-        };
-        self.inner.engine.count_execution();
-        let batches = self
-            .inner
-            .engine
-            .run(async move {
-                let plan = frame.clone().create_physical_plan().await?;
-                let schema = plan.schema();
-                let batches = datafusion::physical_plan::collect(plan, Arc::new(frame.task_ctx())).await?;
-                Ok((schema, batches))
+        let mut datasets = Frame::run_together(&[self])?;
+        Ok(datasets.pop().unwrap_or_else(|| unreachable!("one frame, one dataset")))
+    }
+
+    /// Runs the plans of `frames` at once on the first frame's engine, shared scans read once
+    /// for all of them; their data in order.
+    fn run_together(frames: &[&Frame]) -> Result<Vec<Dataset>, SqlError> {
+        let Some(first) = frames.first() else { return Ok(Vec::new()) };
+        let engine = first.inner.engine.clone();
+        let dataframes: Vec<DataFrame> = frames.iter().map(|frame| frame.plan_dataframe()).collect();
+        frames.iter().for_each(|frame| frame.inner.engine.count_execution());
+        let ran = engine.run(run_plans(dataframes)).map_err(|(index, error)| frames[index].error(error))?;
+        ran.into_iter()
+            .zip(frames)
+            .map(|((schema, batches), frame)| {
+                Dataset::try_new(schema, batches)
+                    .map_err(|error| frame.error(datafusion::error::DataFusionError::External(Box::new(error))))
             })
-            .map_err(|error| self.error(error))?;
-        let (schema, batches) = batches;
-        Dataset::try_new(schema, batches)
-            .map_err(|error| self.error(datafusion::error::DataFusionError::External(Box::new(error))))
+            .collect()
     }
 
     fn error(&self, error: datafusion::error::DataFusionError) -> SqlError {
         SqlError::new(self.inner.label.clone(), self.inner.sources.clone(), error)
     }
+}
+
+/// The output of one plan: its schema and batches.
+type Output = (SchemaRef, Vec<RecordBatch>);
+
+/// Plans and runs `frames` together: each a task on the runtime, every shared scan's
+/// partitions read once by a task of their own. Stops at the first failure, with the index of
+/// the frame that failed; a panic in a plan is resumed.
+async fn run_plans(frames: Vec<DataFrame>) -> Result<Vec<Output>, (usize, DataFusionError)> {
+    let mut plans = Vec::with_capacity(frames.len());
+    for (index, frame) in frames.into_iter().enumerate() {
+        let context = Arc::new(frame.task_ctx());
+        let plan = frame.create_physical_plan().await.map_err(|error| (index, error))?;
+        plans.push((plan, context));
+    }
+    let physical: Vec<_> = plans.iter().map(|(plan, _)| plan.clone()).collect();
+    let group = Group::arm(&physical).map_err(|error| (0, error))?;
+    // Dropping a JoinSet aborts its tasks: a failure stops the others, readers included.
+    let mut readers = JoinSet::new();
+    let group = group.map(|(group, to_start)| {
+        for reader in to_start {
+            readers.spawn(reader.run());
+        }
+        group
+    });
+    let mut queries = JoinSet::new();
+    for (index, (plan, context)) in plans.into_iter().enumerate() {
+        let group = group.clone();
+        queries.spawn(async move {
+            let schema = plan.schema();
+            let batches = datafusion::physical_plan::collect(plan, context).await;
+            if let Some(group) = &group {
+                group.finish_consumer(index);
+            }
+            (index, batches.map(|batches| (schema, batches)))
+        });
+    }
+    let mut outputs: Vec<Option<Output>> = (0..physical.len()).map(|_| None).collect();
+    let ended = loop {
+        // A reader that panicked would leave its queries waiting: its panic ends the run.
+        let joined = std::future::poll_fn(|cx| {
+            while let Poll::Ready(Some(reader)) = readers.poll_join_next(cx) {
+                if let Err(error) = reader {
+                    if error.is_panic() {
+                        return Poll::Ready(Some(Err(error)));
+                    }
+                }
+            }
+            queries.poll_join_next(cx)
+        })
+        .await;
+        match joined {
+            None => break Ok(()),
+            Some(Ok((index, Ok(output)))) => outputs[index] = Some(output),
+            Some(Ok((index, Err(error)))) => break Err(Ended::Failed(index, error)),
+            Some(Err(error)) if error.is_panic() => break Err(Ended::Panicked(error.into_panic())),
+            Some(Err(error)) => break Err(Ended::Failed(0, DataFusionError::External(Box::new(error)))),
+        }
+    };
+    // Stop what still runs and wait until it is gone, so that no batch stays buffered (or
+    // counted as held) after the run returns.
+    queries.shutdown().await;
+    readers.shutdown().await;
+    match ended {
+        Ok(()) => {
+            Ok(outputs.into_iter().map(|output| output.unwrap_or_else(|| unreachable!("every query ended"))).collect())
+        }
+        Err(Ended::Failed(index, error)) => Err((index, error)),
+        Err(Ended::Panicked(payload)) => std::panic::resume_unwind(payload),
+    }
+}
+
+/// Why a run of plans stopped before every plan ended.
+enum Ended {
+    Failed(usize, DataFusionError),
+    Panicked(Box<dyn std::any::Any + Send>),
 }
 
 fn lock(slot: &Mutex<Option<Held>>) -> std::sync::MutexGuard<'_, Option<Held>> {
@@ -264,6 +481,7 @@ impl std::fmt::Debug for Frame {
             .field("label", &self.inner.label)
             .field("materialized", &self.is_materialized())
             .field("persisted", &self.is_persisted())
+            .field("shared", &self.is_shared())
             .field("sources", &self.inner.sources)
             .finish()
     }

@@ -73,7 +73,9 @@
 //!
 //! - [`engine`]: `Engine`, the runtime and settings shared through the `Setl` context.
 //! - [`session`]: `Session`, tables and queries of one factory.
-//! - [`frame`]: `Frame`, data or a plan, with `persist` and `materialize`.
+//! - [`frame`]: `Frame`, data or a plan, with `persist`, `materialize`, `shared` and
+//!   `collect_all`.
+//! - [`shared`]: shared scans, one read of a plan streamed to every query that runs with it.
 //! - [`scan`]: `ParquetScan` and `CsvScan`, DataFusion's file readers as connectors.
 //! - [`write`](mod@write): atomic Parquet and CSV writers.
 //! - [`error`]: `SqlError` and `WriteError`.
@@ -83,6 +85,7 @@ pub mod error;
 pub mod frame;
 pub mod scan;
 pub mod session;
+pub mod shared;
 pub mod write;
 
 pub use datafusion;

@@ -109,6 +109,13 @@ impl Session {
     pub fn register(&self, name: &str, frame: &Frame) -> Result<(), SqlError> {
         match frame.materialized() {
             Some(dataset) => self.register_dataset(name, &dataset)?,
+            None if frame.is_shared() => {
+                let table = frame.shared_source().map(|source| source.table());
+                let table = table.unwrap_or_else(|| unreachable!("a shared frame has a source"));
+                self.context
+                    .register_table(name, table)
+                    .map_err(|error| SqlError::new(format!("registering table `{name}`"), Vec::new(), error))?;
+            }
             None => {
                 let view = frame.dataframe().into_view();
                 self.context

@@ -14,7 +14,7 @@ use setl_datafusion::arrow::array::RecordBatchReader;
 use setl_datafusion::arrow::util::pretty::pretty_format_batches;
 use setl_datafusion::{Engine, Frame};
 use tpch_job::generate::{ensure_tables, TpchFiles};
-use tpch_job::{Format, JobConfig};
+use tpch_job::{Format, JobConfig, Share};
 
 const SCALE: f64 = 0.01;
 
@@ -103,26 +103,45 @@ fn parallel_shared_pipeline_matches_datafusion_and_writes_every_result() {
 fn csv_sources_without_sharing_run_sequentially_match_too() {
     let mut config = JobConfig::new(SCALE, &tables().dir, "unused", 2);
     config.format = Format::Csv;
-    config.share_scans = false;
+    config.share = Share::None;
     config.parallel = false;
     config.write = false;
     check_job(&config);
 }
 
 #[test]
-fn shared_tables_are_read_once_and_released_after_the_last_query() {
+fn materialized_tables_are_read_once_and_released_after_the_last_query() {
     let setl = Setl::builder().threads(2).build().unwrap();
     let engine = Engine::of(&setl).unwrap();
     let mut config = JobConfig::new(SCALE, &tables().dir, "unused", 2);
+    config.share = Share::Materialize;
     config.write = false;
+    check_job(&config);
     let mut pipeline = tpch_job::pipeline(&setl, &config).unwrap();
     pipeline.run().unwrap();
     // Three shared tables materialized once each, six queries once each; the lazy scans of
     // supplier, nation and region ran inside the queries, not on their own.
     assert_eq!(engine.executions(), 3 + 6);
+    assert_eq!(engine.shared_reads(), 0);
     let results: usize = tpch_job::results(&pipeline).unwrap().iter().map(|(_, f)| held(f)).sum();
     assert_eq!(engine.held_bytes(), results, "only the results are still held");
     assert!(engine.peak_held_bytes() > 10 * results, "the tables were held while queries ran");
+}
+
+#[test]
+fn streamed_tables_are_read_once_for_the_six_queries_that_run_together() {
+    let setl = Setl::builder().threads(2).build().unwrap();
+    let engine = Engine::of(&setl).unwrap();
+    let mut config = JobConfig::new(SCALE, &tables().dir, "unused", 2);
+    config.write = false;
+    assert_eq!(config.share, Share::Stream, "the default");
+    let mut pipeline = tpch_job::pipeline(&setl, &config).unwrap();
+    pipeline.run().unwrap();
+    // lineitem, orders and customer read once each, for all six queries run once each.
+    assert_eq!(engine.shared_reads(), 3);
+    assert_eq!(engine.executions(), 6);
+    let results: usize = tpch_job::results(&pipeline).unwrap().iter().map(|(_, f)| held(f)).sum();
+    assert_eq!(engine.held_bytes(), results, "only the results are still held");
 }
 
 fn held(frame: &Frame) -> usize {
@@ -149,10 +168,10 @@ impl Factory for BadQuery {
     fn get(&self) {}
 }
 
-fn run_with_bad_query(sql: &'static str, share: bool, out: &Path) -> Error {
+fn run_with_bad_query(sql: &'static str, share: Share, out: &Path) -> Error {
     let setl = Setl::builder().threads(2).build().unwrap();
     let mut config = JobConfig::new(SCALE, &tables().dir, out, 2);
-    config.share_scans = share;
+    config.share = share;
     config.parallel = false; // stage after stage: the failing stage runs after the writes
     let mut pipeline = tpch_job::pipeline(&setl, &config).unwrap();
     pipeline.add_stage(Stage::new().add_factory(BadQuery {
@@ -173,12 +192,12 @@ fn failure(error: &Error) -> (&str, Phase, String) {
 #[test]
 fn a_query_error_names_factory_and_phase_and_keeps_the_written_results() {
     let out = tempfile::tempdir().unwrap();
-    let error = run_with_bad_query("SELECT no_such_column FROM lineitem", true, out.path());
+    let error = run_with_bad_query("SELECT no_such_column FROM lineitem", Share::Stream, out.path());
     let (factory, phase, message) = failure(&error);
     assert_eq!((factory, phase), ("BadQuery", Phase::Process));
     assert!(message.starts_with("query `bad`: Schema error: No field named no_such_column"), "{message}");
     assert!(error.to_string().starts_with("factory `BadQuery` failed in process: query `bad`: "), "{error}");
-    // Every query ran and wrote before the failing stage; their files are complete.
+    // Every query ran and Load wrote them before the failing stage; their files are complete.
     assert_eq!(files_in(out.path()).len(), 12, "{:?}", files_in(out.path()));
     for query in tpch_job::queries::ALL {
         assert!(read_parquet(&out.path().join(format!("{}.parquet", query.name))).num_rows() > 0);
@@ -189,7 +208,7 @@ fn a_query_error_names_factory_and_phase_and_keeps_the_written_results() {
 fn a_failure_while_running_a_fused_scan_names_the_file() {
     let out = tempfile::tempdir().unwrap();
     // Lazy lineitem: the scan runs inside the failing query, so its file is named.
-    let error = run_with_bad_query("SELECT CAST(l_shipmode AS INT) FROM lineitem", false, out.path());
+    let error = run_with_bad_query("SELECT CAST(l_shipmode AS INT) FROM lineitem", Share::None, out.path());
     let (factory, phase, message) = failure(&error);
     assert_eq!((factory, phase), ("BadQuery", Phase::Process));
     let file = tables().parquet("lineitem");
@@ -241,6 +260,24 @@ fn a_corrupted_parquet_file_names_reader_phase_and_file() {
     assert_eq!((factory, phase), ("Lineitem", Phase::Read));
     assert!(message.starts_with(&format!("Parquet scan over {}: ", corrupted.display())), "{message}");
     assert!(message.to_lowercase().contains("parquet"), "DataFusion's message is kept: {message}");
+    assert_eq!(std::fs::read(&earlier).unwrap(), bytes, "the earlier output is intact");
+    assert_eq!(files_in(out.path()), ["q1.parquet"], "no partial output");
+}
+
+#[test]
+fn a_damaged_page_in_a_streamed_table_fails_load_naming_the_file_and_writes_nothing() {
+    let data = copy_of_tables();
+    let damaged = data.path().join("lineitem.parquet");
+    // The footer stays: the file opens, and its first page fails to decode while the queries run.
+    let mut bytes = std::fs::read(&damaged).unwrap();
+    bytes[4..68].fill(0xff);
+    std::fs::write(&damaged, bytes).unwrap();
+    let (out, earlier, bytes) = out_with_earlier_result();
+    let error = run_on(data.path(), out.path());
+    let (factory, phase, message) = failure(&error);
+    assert_eq!((factory, phase), ("Load", Phase::Process));
+    assert!(message.starts_with("query `q"), "{message}");
+    assert!(message.contains(&damaged.display().to_string()), "the file is named: {message}");
     assert_eq!(std::fs::read(&earlier).unwrap(), bytes, "the earlier output is intact");
     assert_eq!(files_in(out.path()), ["q1.parquet"], "no partial output");
 }

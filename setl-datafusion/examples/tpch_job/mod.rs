@@ -2,10 +2,11 @@
 //!
 //! - Extract: [`Extract`] makes sure the tables exist (generated once, then reused).
 //! - Transform: one reader factory per table, one factory per query. Readers of tables that
-//!   several queries use (lineitem, orders, customer) materialize the columns the queries need
-//!   once and deliver them to every query (`share_scans`); the others hand on lazy scans, which
-//!   fuse into the consuming query (supplier, nation and region for Q5 and Q10).
-//! - Load: each query factory writes its result as Parquet and CSV, atomically.
+//!   several queries use (lineitem, orders, customer) hand on their scan as a shared frame (see
+//!   [`Share`]); the others hand on lazy scans, which fuse into the consuming query (supplier,
+//!   nation and region for Q5 and Q10).
+//! - Load: [`Load`] runs the queries that are still plans together, so that a shared table is
+//!   read once for all of them, and writes every result as Parquet and CSV, atomically.
 #![allow(dead_code, reason = "each of the example, the tests and the bench uses a part of the job")]
 
 pub(crate) mod generate;
@@ -30,6 +31,18 @@ pub(crate) enum Format {
     Csv,
 }
 
+/// How the tables that several queries read (lineitem, orders, customer) reach them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Share {
+    /// Read once, streamed to every query while they run together (`Frame::shared`): the query
+    /// factories plan, and [`Load`] runs the plans at once. The default.
+    Stream,
+    /// Read once and held whole (`Frame::materialize`), each query run by its own factory.
+    Materialize,
+    /// Not shared: every query scans the files itself, run by its own factory.
+    None,
+}
+
 /// How to run the job.
 #[derive(Debug, Clone)]
 pub(crate) struct JobConfig {
@@ -38,8 +51,8 @@ pub(crate) struct JobConfig {
     pub(crate) out: PathBuf,
     pub(crate) threads: usize,
     pub(crate) format: Format,
-    /// Materialize shared tables once for all queries (else every query scans the files).
-    pub(crate) share_scans: bool,
+    /// How the tables several queries read are shared.
+    pub(crate) share: Share,
     /// Run independent factories at once (else one factory at a time).
     pub(crate) parallel: bool,
     /// Write the results (the Load step).
@@ -56,7 +69,7 @@ impl JobConfig {
             out: out.into(),
             threads,
             format: Format::Parquet,
-            share_scans: true,
+            share: Share::Stream,
             parallel: true,
             write: true,
             query_partitions: None,
@@ -66,12 +79,13 @@ impl JobConfig {
     /// Partitions per query: as set, else all the threads when queries run one at a time, and
     /// the threads shared among the queries that can run at once otherwise (the six queries
     /// are independent: on 2 threads, two queries of 1 partition each instead of one query of
-    /// 2 partitions, which saves the hash repartitioning of its joins and aggregates).
+    /// 2 partitions, which saves the hash repartitioning of its joins and aggregates). Streamed
+    /// tables make the queries run together whatever `parallel` says.
     pub(crate) fn partitions_per_query(&self) -> usize {
         let threads = self.threads.max(1);
         match self.query_partitions {
             Some(partitions) => partitions.max(1),
-            None if self.parallel => threads.div_ceil(threads.min(queries::ALL.len())),
+            None if self.parallel || self.share == Share::Stream => threads.div_ceil(threads.min(queries::ALL.len())),
             None => threads,
         }
     }
@@ -103,11 +117,11 @@ impl Factory for Extract {
 pub(crate) struct ReadSettings {
     engine: Engine,
     format: Format,
-    share: bool,
+    share: Share,
 }
 
-/// Reads `table` (its needed columns) as a frame: materialized when shared by several queries,
-/// else lazy.
+/// Reads `table` (its needed columns) as a frame: shared as the settings say when several
+/// queries read it, else a lazy scan.
 fn read_table(settings: &ReadSettings, files: &TpchFiles, table: &str, shared: bool) -> Result<Frame> {
     let columns = TABLES.iter().find(|t| t.name == table).map(|t| t.columns).unwrap_or_default();
     let session = settings.engine.session();
@@ -120,10 +134,10 @@ fn read_table(settings: &ReadSettings, files: &TpchFiles, table: &str, shared: b
     } else {
         ParquetScan::new(files.parquet(table)).columns(columns.iter().copied()).read(&session)?
     };
-    if shared && settings.share {
-        Ok(frame.materialize()?)
-    } else {
-        Ok(frame)
+    match settings.share {
+        Share::Stream if shared => Ok(frame.shared()),
+        Share::Materialize if shared => Ok(frame.materialize()?),
+        _ => Ok(frame),
     }
 }
 
@@ -160,7 +174,7 @@ macro_rules! reader {
 }
 
 reader!(
-    /// lineitem: used by every query, materialized once when scans are shared.
+    /// lineitem: used by every query, shared.
     Lineitem, "lineitem", shared: true
 );
 reader!(
@@ -184,34 +198,27 @@ reader!(
     Region, "region", shared: false
 );
 
-/// What a query factory shares: the engine, where results go, whether to write them.
+/// What a query factory shares: the engine, the partitions it plans for, whether it runs.
 #[derive(Clone)]
 pub(crate) struct QuerySettings {
     engine: Engine,
-    out: PathBuf,
     partitions: usize,
+    /// Hand on the plan, for [`Load`] to run with the others (streamed tables), else run it.
+    lazy: bool,
 }
 
-/// Runs `query` over `tables` in a fresh session and materializes the result.
+/// Plans `query` over `tables` in a fresh session; runs it unless the settings say lazy.
 fn run_query(settings: &QuerySettings, query: &Query, tables: &[(&str, &Frame)]) -> Result<Frame> {
     let session: Session = settings.engine.session().with_target_partitions(settings.partitions);
     for (name, frame) in tables {
         session.register(name, frame)?;
     }
-    Ok(session.sql(query.name, query.sql)?.materialize()?)
-}
-
-/// Load: the result as `<out>/<query>.parquet` and `.csv`, each written atomically, on the
-/// engine's workers (so the writes count within the thread budget).
-fn write_result(settings: &QuerySettings, query: &Query, frame: &Frame) -> Result<()> {
-    let dataset = frame.collect()?;
-    let out = settings.out.clone();
-    let name = query.name;
-    settings.engine.compute(move || -> Result<()> {
-        write_parquet(&dataset, out.join(format!("{name}.parquet")))?;
-        write_csv(&dataset, out.join(format!("{name}.csv")))?;
-        Ok(())
-    })
+    let planned = session.sql(query.name, query.sql)?;
+    if settings.lazy {
+        Ok(planned)
+    } else {
+        Ok(planned.materialize()?)
+    }
 }
 
 macro_rules! query_factory {
@@ -239,14 +246,10 @@ macro_rules! query_factory {
             fn process(&mut self) -> Result<()> {
                 let tables = [$((stringify!($field), self.$field.get())),+];
                 self.result = Some(run_query(&self.settings, &$query, &tables)?);
-                // The inputs are no longer needed: let the store release them early.
+                // The inputs are no longer needed (a plan keeps what it reads): let the store
+                // release them early.
                 $(drop(self.$field.take());)+
                 Ok(())
-            }
-
-            fn write(&mut self) -> Result<()> {
-                let result = self.result.as_ref().expect("set in process");
-                write_result(&self.settings, &$query, result)
             }
 
             fn get(&self) -> Frame {
@@ -283,8 +286,103 @@ query_factory!(
     Q12, queries::Q12, { orders: Orders, lineitem: Lineitem }
 );
 
-/// The job's pipeline: Extract, then the readers, then the queries (stages group them for the
-/// report; the run follows the data flow).
+/// The results of the queries, by name, each holding its data.
+pub(crate) type Results = Vec<(&'static str, Frame)>;
+
+/// Load: runs the queries that are still plans together (a streamed table is read once for all
+/// of them), then writes every result as `<out>/<query>.parquet` and `.csv`, each atomically.
+#[factory]
+pub(crate) struct Load {
+    #[delivery(producer = Q1)]
+    q1: Delivery<Frame>,
+    #[delivery(producer = Q3)]
+    q3: Delivery<Frame>,
+    #[delivery(producer = Q5)]
+    q5: Delivery<Frame>,
+    #[delivery(producer = Q6)]
+    q6: Delivery<Frame>,
+    #[delivery(producer = Q10)]
+    q10: Delivery<Frame>,
+    #[delivery(producer = Q12)]
+    q12: Delivery<Frame>,
+    engine: Engine,
+    out: PathBuf,
+    results: Results,
+}
+
+impl Load {
+    pub(crate) fn new(engine: Engine, out: PathBuf) -> Self {
+        Load {
+            q1: Delivery::new(),
+            q3: Delivery::new(),
+            q5: Delivery::new(),
+            q6: Delivery::new(),
+            q10: Delivery::new(),
+            q12: Delivery::new(),
+            engine,
+            out,
+            results: Vec::new(),
+        }
+    }
+}
+
+impl Factory for Load {
+    type Output = Results;
+
+    fn process(&mut self) -> Result<()> {
+        let frames = [self.q1.get(), self.q3.get(), self.q5.get(), self.q6.get(), self.q10.get(), self.q12.get()];
+        let datasets = Frame::collect_all(&frames)?;
+        self.results = queries::ALL
+            .iter()
+            .zip(frames)
+            .zip(datasets)
+            .map(|((query, frame), dataset)| {
+                let result = if frame.is_materialized() {
+                    frame.clone()
+                } else {
+                    Frame::from_dataset(&self.engine, format!("query `{}`", query.name), dataset)
+                };
+                (query.name, result)
+            })
+            .collect();
+        for input in [&mut self.q1, &mut self.q3, &mut self.q5, &mut self.q6, &mut self.q10, &mut self.q12] {
+            drop(input.take());
+        }
+        Ok(())
+    }
+
+    /// The twelve files are encoded at once on the engine's workers (within the thread budget).
+    fn write(&mut self) -> Result<()> {
+        let results: Vec<(&'static str, setl_arrow::Dataset)> =
+            self.results.iter().map(|(name, frame)| Ok((*name, frame.collect()?))).collect::<Result<_>>()?;
+        let out = self.out.clone();
+        self.engine.run(async move {
+            let mut writes = tokio::task::JoinSet::new();
+            for (name, dataset) in results {
+                let parquet = out.join(format!("{name}.parquet"));
+                let csv = out.join(format!("{name}.csv"));
+                let for_csv = dataset.clone();
+                writes.spawn(async move { write_parquet(&dataset, parquet) });
+                writes.spawn(async move { write_csv(&for_csv, csv) });
+            }
+            while let Some(written) = writes.join_next().await {
+                match written {
+                    Ok(result) => result?,
+                    Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+                    Err(error) => return Err(Error::msg(format!("a write was cancelled: {error}"))),
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn get(&self) -> Results {
+        self.results.clone()
+    }
+}
+
+/// The job's pipeline: Extract, then the readers, then the queries, then Load (stages group
+/// them for the report; the run follows the data flow).
 pub(crate) fn pipeline(setl: &Setl, config: &JobConfig) -> Result<Pipeline> {
     let engine = Engine::of(setl)?;
     if config.write {
@@ -292,8 +390,12 @@ pub(crate) fn pipeline(setl: &Setl, config: &JobConfig) -> Result<Pipeline> {
             Error::msg(format!("cannot create the output directory {}: {error}", config.out.display()))
         })?;
     }
-    let read = ReadSettings { engine: engine.clone(), format: config.format, share: config.share_scans };
-    let query = QuerySettings { engine, out: config.out.clone(), partitions: config.partitions_per_query() };
+    let read = ReadSettings { engine: engine.clone(), format: config.format, share: config.share };
+    let query = QuerySettings {
+        engine: engine.clone(),
+        partitions: config.partitions_per_query(),
+        lazy: config.share == Share::Stream,
+    };
     let mode = if config.parallel { ExecutionMode::Dataflow } else { ExecutionMode::StageBarrier };
     let mut pipeline = setl.new_pipeline().benchmark(true).mode(mode);
     let parallel = config.parallel;
@@ -312,28 +414,21 @@ pub(crate) fn pipeline(setl: &Setl, config: &JobConfig) -> Result<Pipeline> {
         .add_stage(
             Stage::new()
                 .parallel(parallel)
-                .writable(config.write)
                 .add_factory(Q1::new(query.clone()))
                 .add_factory(Q3::new(query.clone()))
                 .add_factory(Q5::new(query.clone()))
                 .add_factory(Q6::new(query.clone()))
                 .add_factory(Q10::new(query.clone()))
                 .add_factory(Q12::new(query)),
-        );
+        )
+        .add_stage(Stage::new().writable(config.write).add_factory(Load::new(engine, config.out.clone())));
     pipeline.keep_output::<Extract>();
     Ok(pipeline)
 }
 
 /// The results of a pipeline that ran, by query name.
-pub(crate) fn results(pipeline: &Pipeline) -> Result<Vec<(&'static str, Arc<Frame>)>> {
-    Ok(vec![
-        ("q1", pipeline.output::<Q1>()?),
-        ("q3", pipeline.output::<Q3>()?),
-        ("q5", pipeline.output::<Q5>()?),
-        ("q6", pipeline.output::<Q6>()?),
-        ("q10", pipeline.output::<Q10>()?),
-        ("q12", pipeline.output::<Q12>()?),
-    ])
+pub(crate) fn results(pipeline: &Pipeline) -> Result<Arc<Results>> {
+    pipeline.output::<Load>()
 }
 
 /// The hand-written baseline: plain DataFusion on a Tokio runtime of `threads` workers, every
@@ -380,7 +475,7 @@ pub(crate) fn handwritten(files: &TpchFiles, config: &JobConfig) -> Result<Vec<(
 }
 
 /// Rows read (the tables the queries scan) and rows written (the results).
-pub(crate) fn row_counts(files: &TpchFiles, results: &[(&'static str, Arc<Frame>)]) -> (u64, usize) {
+pub(crate) fn row_counts(files: &TpchFiles, results: &[(&'static str, Frame)]) -> (u64, usize) {
     let rows_in = TABLES.iter().filter_map(|table| files.rows.get(table.name)).sum();
     let rows_out = results.iter().filter_map(|(_, frame)| frame.materialized()).map(|d| d.num_rows()).sum();
     (rows_in, rows_out)

@@ -1,0 +1,195 @@
+//! Shared frames: one read of a plan streamed to every query that runs with it, paced by the
+//! slowest query, never deadlocked by queries that read two shared scans in opposite orders.
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use setl_arrow::Dataset;
+use setl_datafusion::arrow::util::pretty::pretty_format_batches;
+use setl_datafusion::{Engine, EngineSettings, Frame, ParquetScan};
+
+fn pretty(dataset: &Dataset) -> String {
+    pretty_format_batches(dataset.batches()).unwrap().to_string()
+}
+
+/// Runs `work` on a thread of its own and fails the test if it has not ended in 60 s (a
+/// deadlock would otherwise hang the test run).
+fn within_a_minute<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || sender.send(work()));
+    receiver.recv_timeout(Duration::from_secs(60)).expect("the queries did not end within a minute")
+}
+
+/// `rows` numbers in batches of `batch_size`, as a lazy frame on `engine`.
+fn numbers(engine: &Engine, rows: u64) -> Frame {
+    let sql = format!("SELECT value AS x, value % 7 AS k FROM generate_series(1, {rows}) AS t(value)");
+    engine.session().sql("numbers", &sql).unwrap()
+}
+
+/// Plans `sql` with `tables` registered (a fresh session per query, as factories do).
+fn query(engine: &Engine, label: &str, sql: &str, tables: &[(&str, &Frame)]) -> Frame {
+    let session = engine.session().with_target_partitions(1);
+    for (name, frame) in tables {
+        session.register(name, frame).unwrap();
+    }
+    session.sql(label, sql).unwrap()
+}
+
+const QUERIES: [&str; 3] = [
+    "SELECT k, count(*) AS n, sum(x) AS s FROM t GROUP BY k ORDER BY k",
+    "SELECT sum(x) AS s FROM t WHERE x % 3 = 0",
+    "SELECT max(x) AS m, min(k) AS low FROM t WHERE x > 1000",
+];
+
+#[test]
+fn queries_that_run_together_read_a_shared_frame_once_and_get_the_lazy_results() {
+    let engine = Engine::standalone(2, &EngineSettings::default()).unwrap();
+    let lazy = numbers(&engine, 200_000);
+    let shared = lazy.shared();
+    assert!(shared.is_shared() && !shared.is_materialized());
+    let expected: Vec<String> =
+        QUERIES.iter().map(|sql| pretty(&query(&engine, "lazy", sql, &[("t", &lazy)]).collect().unwrap())).collect();
+    let planned: Vec<Frame> = QUERIES.iter().map(|sql| query(&engine, "shared", sql, &[("t", &shared)])).collect();
+    let reads = engine.shared_reads();
+    let results = Frame::collect_all(&planned.iter().collect::<Vec<_>>()).unwrap();
+    assert_eq!(engine.shared_reads(), reads + 1, "one read for the three queries");
+    let results: Vec<String> = results.iter().map(pretty).collect();
+    assert_eq!(results, expected);
+    assert_eq!(engine.held_bytes(), 0, "nothing is left buffered");
+    // On their own, one at a time, each query reads the frame again.
+    for (frame, expected) in planned.iter().zip(&expected) {
+        assert_eq!(&pretty(&frame.collect().unwrap()), expected);
+    }
+    assert_eq!(engine.shared_reads(), reads + 4);
+}
+
+#[test]
+fn the_reader_waits_for_the_slowest_query_so_the_table_is_never_held_whole() {
+    // Small batches: 250 of them, and about 4 MB for the whole table.
+    let settings = EngineSettings { batch_size: 1024, ..EngineSettings::default() };
+    let engine = Engine::standalone(2, &settings).unwrap();
+    let table = numbers(&engine, 256_000).shared();
+    // A cheap query and an expensive one (a sort of every row) over the same scan.
+    let cheap = query(&engine, "cheap", "SELECT count(*) AS n FROM t", &[("t", &table)]);
+    let slow = query(&engine, "slow", "SELECT x FROM t ORDER BY (x * 7919) % 256000 LIMIT 3", &[("t", &table)]);
+    engine.reset_peak_held_bytes();
+    let results = Frame::collect_all(&[&cheap, &slow]).unwrap();
+    assert_eq!(results[0].num_rows(), 1);
+    assert_eq!(results[1].num_rows(), 3);
+    let whole = numbers(&engine, 256_000).collect().unwrap().byte_size();
+    let peak = engine.peak_held_bytes();
+    assert!(peak < whole / 4, "the scan buffered {peak} bytes of a {whole}-byte table");
+}
+
+#[test]
+fn queries_that_read_two_shared_scans_in_opposite_orders_do_not_wait_for_each_other() {
+    within_a_minute(|| {
+        let settings = EngineSettings { batch_size: 512, ..EngineSettings::default() };
+        let engine = Engine::standalone(2, &settings).unwrap();
+        let left = numbers(&engine, 50_000);
+        let right = engine
+            .session()
+            .sql("right", "SELECT value AS x, value * 2 AS y FROM generate_series(1, 50000) AS t(value)")
+            .unwrap();
+        // Each join builds its hash table from its first table before it reads the second: one
+        // query needs all of `a` before it reads `b`, the other all of `b` before `a`.
+        let sql = |first: &str, second: &str| {
+            format!(
+                "SELECT count(*) AS n, sum({first}.x + {second}.x) AS s \
+                 FROM {first} JOIN {second} ON {first}.x = {second}.x"
+            )
+        };
+        let tables = |a: &Frame, b: &Frame| {
+            [
+                query(&engine, "a then b", &sql("a", "b"), &[("a", a), ("b", b)]),
+                query(&engine, "b then a", &sql("b", "a"), &[("a", a), ("b", b)]),
+            ]
+        };
+        let expected: Vec<String> = tables(&left, &right).iter().map(|q| pretty(&q.collect().unwrap())).collect();
+        let shared = tables(&left.shared(), &right.shared());
+        let results = Frame::collect_all(&[&shared[0], &shared[1]]).unwrap();
+        assert_eq!(results.iter().map(pretty).collect::<Vec<_>>(), expected);
+    });
+}
+
+#[test]
+fn a_query_that_stops_early_does_not_stop_the_others() {
+    within_a_minute(|| {
+        let settings = EngineSettings { batch_size: 1024, ..EngineSettings::default() };
+        let engine = Engine::standalone(2, &settings).unwrap();
+        let table = numbers(&engine, 100_000).shared();
+        let first = query(&engine, "first", "SELECT x FROM t LIMIT 5", &[("t", &table)]);
+        let all = query(&engine, "all", "SELECT count(*) AS n, sum(x) AS s FROM t", &[("t", &table)]);
+        let results = Frame::collect_all(&[&first, &all]).unwrap();
+        assert_eq!(results[0].num_rows(), 5);
+        assert_eq!(pretty(&results[1]), pretty(&all.collect().unwrap()));
+    });
+}
+
+#[test]
+fn a_failing_shared_read_fails_every_query_with_its_message() {
+    within_a_minute(|| {
+        let engine = Engine::standalone(2, &EngineSettings::default()).unwrap();
+        // Fails while running, after some batches went out: a cast of a text that is no number.
+        let source = engine
+            .session()
+            .sql(
+                "bad numbers",
+                "SELECT CAST(CASE WHEN value < 30000 THEN CAST(value AS VARCHAR) ELSE 'x' END AS BIGINT) AS x \
+                 FROM generate_series(1, 60000) AS t(value)",
+            )
+            .unwrap()
+            .shared();
+        let a = query(&engine, "a", "SELECT sum(x) AS s FROM t", &[("t", &source)]);
+        let b = query(&engine, "b", "SELECT count(*) AS n FROM t", &[("t", &source)]);
+        let error = Frame::collect_all(&[&a, &b]).unwrap_err().to_string();
+        assert!(error.starts_with("query `a`: ") || error.starts_with("query `b`: "), "{error}");
+        assert!(error.contains("Cast error"), "DataFusion's message is kept: {error}");
+        assert_eq!(engine.held_bytes(), 0, "nothing is left buffered");
+    });
+}
+
+#[test]
+fn a_shared_parquet_scan_names_its_file_when_it_fails() {
+    within_a_minute(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("numbers.parquet");
+        let engine = Engine::standalone(2, &EngineSettings::default()).unwrap();
+        setl_datafusion::write_parquet(&numbers(&engine, 100_000).collect().unwrap(), &path).unwrap();
+        damage_first_page(&path);
+        let table = ParquetScan::new(&path).read(&engine.session()).unwrap().shared();
+        let a = query(&engine, "a", "SELECT sum(x) AS s FROM t", &[("t", &table)]);
+        let b = query(&engine, "b", "SELECT count(*) AS n FROM t WHERE k = 1", &[("t", &table)]);
+        let error = Frame::collect_all(&[&a, &b]).unwrap_err().to_string();
+        assert!(error.contains(&format!(" over {}: ", path.display())), "the file is named: {error}");
+        assert_eq!(engine.held_bytes(), 0, "nothing is left buffered");
+    });
+}
+
+/// Overwrites the first page header of a Parquet file (right after its magic bytes), keeping
+/// the footer, so that the file opens and fails while its data is read.
+fn damage_first_page(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[4..68].fill(0xff);
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_shared_frame_read_by_datafusion_directly_is_a_plain_scan() {
+    let engine = Engine::standalone(2, &EngineSettings::default()).unwrap();
+    let lazy = numbers(&engine, 10_000);
+    let shared = lazy.shared();
+    let frame = shared.dataframe();
+    let batches = engine.run(async move { frame.collect().await }).unwrap();
+    let rows: usize = batches.iter().map(|batch| batch.num_rows()).sum();
+    assert_eq!(rows, 10_000);
+    // Partitions arrive in any order: the same rows, in whatever order.
+    let sorted_lines = |dataset: &Dataset| {
+        let mut lines: Vec<String> = pretty(dataset).lines().map(str::to_owned).collect();
+        lines.sort();
+        lines
+    };
+    assert_eq!(sorted_lines(&shared.collect().unwrap()), sorted_lines(&lazy.collect().unwrap()));
+    assert!(shared.explain().unwrap().contains("SharedScanExec"), "{}", shared.explain().unwrap());
+}

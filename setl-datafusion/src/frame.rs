@@ -322,8 +322,8 @@ impl Frame {
     /// The frame as a DataFusion `DataFrame`, for the DataFrame API: a scan of the data when it
     /// is there, else the plan itself (so what is added to it fuses with it).
     pub fn dataframe(&self) -> DataFrame {
-        match (&self.inner.body, self.materialized()) {
-            (_, Some(dataset)) => {
+        match self.materialized() {
+            Some(dataset) => {
                 let session = self.inner.engine.session();
                 // Registering a dataset under a fixed name in a fresh session cannot clash.
                 if let Err(error) = session.register_dataset("data", &dataset) {
@@ -334,9 +334,7 @@ impl Frame {
                     Err(error) => unreachable!("reading a just-registered table failed: {error}"),
                 }
             }
-            (Body::Plan { state, plan, .. }, None) => DataFrame::new((**state).clone(), plan.clone()),
-            (Body::Shared(source), None) => source.dataframe(),
-            (Body::Data(_), None) => unreachable!("a data frame is always materialized"),
+            None => self.plan_dataframe(),
         }
     }
 
@@ -362,6 +360,7 @@ impl Frame {
         match &self.inner.body {
             Body::Plan { state, plan, .. } => DataFrame::new((**state).clone(), plan.clone()),
             Body::Shared(source) => source.dataframe(),
+            // Always materialized: `dataframe` scans the data.
             Body::Data(_) => self.dataframe(),
         }
     }

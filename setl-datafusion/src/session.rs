@@ -109,17 +109,15 @@ impl Session {
     pub fn register(&self, name: &str, frame: &Frame) -> Result<(), SqlError> {
         match frame.materialized() {
             Some(dataset) => self.register_dataset(name, &dataset)?,
-            None if frame.is_shared() => {
-                let table = frame.shared_source().map(|source| source.table());
-                let table = table.unwrap_or_else(|| unreachable!("a shared frame has a source"));
+            None => {
+                // A shared frame is a table of its own (its scans read the shared pass); a plan
+                // is a view, so that it fuses into the query.
+                let table = match frame.shared_source() {
+                    Some(source) => source.table(),
+                    None => frame.dataframe().into_view(),
+                };
                 self.context
                     .register_table(name, table)
-                    .map_err(|error| SqlError::new(format!("registering table `{name}`"), Vec::new(), error))?;
-            }
-            None => {
-                let view = frame.dataframe().into_view();
-                self.context
-                    .register_table(name, view)
                     .map_err(|error| SqlError::new(format!("registering table `{name}`"), Vec::new(), error))?;
             }
         }

@@ -239,27 +239,21 @@ impl ExecutionPlan for SharedScanExec {
 
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         let schema = self.properties.eq_properties.schema().clone();
-        match self.subscription.get() {
+        let projection = self.projection.clone();
+        let project = move |item: Result<RecordBatch>| match &projection {
+            Some(indices) => item.and_then(|batch| Ok(batch.project(indices)?)),
+            None => item,
+        };
+        Ok(match self.subscription.get() {
             Some(subscription) => {
                 let queue = subscription.group.attach(subscription.broadcast, partition, subscription.node)?;
-                let projection = self.projection.clone();
-                let stream = queue.map(move |item| match &projection {
-                    Some(indices) => item.and_then(|batch| Ok(batch.project(indices)?)),
-                    None => item,
-                });
-                Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+                Box::pin(RecordBatchStreamAdapter::new(schema, queue.map(project)))
             }
+            // Outside a group: a plain scan of the source.
             None => {
-                // Outside a group: a plain scan of the source.
-                let input = self.input.execute(partition, context)?;
-                let projection = self.projection.clone();
-                let stream = input.map(move |item| match &projection {
-                    Some(indices) => item.and_then(|batch| Ok(batch.project(indices)?)),
-                    None => item,
-                });
-                Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+                Box::pin(RecordBatchStreamAdapter::new(schema, self.input.execute(partition, context)?.map(project)))
             }
-        }
+        })
     }
 
     fn statistics_from_inputs(

@@ -11,20 +11,16 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::task::Poll;
 
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::error::DataFusionError;
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::DataFrame;
 use setl_arrow::Dataset;
-use tokio::task::JoinSet;
 
 use crate::engine::{Engine, HeldGuard};
 use crate::error::SqlError;
-use crate::shared::{Group, SharedSource};
+use crate::shared::{run_plans, SharedSource};
 
 /// A dataset, or the DataFusion plan that computes it. Cheap to clone (clones share the plan
 /// and, once persisted and run, the data).
@@ -391,82 +387,6 @@ impl Frame {
     fn error(&self, error: datafusion::error::DataFusionError) -> SqlError {
         SqlError::new(self.inner.label.clone(), self.inner.sources.clone(), error)
     }
-}
-
-/// The output of one plan: its schema and batches.
-type Output = (SchemaRef, Vec<RecordBatch>);
-
-/// Plans and runs `frames` together: each a task on the runtime, every shared scan's
-/// partitions read once by a task of their own. Stops at the first failure, with the index of
-/// the frame that failed; a panic in a plan is resumed.
-async fn run_plans(frames: Vec<DataFrame>) -> Result<Vec<Output>, (usize, DataFusionError)> {
-    let mut plans = Vec::with_capacity(frames.len());
-    for (index, frame) in frames.into_iter().enumerate() {
-        let context = Arc::new(frame.task_ctx());
-        let plan = frame.create_physical_plan().await.map_err(|error| (index, error))?;
-        plans.push((plan, context));
-    }
-    let physical: Vec<_> = plans.iter().map(|(plan, _)| plan.clone()).collect();
-    let group = Group::arm(&physical).map_err(|error| (0, error))?;
-    // Dropping a JoinSet aborts its tasks: a failure stops the others, readers included.
-    let mut readers = JoinSet::new();
-    let group = group.map(|(group, to_start)| {
-        for reader in to_start {
-            readers.spawn(reader.run());
-        }
-        group
-    });
-    let mut queries = JoinSet::new();
-    for (index, (plan, context)) in plans.into_iter().enumerate() {
-        let group = group.clone();
-        queries.spawn(async move {
-            let schema = plan.schema();
-            let batches = datafusion::physical_plan::collect(plan, context).await;
-            if let Some(group) = &group {
-                group.finish_consumer(index);
-            }
-            (index, batches.map(|batches| (schema, batches)))
-        });
-    }
-    let mut outputs: Vec<Option<Output>> = (0..physical.len()).map(|_| None).collect();
-    let ended = loop {
-        // A reader that panicked would leave its queries waiting: its panic ends the run.
-        let joined = std::future::poll_fn(|cx| {
-            while let Poll::Ready(Some(reader)) = readers.poll_join_next(cx) {
-                if let Err(error) = reader {
-                    if error.is_panic() {
-                        return Poll::Ready(Some(Err(error)));
-                    }
-                }
-            }
-            queries.poll_join_next(cx)
-        })
-        .await;
-        match joined {
-            None => break Ok(()),
-            Some(Ok((index, Ok(output)))) => outputs[index] = Some(output),
-            Some(Ok((index, Err(error)))) => break Err(Ended::Failed(index, error)),
-            Some(Err(error)) if error.is_panic() => break Err(Ended::Panicked(error.into_panic())),
-            Some(Err(error)) => break Err(Ended::Failed(0, DataFusionError::External(Box::new(error)))),
-        }
-    };
-    // Stop what still runs and wait until it is gone, so that no batch stays buffered (or
-    // counted as held) after the run returns.
-    queries.shutdown().await;
-    readers.shutdown().await;
-    match ended {
-        Ok(()) => {
-            Ok(outputs.into_iter().map(|output| output.unwrap_or_else(|| unreachable!("every query ended"))).collect())
-        }
-        Err(Ended::Failed(index, error)) => Err((index, error)),
-        Err(Ended::Panicked(payload)) => std::panic::resume_unwind(payload),
-    }
-}
-
-/// Why a run of plans stopped before every plan ended.
-enum Ended {
-    Failed(usize, DataFusionError),
-    Panicked(Box<dyn std::any::Any + Send>),
 }
 
 fn lock(slot: &Mutex<Option<Held>>) -> std::sync::MutexGuard<'_, Option<Held>> {

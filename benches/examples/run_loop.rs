@@ -1,7 +1,8 @@
 //! Runs the overhead bench's 10,000-factory pipelines many times with nothing else in the
 //! process, for a profiler: `perf record -g target/release/examples/run_loop fan_out 40`.
 //!
-//! Arguments: `chain` or `fan_out`, and the number of runs (default 40). `VALIDATE=1` validates
+//! Arguments: `chain` or `fan_out`, the number of runs (default 40) and of factories (default
+//! 10,000). `VALIDATE=1` validates
 //! instead of running, `BENCHMARK=1` runs with benchmarks on. Prints per-factory figures and a
 //! calibration of the machine.
 
@@ -14,9 +15,10 @@ fn main() -> setl_core::Result<()> {
     let mut args = std::env::args().skip(1);
     let shape_name = args.next().unwrap_or_else(|| "chain".to_owned());
     let runs: usize = args.next().and_then(|runs| runs.parse().ok()).unwrap_or(40).max(1);
+    let count: usize = args.next().and_then(|count| count.parse().ok()).unwrap_or(10_000).clamp(1, 10_000);
     let shape = match shape_name.as_str() {
-        "chain" => Shape::chain(10_000),
-        "fan_out" => Shape::fan_out(10_000),
+        "chain" => Shape::chain(count),
+        "fan_out" => Shape::fan_out(count),
         other => {
             eprintln!("unknown shape `{other}`: use `chain` or `fan_out`");
             std::process::exit(2);

@@ -93,7 +93,7 @@ pub(crate) fn results(
                 write: timing.write,
                 total: timing.total,
                 start: pipeline_start.map_or(Duration::ZERO, |begin| timing.started.saturating_duration_since(begin)),
-                thread: timing.thread,
+                thread: timing.thread.map(|thread| thread as usize),
             })
         })
         .collect()

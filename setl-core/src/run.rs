@@ -22,7 +22,7 @@ use crate::factory::{ErasedFactory, Signature};
 use crate::observe::{EventKind, FactoryId, Observers, OutputRef};
 use crate::prefetch::prefetch_value;
 use crate::store::{
-    self, Counters, Kept, Produced, SlotSpec, SpillFile, SpillJob, StorageLevel, Store, StoreOps, Taken,
+    self, Counters, Kept, Produced, Reload, SlotSpec, SpillFile, SpillJob, StorageLevel, Store, StoreOps, Taken,
 };
 use crate::validate::{Plan, Source};
 
@@ -64,11 +64,12 @@ pub(crate) struct RunOutcome {
 }
 
 /// What one factory's run took. The worker records it and hands it over with the output, so
-/// benchmarks cost a few clock reads per factory and no lock of their own.
+/// benchmarks cost a few clock reads per factory and no lock of their own. The thread is a
+/// `u32` so that a finished factory's record stays within 128 bytes (see [`Job`]).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct FactoryTiming {
     pub(crate) started: Instant,
-    pub(crate) thread: Option<usize>,
+    pub(crate) thread: Option<u32>,
     pub(crate) read: Duration,
     pub(crate) process: Duration,
     pub(crate) write: Duration,
@@ -100,15 +101,29 @@ impl Ready {
 }
 
 /// A factory taken by a worker, with its inputs. Inline room for a few inputs, so a job
-/// allocates nothing in the common case.
+/// allocates nothing in the common case, and at most 128 bytes, so that moving it in and out
+/// of a worker's batch is a few register moves rather than a call to `memcpy`.
 struct Job {
     index: usize,
     factory: Box<dyn ErasedFactory>,
-    inputs: SmallVec<[(usize, Taken); 3]>,
-    /// Producers whose output the store let go of when this job took the last share.
-    released: SmallVec<[usize; 2]>,
-    /// Bytes of those outputs, held by this job alone until its factory is dropped.
+    inputs: SmallVec<[JobInput; 3]>,
+    /// Bytes of the outputs whose last share this job took, held by it alone until its factory
+    /// is dropped.
     owned: u64,
+}
+
+// Moved by value several times per factory: keep the job and a finished factory's record
+// within what the compiler moves without calling `memcpy`.
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(size_of::<Job>() <= 128 && size_of::<(usize, Result<Finished, Error>)>() <= 128);
+
+/// One input slot's value, as a job carries it.
+struct JobInput {
+    slot: u32,
+    /// Whether this job took the store's last share of the producer's output, so the store let
+    /// go of it.
+    released: bool,
+    taken: Taken,
 }
 
 struct State {
@@ -220,6 +235,9 @@ pub(crate) fn execute(
         }
     }
 
+    // Allocated before any factory runs: glibc sorts out the small blocks that workers freed
+    // (factories, inputs) at the next large allocation, and that is then not this run's.
+    let mut outputs = Vec::with_capacity(count);
     let shared = &shared;
     pool.in_place_scope(|scope| {
         let mut state = shared.lock();
@@ -227,8 +245,9 @@ pub(crate) fn execute(
     });
 
     let mut state = shared.lock();
+    state.store.finish(&shared.spec.slots, &mut outputs);
     let mut outcome = RunOutcome {
-        outputs: state.store.finish(&shared.spec.slots),
+        outputs,
         finished: std::mem::take(&mut state.finished),
         timings: std::mem::take(&mut state.timings),
         error: state.error.take(),
@@ -310,7 +329,9 @@ fn worker<'scope>(scope: &rayon::Scope<'scope>, shared: &'scope Shared<'_>, firs
         }
         let mut state = shared.lock();
         // Taken but not started: any worker may start them, unless the run failed.
-        state.handed_back.extend(batch.drain(..));
+        if !batch.is_empty() {
+            state.handed_back.extend(batch.drain(..));
+        }
         for (index, result) in done.drain(..) {
             released.extend(complete(shared, &mut state, index, result));
         }
@@ -329,7 +350,11 @@ fn worker<'scope>(scope: &rayon::Scope<'scope>, shared: &'scope Shared<'_>, firs
             spawn_helpers(scope, shared, &mut state);
         }
         // After the takes: a value its next consumer just took for the last time never spills.
-        let spills = state.store.plan_spills(&shared.spec.slots);
+        // Only a memory budget spills.
+        let spills = match shared.spec.budget {
+            Some(_) => state.store.plan_spills(&shared.spec.slots),
+            None => Vec::new(),
+        };
         drop(state);
         // Dropping a released output may free a large buffer or delete a file: outside the lock.
         released.clear();
@@ -391,26 +416,25 @@ fn next_job(shared: &Shared<'_>, state: &mut State) -> Option<Job> {
     }
     let sources = spec.plan.sources.get(index);
     let mut inputs = SmallVec::new();
-    let mut released = SmallVec::new();
     let mut owned = 0;
     for (slot, source) in sources.iter().enumerate() {
-        let taken = match *source {
+        let (taken, released) = match *source {
             Some(Source::Factory(producer)) => {
                 let (taken, last) = state.store.take(&spec.slots, producer, shared.position[index]);
-                if let Some(bytes) = last {
-                    released.push(producer);
-                    owned += bytes;
-                }
-                taken
+                owned += last.unwrap_or(0);
+                (taken, last.is_some())
             }
-            Some(Source::External(input)) => state.store.take_external(input).map(Taken::Value),
-            None => None,
+            Some(Source::External(input)) => (state.store.take_external(input).map(Taken::Value), false),
+            None => (None, false),
         };
+        // A factory's input slots are its `Delivery` fields: far fewer than 2^32.
+        let slot = u32::try_from(slot).expect("fewer than 2^32 inputs");
+        // The store holds every output until its last taker, so a taken share is never empty.
         if let Some(taken) = taken {
-            inputs.push((slot, taken));
+            inputs.push(JobInput { slot, released, taken });
         }
     }
-    Some(Job { index, factory, inputs, released, owned })
+    Some(Job { index, factory, inputs, owned })
 }
 
 /// Records a finished factory. Returns an output to drop outside the lock, if released at once.
@@ -510,7 +534,7 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Finished, Error> {
     let spec = &shared.spec;
     // Declared first, so dropped last: after the factory and its inputs.
     let mut held = HeldGuard { counters: &spec.counters, bytes: job.owned };
-    let Job { index, mut factory, inputs, released, owned: _ } = job;
+    let Job { index, mut factory, inputs, owned: _ } = job;
     let id = shared.id(index);
     let observers = spec.observers;
     let observed = observers.active();
@@ -524,11 +548,14 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Finished, Error> {
     }
 
     let mut reloaded = false;
-    for (slot, taken) in inputs {
+    let mut released: SmallVec<[usize; 3]> = SmallVec::new();
+    for JobInput { slot, released: last_share, taken } in inputs {
+        let slot = slot as usize;
         let payload = match taken {
             Taken::Value(payload) => payload,
-            Taken::Reload { producer, file, ops } => match ops.reload(file.path()) {
+            Taken::Reload(reload) => match reload.ops.reload(reload.file.path()) {
                 Ok(payload) => {
+                    let Reload { producer, file, ops } = *reload;
                     reloaded = true;
                     let bytes = ops.byte_size(&payload);
                     spec.counters.reloaded(bytes);
@@ -541,9 +568,9 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Finished, Error> {
                 }
                 Err(source) => {
                     let error: Error = ErrorKind::Spill {
-                        factory: spec.signatures[producer].name.to_owned(),
+                        factory: spec.signatures[reload.producer].name.to_owned(),
                         action: "read back",
-                        path: file.path().to_owned(),
+                        path: reload.file.path().to_owned(),
                         source,
                     }
                     .into();
@@ -565,10 +592,14 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Finished, Error> {
         }
         if let Some(at) = started {
             let producer = match spec.plan.sources.get(index)[slot] {
-                Some(Source::Factory(producer)) => Some(shared.id(producer)),
+                Some(Source::Factory(producer)) => Some(producer),
                 _ => None,
             };
+            if let (Some(producer), true) = (producer, last_share) {
+                released.push(producer);
+            }
             let field = spec.signatures[index].inputs[slot].field;
+            let producer = producer.map(|producer| shared.id(producer));
             observers.emit_at(EventKind::DeliveryTaken { producer, consumer: id, field }, at);
         }
     }
@@ -650,7 +681,9 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Finished, Error> {
         let now = Instant::now();
         let total = now - started;
         observers.emit_at(EventKind::FactoryFinished { factory: id, elapsed: total }, now);
-        FactoryTiming { started, thread: rayon::current_thread_index(), read, process, write, total }
+        // A pool has far fewer than 2^32 threads.
+        let thread = rayon::current_thread_index().and_then(|thread| u32::try_from(thread).ok());
+        FactoryTiming { started, thread, read, process, write, total }
     });
     tracing::debug!(factory = id.name, "finished");
     Ok(Finished { produced, timing })

@@ -478,19 +478,29 @@ struct Slot {
     bytes: u64,
 }
 
-/// What a consumer receives for one input slot.
+/// What a consumer receives for one input slot. Two words: the scheduler moves one per input
+/// slot of every job, and reading back from disk is the rare case.
 pub(crate) enum Taken {
     /// The value itself, shared.
     Value(Payload),
     /// The value is in a spill file: read it back (outside the lock).
-    Reload {
-        /// The producer's index.
-        producer: usize,
-        /// The file; when this is the last handle, dropping it deletes the file.
-        file: Arc<SpillFile>,
-        /// How to read it.
-        ops: &'static StoreOps,
-    },
+    Reload(Box<Reload>),
+}
+
+/// A value to read back from its spill file.
+pub(crate) struct Reload {
+    /// The producer's index.
+    pub(crate) producer: usize,
+    /// The file; when this is the last handle, dropping it deletes the file.
+    pub(crate) file: Arc<SpillFile>,
+    /// How to read it.
+    pub(crate) ops: &'static StoreOps,
+}
+
+impl Taken {
+    fn reload(producer: usize, file: Arc<SpillFile>, spec: &SlotSpec) -> Self {
+        Taken::Reload(Box::new(Reload { producer, file, ops: spec.ops.expect("only storable values reach the disk") }))
+    }
 }
 
 /// A value to write to a spill file, outside the lock.
@@ -595,11 +605,7 @@ impl Store {
             let taken = match &slot.held {
                 Held::Empty => None,
                 Held::Memory(payload) | Held::Spilling(payload) => Some(Taken::Value(payload.clone())),
-                Held::Disk(file) => Some(Taken::Reload {
-                    producer,
-                    file: file.clone(),
-                    ops: spec.ops.expect("only storable values reach the disk"),
-                }),
+                Held::Disk(file) => Some(Taken::reload(producer, file.clone(), spec)),
             };
             return (taken, None);
         }
@@ -608,10 +614,7 @@ impl Store {
             Held::Empty => (None, None),
             // The bytes stay counted as held until the consumer drops its share.
             Held::Memory(payload) | Held::Spilling(payload) => (Some(Taken::Value(payload)), Some(slot.bytes)),
-            Held::Disk(file) => (
-                Some(Taken::Reload { producer, file, ops: spec.ops.expect("only storable values reach the disk") }),
-                Some(0),
-            ),
+            Held::Disk(file) => (Some(Taken::reload(producer, file, spec)), Some(0)),
         }
     }
 
@@ -717,17 +720,15 @@ impl Store {
         }
     }
 
-    /// What the run leaves behind: per factory, its output if still held.
-    pub(crate) fn finish(&mut self, specs: &[SlotSpec]) -> Vec<Option<Kept>> {
-        self.slots
-            .iter_mut()
-            .zip(specs)
-            .map(|(slot, spec)| match std::mem::replace(&mut slot.held, Held::Empty) {
+    /// What the run leaves behind: per factory, its output if still held, added to `outputs`.
+    pub(crate) fn finish(&mut self, specs: &[SlotSpec], outputs: &mut Vec<Option<Kept>>) {
+        outputs.extend(self.slots.iter_mut().zip(specs).map(|(slot, spec)| {
+            match std::mem::replace(&mut slot.held, Held::Empty) {
                 Held::Empty => None,
                 Held::Memory(payload) | Held::Spilling(payload) => Some(Kept::Memory(payload)),
                 Held::Disk(file) => spec.ops.map(|ops| Kept::Disk(file, ops)),
-            })
-            .collect()
+            }
+        }));
     }
 }
 

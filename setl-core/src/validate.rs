@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use rayon::prelude::*;
 
-use crate::factory::{FactoryRef, Signature, TypeInfo};
+use crate::factory::{FactoryRef, InputDecl, Signature, TypeInfo};
 use crate::prefetch::prefetch_value;
 
 /// One problem found while resolving a pipeline. Each names the factory, field, payload type and
@@ -230,20 +230,10 @@ impl<T> Default for Lists<T> {
 }
 
 impl<T> Lists<T> {
-    fn with_capacity(lists: usize, items: usize) -> Self {
-        let mut offsets = Vec::with_capacity(lists + 1);
-        offsets.push(0);
-        Lists { offsets, items: Vec::with_capacity(items) }
-    }
-
-    /// Adds `item` to the list being built.
-    fn push(&mut self, item: T) {
-        self.items.push(item);
-    }
-
-    /// Ends the list being built; the next `push` starts a new one.
-    fn close(&mut self) {
-        self.offsets.push(self.items.len());
+    /// The lists `items[offsets[i]..offsets[i + 1]]`.
+    fn from_offsets(offsets: Vec<usize>, items: Vec<T>) -> Self {
+        debug_assert_eq!(offsets.last(), Some(&items.len()), "the offsets do not cover the items");
+        Lists { offsets, items }
     }
 
     /// List `index`.
@@ -346,10 +336,15 @@ pub(crate) fn resolve<'a>(
             ));
         }
     }
+    // Where each factory's input slots start in the plan's flat list of sources, read while the
+    // signatures are at hand, so that each part of the matching knows its share in advance.
+    let mut slot_offsets = Vec::with_capacity(factories.len() + 1);
+    slot_offsets.push(0);
     deliverables.extend(factories.iter().enumerate().map(|(index, factory)| {
         if let Some(ahead) = factories.get(index + PREFETCH_DISTANCE) {
             prefetch_value(ahead.signature, 256);
         }
+        slot_offsets.push(slot_offsets[index] + factory.signature.inputs.len());
         Deliverable {
             source: Source::Factory(index),
             payload: factory.signature.output.id(),
@@ -406,6 +401,7 @@ pub(crate) fn resolve<'a>(
         externals,
         deliverables: &deliverables,
         by_type_and_id: &by_type_and_id,
+        slot_offsets: &slot_offsets,
         by_type: OnceLock::new(),
         factory_types: OnceLock::new(),
         barrier,
@@ -431,29 +427,24 @@ pub(crate) fn resolve<'a>(
         priority: vec![0; count],
         topological_order: Vec::with_capacity(count),
     };
-    let slots = parts.iter().map(|part| part.sources.len()).sum();
-    let mut sources = Lists::with_capacity(count, slots);
+    let mut sources = Vec::with_capacity(slot_offsets[count]);
     let mut edges: Vec<(usize, usize)> = Vec::with_capacity(parts.iter().map(|part| part.edges.len()).sum());
-    for part in parts {
-        let mut items = part.sources.into_iter();
-        for length in part.lengths {
-            for source in items.by_ref().take(length) {
-                match source {
-                    Some(Source::Factory(producer)) => plan.output_takers[producer] += 1,
-                    Some(Source::External(input)) => plan.external_takers[input] += 1,
-                    None => {}
-                }
-                sources.push(source);
+    for mut part in parts {
+        for source in &part.sources {
+            match source {
+                Some(Source::Factory(producer)) => plan.output_takers[*producer] += 1,
+                Some(Source::External(input)) => plan.external_takers[*input] += 1,
+                None => {}
             }
-            sources.close();
         }
+        sources.append(&mut part.sources);
         for &(_, consumer) in &part.edges {
             plan.producer_count[consumer] += 1;
         }
-        edges.extend(part.edges);
-        errors.extend(part.errors);
+        edges.append(&mut part.edges);
+        errors.append(&mut part.errors);
     }
-    plan.sources = sources;
+    plan.sources = Lists::from_offsets(slot_offsets, sources);
     plan.dependents = Lists::from_pairs(count, &edges);
 
     if let Err(path) = order(&mut plan, factories) {
@@ -470,11 +461,8 @@ pub(crate) fn resolve<'a>(
 const PARALLEL_MIN: usize = 4096;
 
 /// What resolving a range of consumers found, in declaration order.
-#[derive(Default)]
 struct Resolved {
-    /// Per consumer: how many input slots it has (its entries in `sources`).
-    lengths: Vec<usize>,
-    /// Per input slot: where its value comes from.
+    /// Per input slot of the range's consumers: where its value comes from.
     sources: Vec<Option<Source>>,
     /// (producer, consumer), once per distinct producer of each consumer.
     edges: Vec<(usize, usize)>,
@@ -488,6 +476,8 @@ struct Resolver<'a> {
     externals: &'a [ExternalDecl<'a>],
     deliverables: &'a [Deliverable<'a>],
     by_type_and_id: &'a Grouped<(TypeId, &'a str)>,
+    /// Per factory: where its input slots start among all factories' (one more entry at the end).
+    slot_offsets: &'a [usize],
     /// Only messages need these, so they are built on the first error that does.
     by_type: OnceLock<Grouped<TypeId>>,
     factory_types: OnceLock<HashSet<TypeId>>,
@@ -510,6 +500,21 @@ impl Resolver<'_> {
         }
     }
 
+    /// A non-optional input that nothing may deliver, with no producer declared; "did you mean"
+    /// lists the deliveries of its type under other ids.
+    fn missing_input(&self, signature: &Signature, input: &InputDecl) -> ValidationError {
+        let near =
+            self.by_type().get(&input.payload.id()).iter().map(|&number| self.describe_with_id(number)).collect();
+        ValidationError::MissingInput {
+            factory: signature.name.to_owned(),
+            field: input.field.to_owned(),
+            payload: input.payload.name(),
+            id: input.id.to_owned(),
+            producer: None,
+            candidates: near,
+        }
+    }
+
     fn describe_with_id(&self, number: usize) -> String {
         let source = self.deliverables[number].source;
         let id = match source {
@@ -526,7 +531,10 @@ impl Resolver<'_> {
 
     /// Matches every input slot of the consumers in `range`.
     fn resolve_range(&self, range: Range<usize>) -> Resolved {
-        let mut out = Resolved { lengths: Vec::with_capacity(range.len()), ..Resolved::default() };
+        let slots = self.slot_offsets[range.end] - self.slot_offsets[range.start];
+        // Most consumers have one producer; more edges grow the list.
+        let mut out =
+            Resolved { sources: Vec::with_capacity(slots), edges: Vec::with_capacity(range.len()), errors: Vec::new() };
         let part = &self.factories[range.clone()];
         for (at, consumer_index) in range.enumerate() {
             // Signatures of a large pipeline no longer fit in cache: ask for the ones a few
@@ -541,7 +549,6 @@ impl Resolver<'_> {
             let signature = factory.signature;
             let consumer = FactoryRef::from_signature(signature);
             let consumer_edges = out.edges.len();
-            out.lengths.push(signature.inputs.len());
             for input in &signature.inputs {
                 let candidates = self.by_type_and_id.get(&(input.payload.id(), input.id));
                 // Names are only built for messages, so the valid path allocates nothing per input.
@@ -592,6 +599,11 @@ impl Resolver<'_> {
                 {
                     // The common case, decided without allocating.
                     Some(only)
+                } else if candidates.is_empty() {
+                    if !input.optional {
+                        out.errors.push(self.missing_input(signature, input));
+                    }
+                    None
                 } else {
                     // A factory never feeds itself through an input that names no producer.
                     let candidates: Vec<usize> = candidates
@@ -608,28 +620,12 @@ impl Resolver<'_> {
                     match allowed.as_slice() {
                         [one] => Some(*one),
                         [] => {
-                            if !candidates.is_empty() {
-                                // Something matches, but it is reserved for other consumers.
-                                None
-                            } else {
-                                if !input.optional {
-                                    let near = self
-                                        .by_type()
-                                        .get(&input.payload.id())
-                                        .iter()
-                                        .map(|&number| self.describe_with_id(number))
-                                        .collect();
-                                    out.errors.push(ValidationError::MissingInput {
-                                        factory: signature.name.to_owned(),
-                                        field: input.field.to_owned(),
-                                        payload: payload(),
-                                        id: input.id.to_owned(),
-                                        producer: None,
-                                        candidates: near,
-                                    });
-                                }
-                                None
+                            if candidates.is_empty() && !input.optional {
+                                // Only this factory itself delivers it.
+                                out.errors.push(self.missing_input(signature, input));
                             }
+                            // Otherwise something matches, but it is reserved for other consumers.
+                            None
                         }
                         several => {
                             // SETL's rule: a delivery naming this consumer explicitly wins.

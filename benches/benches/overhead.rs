@@ -60,7 +60,7 @@ fn print_per_factory(what: &str, factories: usize, (median, fastest): (Duration,
 
 fn run_and_validate(c: &mut Criterion) {
     println!(
-        "calibration: {}; run and validation are memory-bound, so their figures move with the second",
+        "calibration: {}; run and validation move with both (a few thousand instructions and some cache misses per factory)",
         setl_benches::calibration()
     );
     let setl = setl();
@@ -92,7 +92,11 @@ fn run_and_validate(c: &mut Criterion) {
         let mut group = c.benchmark_group("validate");
         group.throughput(Throughput::Elements(factories as u64)).sample_size(20);
         group.bench_function(BenchmarkId::from_parameter(name), |b| {
-            b.iter_batched_ref(|| pipeline(&setl, &shape, None), |p| p.validate().expect("valid"), BatchSize::PerIteration)
+            b.iter_batched_ref(
+                || pipeline(&setl, &shape, None),
+                |p| p.validate().expect("valid"),
+                BatchSize::PerIteration,
+            )
         });
         group.finish();
     }

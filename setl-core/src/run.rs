@@ -235,9 +235,6 @@ pub(crate) fn execute(
         }
     }
 
-    // Allocated before any factory runs: glibc sorts out the small blocks that workers freed
-    // (factories, inputs) at the next large allocation, and that is then not this run's.
-    let mut outputs = Vec::with_capacity(count);
     let shared = &shared;
     pool.in_place_scope(|scope| {
         let mut state = shared.lock();
@@ -245,9 +242,8 @@ pub(crate) fn execute(
     });
 
     let mut state = shared.lock();
-    state.store.finish(&shared.spec.slots, &mut outputs);
     let mut outcome = RunOutcome {
-        outputs,
+        outputs: state.store.finish(&shared.spec.slots),
         finished: std::mem::take(&mut state.finished),
         timings: std::mem::take(&mut state.timings),
         error: state.error.take(),

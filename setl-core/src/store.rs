@@ -720,15 +720,17 @@ impl Store {
         }
     }
 
-    /// What the run leaves behind: per factory, its output if still held, added to `outputs`.
-    pub(crate) fn finish(&mut self, specs: &[SlotSpec], outputs: &mut Vec<Option<Kept>>) {
-        outputs.extend(self.slots.iter_mut().zip(specs).map(|(slot, spec)| {
-            match std::mem::replace(&mut slot.held, Held::Empty) {
+    /// What the run leaves behind: per factory, its output if still held.
+    pub(crate) fn finish(&mut self, specs: &[SlotSpec]) -> Vec<Option<Kept>> {
+        self.slots
+            .iter_mut()
+            .zip(specs)
+            .map(|(slot, spec)| match std::mem::replace(&mut slot.held, Held::Empty) {
                 Held::Empty => None,
                 Held::Memory(payload) | Held::Spilling(payload) => Some(Kept::Memory(payload)),
                 Held::Disk(file) => spec.ops.map(|ops| Kept::Disk(file, ops)),
-            }
-        }));
+            })
+            .collect()
     }
 }
 

@@ -2,8 +2,8 @@
 //! process, for a profiler: `perf record -g target/release/examples/run_loop fan_out 40`.
 //!
 //! Arguments: `chain` or `fan_out`, the number of runs (default 40) and of factories (default
-//! 10,000). `VALIDATE=1` validates
-//! instead of running, `BENCHMARK=1` runs with benchmarks on. Prints per-factory figures and a
+//! 10,000). `VALIDATE=1` validates instead of running, `BENCHMARK=1` runs with benchmarks on,
+//! `SETL_BENCH_THREADS` sets the pool size (default 2). Prints per-factory figures and a
 //! calibration of the machine.
 
 use std::time::{Duration, Instant};
@@ -26,7 +26,8 @@ fn main() -> setl_core::Result<()> {
     };
     let validate_only = std::env::var_os("VALIDATE").is_some();
     let benchmark = std::env::var_os("BENCHMARK").is_some();
-    let setl = Setl::builder().threads(2).build()?;
+    let threads = std::env::var("SETL_BENCH_THREADS").ok().and_then(|threads| threads.parse().ok()).unwrap_or(2);
+    let setl = Setl::builder().threads(threads).build()?;
     let factories = shape.inputs.len() as f64;
     let mut timings = Vec::with_capacity(runs);
     for _ in 0..runs {

@@ -14,18 +14,12 @@
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
-use setl_benches::{pipeline, Shape};
+use setl_benches::{pipeline, setl, Shape};
 use setl_core::prelude::*;
 
 const COUNT: usize = 10_000;
 /// The chain of factories that do some work, for instrumentation.
 const WORKING_COUNT: usize = 1_000;
-
-/// Two threads, or `SETL_BENCH_THREADS`.
-fn setl() -> Setl {
-    let threads = std::env::var("SETL_BENCH_THREADS").ok().and_then(|threads| threads.parse().ok()).unwrap_or(2);
-    Setl::builder().threads(threads).build().expect("a thread pool")
-}
 
 /// The median and the fastest of `runs` timings of `measure`, each given a fresh pipeline from
 /// `build`. On a shared machine other work only ever adds time, so the fastest run is the

@@ -8,8 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use setl_benches::{pipeline, Shape};
-use setl_core::prelude::*;
+use setl_benches::{pipeline, setl, Shape};
 
 fn main() -> setl_core::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -26,8 +25,7 @@ fn main() -> setl_core::Result<()> {
     };
     let validate_only = std::env::var_os("VALIDATE").is_some();
     let benchmark = std::env::var_os("BENCHMARK").is_some();
-    let threads = std::env::var("SETL_BENCH_THREADS").ok().and_then(|threads| threads.parse().ok()).unwrap_or(2);
-    let setl = Setl::builder().threads(threads).build()?;
+    let setl = setl();
     let factories = shape.inputs.len() as f64;
     let mut timings = Vec::with_capacity(runs);
     for _ in 0..runs {

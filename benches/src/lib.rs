@@ -149,6 +149,12 @@ impl Factory for Node {
     }
 }
 
+/// A context of two threads, or `SETL_BENCH_THREADS`.
+pub fn setl() -> Setl {
+    let threads = std::env::var("SETL_BENCH_THREADS").ok().and_then(|threads| threads.parse().ok()).unwrap_or(2);
+    Setl::builder().threads(threads).build().expect("a thread pool")
+}
+
 /// The most nodes a [`Shape`] may have.
 pub const MAX_NODES: usize = 10_001;
 

@@ -346,11 +346,7 @@ fn worker<'scope>(scope: &rayon::Scope<'scope>, shared: &'scope Shared<'_>, firs
             spawn_helpers(scope, shared, &mut state);
         }
         // After the takes: a value its next consumer just took for the last time never spills.
-        // Only a memory budget spills.
-        let spills = match shared.spec.budget {
-            Some(_) => state.store.plan_spills(&shared.spec.slots),
-            None => Vec::new(),
-        };
+        let spills = state.store.plan_spills(&shared.spec.slots);
         drop(state);
         // Dropping a released output may free a large buffer or delete a file: outside the lock.
         released.clear();

@@ -653,7 +653,16 @@ impl Store {
 
     /// Picks the values to spill when the bytes held exceed the budget: those whose next
     /// consumer comes latest in the plan (kept values nobody will take first), and marks them.
+    /// Called by every worker round; inlined so that a run without a budget pays one test.
+    #[inline]
     pub(crate) fn plan_spills(&mut self, specs: &[SlotSpec]) -> Vec<SpillJob> {
+        match (self.budget, &self.spill_dir) {
+            (Some(_), Some(_)) => self.plan_spills_over_budget(specs),
+            _ => Vec::new(),
+        }
+    }
+
+    fn plan_spills_over_budget(&mut self, specs: &[SlotSpec]) -> Vec<SpillJob> {
         let (Some(budget), Some(dir)) = (self.budget, &self.spill_dir) else { return Vec::new() };
         let spilling: u64 =
             self.slots.iter().filter(|slot| matches!(slot.held, Held::Spilling(_))).map(|slot| slot.bytes).sum();

@@ -28,10 +28,10 @@ impl Pipeline {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "Pipeline: {} factories in {} stages, {} external inputs",
-            signatures.len(),
-            self.stage_count(),
-            self.input_count()
+            "Pipeline: {} in {}, {}",
+            counted(signatures.len(), "factory", "factories"),
+            counted(self.stage_count(), "stage", "stages"),
+            counted(self.input_count(), "external input", "external inputs")
         );
         let _ = writeln!(out, "\nData Transformation Summary");
         for (index, signature) in signatures.iter().enumerate() {
@@ -125,4 +125,9 @@ fn mermaid_class(name: &str) -> std::borrow::Cow<'_, str> {
 /// Mermaid writes generics with tildes: `Vec<i64>` is `Vec~i64~`.
 fn mermaid_type(name: &str) -> String {
     name.replace(['<', '>'], "~")
+}
+
+/// `1 stage`, `3 stages`: a count with its noun in the right number.
+fn counted(count: usize, one: &str, many: &str) -> String {
+    format!("{count} {}", if count == 1 { one } else { many })
 }

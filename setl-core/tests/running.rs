@@ -565,6 +565,14 @@ Data Flow Summary
   Fast ==> FastConsumer.fast : u16
 "
     );
+    let mut single = setl(1).new_pipeline();
+    single.set_input(3_u8);
+    single.add_stage_from_type::<Fast>();
+    assert!(
+        single.describe().starts_with("Pipeline: 1 factory in 1 stage, 1 external input\n"),
+        "{}",
+        single.describe()
+    );
 }
 
 #[test]

@@ -501,10 +501,17 @@ impl Resolver<'_> {
     }
 
     /// A non-optional input that nothing may deliver, with no producer declared; "did you mean"
-    /// lists the deliveries of its type under other ids.
-    fn missing_input(&self, signature: &Signature, input: &InputDecl) -> ValidationError {
-        let near =
-            self.by_type().get(&input.payload.id()).iter().map(|&number| self.describe_with_id(number)).collect();
+    /// lists the deliveries of its type under other ids, except the consumer's own output (a
+    /// factory never feeds itself through an input that names no producer).
+    fn missing_input(&self, consumer_index: usize, input: &InputDecl) -> ValidationError {
+        let signature = self.factories[consumer_index].signature;
+        let near = self
+            .by_type()
+            .get(&input.payload.id())
+            .iter()
+            .filter(|&&number| self.deliverables[number].source != Source::Factory(consumer_index))
+            .map(|&number| self.describe_with_id(number))
+            .collect();
         ValidationError::MissingInput {
             factory: signature.name.to_owned(),
             field: input.field.to_owned(),
@@ -601,7 +608,7 @@ impl Resolver<'_> {
                     Some(only)
                 } else if candidates.is_empty() {
                     if !input.optional {
-                        out.errors.push(self.missing_input(signature, input));
+                        out.errors.push(self.missing_input(consumer_index, input));
                     }
                     None
                 } else {
@@ -622,7 +629,7 @@ impl Resolver<'_> {
                         [] => {
                             if candidates.is_empty() && !input.optional {
                                 // Only this factory itself delivers it.
-                                out.errors.push(self.missing_input(signature, input));
+                                out.errors.push(self.missing_input(consumer_index, input));
                             }
                             // Otherwise something matches, but it is reserved for other consumers.
                             None

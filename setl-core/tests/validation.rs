@@ -64,6 +64,20 @@ impl Factory for NeedsOffset {
     }
 }
 
+/// Delivers the type it takes, as the issue's `Total` does: it is no candidate for its own input.
+#[factory]
+#[derive(Default)]
+struct Scaled {
+    #[delivery(id = "offset")]
+    offset: Delivery<i64>,
+}
+impl Factory for Scaled {
+    type Output = i64;
+    fn get(&self) -> i64 {
+        *self.offset.get() * 2
+    }
+}
+
 #[factory(id = "secret", consumers(Auditor))]
 #[derive(Default)]
 struct Vault;
@@ -166,6 +180,18 @@ fn a_missing_input_with_an_id_suggests_the_same_type_under_another_id() {
     assert_eq!(
         problems(&pipeline),
         ["factory `NeedsOffset`, field `offset`: no delivery of `i64` with id \"offset\" from any factory or \
+          external input; did you mean the external input (id \"ofset\")?"]
+    );
+}
+
+#[test]
+fn a_factory_is_never_suggested_for_its_own_input() {
+    let mut pipeline = setl().new_pipeline();
+    let _ = pipeline.set_input(5_i64).with_id("ofset");
+    pipeline.add_stage_from_type::<Scaled>();
+    assert_eq!(
+        problems(&pipeline),
+        ["factory `Scaled`, field `offset`: no delivery of `i64` with id \"offset\" from any factory or \
           external input; did you mean the external input (id \"ofset\")?"]
     );
 }

@@ -511,6 +511,7 @@ impl Resolver<'_> {
             .iter()
             .filter(|&&number| self.deliverables[number].source != Source::Factory(consumer_index))
             .map(|&number| self.describe_with_id(number))
+            .chain(self.mistyped_externals(input))
             .collect();
         ValidationError::MissingInput {
             factory: signature.name.to_owned(),
@@ -520,6 +521,22 @@ impl Resolver<'_> {
             producer: None,
             candidates: near,
         }
+    }
+
+    /// Pipeline inputs under the input's id but of another type: `set_input(5)` is an `i32`,
+    /// and an input of `i64` does not take it.
+    fn mistyped_externals<'s>(&'s self, input: &'s InputDecl) -> impl Iterator<Item = String> + 's {
+        self.externals
+            .iter()
+            .filter(move |external| external.id == input.id && external.payload.id() != input.payload.id())
+            .map(move |external| {
+                let id = if external.id.is_empty() { "no id".to_owned() } else { format!("id \"{}\"", external.id) };
+                format!(
+                    "the external input ({id}) of type `{}` (this input takes `{}`)",
+                    external.payload.name(),
+                    input.payload.name()
+                )
+            })
     }
 
     fn describe_with_id(&self, number: usize) -> String {

@@ -197,6 +197,19 @@ fn a_factory_is_never_suggested_for_its_own_input() {
 }
 
 #[test]
+fn an_external_input_of_another_type_under_the_id_is_pointed_out() {
+    let mut pipeline = setl().new_pipeline();
+    // An integer literal is an `i32`; `NeedsOffset` takes an `i64`.
+    let _ = pipeline.set_input(5).with_id("offset");
+    pipeline.add_stage_from_type::<NeedsOffset>();
+    assert_eq!(
+        problems(&pipeline),
+        ["factory `NeedsOffset`, field `offset`: no delivery of `i64` with id \"offset\" from any factory or \
+          external input; did you mean the external input (id \"offset\") of type `i32` (this input takes `i64`)?"]
+    );
+}
+
+#[test]
 fn a_missing_external_input_with_an_id_says_how_to_set_it() {
     let mut pipeline = setl().new_pipeline();
     pipeline.add_stage_from_type::<NeedsOffset>();

@@ -6,15 +6,11 @@
 //! `SETL_BENCH_THREADS` sets the pool size (default 2). Prints per-factory figures and a
 //! calibration of the machine, then the median of a whole cycle (build, run, drop): a change that
 //! only moves work out of `run()` (into the drop, or into the allocator's next call) shows there.
-//! `--features mimalloc` runs it with mimalloc as the global allocator instead of the system's.
+//! `--features mimalloc` runs it with mimalloc as the global allocator (see `setl_benches`).
 
 use std::time::{Duration, Instant};
 
 use setl_benches::{pipeline, setl, Shape};
-
-#[cfg(feature = "mimalloc")]
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> setl_core::Result<()> {
     let mut args = std::env::args().skip(1);

@@ -6,6 +6,16 @@
 
 use setl_core::prelude::*;
 
+/// With `--features mimalloc`, every bench and example of this crate allocates with mimalloc
+/// instead of the system's malloc (glibc's, here), for comparing the two; the calibration line
+/// says which.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The global allocator the benches run with.
+const ALLOCATOR: &str = if cfg!(feature = "mimalloc") { "mimalloc" } else { "the system's malloc" };
+
 /// The most inputs a node of a [`Shape`] may have.
 pub const MAX_INPUTS: usize = 3;
 
@@ -91,7 +101,8 @@ pub fn calibration() -> String {
         .collect();
     timings.sort();
     format!(
-        "{CHAIN_STEPS} dependent multiplications take {:.1} µs (median of 201), a load from memory {:.0} ns",
+        "{CHAIN_STEPS} dependent multiplications take {:.1} µs (median of 201), a load from memory {:.0} ns; \
+         allocator: {ALLOCATOR}",
         timings[100].as_nanos() as f64 / 1000.0,
         memory_latency_ns()
     )

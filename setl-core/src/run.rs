@@ -299,10 +299,14 @@ fn worker<'scope>(scope: &rayon::Scope<'scope>, shared: &'scope Shared<'_>, firs
     let mut done: Vec<(usize, Result<Finished, Error>)> = Vec::new();
     let mut released: Vec<Produced> = Vec::new();
     // One clock reading per factory: each one ends the previous factory's time and starts the
-    // next one's (the lock in between counts too, which only makes batching more careful).
+    // next one's (the lock in between counts too, which only makes batching more careful). The
+    // last factory of a batch is read only when its time decides something: the size of the next
+    // batch, when enough factories are ready for one to hold several. So a chain, whose next
+    // batch is always one factory, reads no clock at all.
     let mut clock = Instant::now();
     loop {
         let mut quick = true;
+        let mut unread = false;
         while let Some(job) = batch.pop_front() {
             let index = job.index;
             let result = run_factory(shared, job);
@@ -316,6 +320,10 @@ fn worker<'scope>(scope: &rayon::Scope<'scope>, shared: &'scope Shared<'_>, firs
                 }
             };
             done.push((index, result));
+            if ended.is_none() && batch.is_empty() {
+                unread = true;
+                break;
+            }
             let now = ended.unwrap_or_else(Instant::now);
             quick = now.saturating_duration_since(clock) < QUICK;
             clock = now;
@@ -332,8 +340,23 @@ fn worker<'scope>(scope: &rayon::Scope<'scope>, shared: &'scope Shared<'_>, firs
             released.extend(complete(shared, &mut state, index, result));
         }
         // Under a memory budget, one at a time: a batch would hold its inputs in memory early.
-        let batching = quick && shared.spec.budget.is_none();
-        let wanted = if batching { (state.ready.len() / shared.threads).clamp(1, MAX_BATCH) } else { 1 };
+        let share = state.ready.len() / shared.threads;
+        let wanted = if share > 1 && shared.spec.budget.is_none() {
+            if unread {
+                let now = Instant::now();
+                quick = now.saturating_duration_since(clock) < QUICK;
+                clock = now;
+            }
+            if quick {
+                share.min(MAX_BATCH)
+            } else {
+                1
+            }
+        } else {
+            // Unread, the clock stays where it was: the next reading covers more than one
+            // factory, so it is more careful, not less.
+            1
+        };
         while batch.len() < wanted {
             match next_job(shared, &mut state) {
                 Some(job) => batch.push_back(job),

@@ -108,7 +108,7 @@ pub fn calibration() -> String {
     )
 }
 
-/// The steps of the calibration's [`multiply_chain`]: about 40 µs on the project's machine.
+/// The steps of the calibration's [`multiply_chain`]: about 33 µs on the project's machine.
 const CHAIN_STEPS: u64 = 25_000;
 
 /// `steps` multiplications, each waiting for the one before: bound by the multiplier's latency

@@ -11,7 +11,8 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use crate::delivery::Payload;
-use crate::error::{Phase, Result};
+use crate::error::{ErrorKind, Phase, Result};
+use crate::shelf::Shelves;
 use crate::store::{StorageLevel, StoreOps};
 use crate::type_name::short_type_name;
 
@@ -266,34 +267,62 @@ impl InputDecl {
     }
 }
 
-/// The object-safe face of every factory, so that the scheduler is free of generics.
+/// The object-safe face of every factory, so that the scheduler is free of generics. A run
+/// borrows each factory where it waits (an `Option<F>` on its type's shelf, see `shelf`) and
+/// disposes of it in place when it has finished.
 pub(crate) trait ErasedFactory: Send {
     fn inject(&mut self, slot: usize, value: Payload) -> std::result::Result<(), InjectError>;
     fn run_phase(&mut self, phase: Phase) -> Result<()>;
     fn writable(&self) -> bool;
     fn output(&self) -> Payload;
+    /// Drops the factory (and its shares of its inputs); the slot stays, empty.
+    fn dispose(&mut self);
 }
 
-impl<F: Factory> ErasedFactory for F {
+/// Said when a factory is used after it was disposed of: a scheduler bug, never a user mistake.
+const DISPOSED: &str = "a factory runs once and is disposed of after it";
+
+impl<F: Factory> ErasedFactory for Option<F> {
     fn inject(&mut self, slot: usize, value: Payload) -> std::result::Result<(), InjectError> {
-        self.__inject(slot, value)
+        match self {
+            Some(factory) => factory.__inject(slot, value),
+            None => Err(InjectError { field: DISPOSED }),
+        }
     }
 
     fn run_phase(&mut self, phase: Phase) -> Result<()> {
+        let Some(factory) = self else { return Err(ErrorKind::Internal(DISPOSED.to_owned()).into()) };
         match phase {
-            Phase::Read => self.read(),
-            Phase::Process => self.process(),
-            Phase::Write => self.write(),
+            Phase::Read => factory.read(),
+            Phase::Process => factory.process(),
+            Phase::Write => factory.write(),
             Phase::Get => Ok(()),
         }
     }
 
     fn writable(&self) -> bool {
-        Factory::writable(self)
+        self.as_ref().is_some_and(Factory::writable)
     }
 
     fn output(&self) -> Payload {
-        Arc::new(self.get())
+        // Called inside `catch_unwind`: the panic becomes the run's error.
+        Arc::new(self.as_ref().expect(DISPOSED).get())
+    }
+
+    fn dispose(&mut self) {
+        // Taken out first: if its `Drop` panics, the slot is empty all the same.
+        drop(self.take());
+    }
+}
+
+/// A boxed factory's way onto its type's shelf.
+pub(crate) trait Shelve: Send {
+    fn shelve(self: Box<Self>, shelves: &mut Shelves, owner: usize);
+}
+
+impl<F: Factory> Shelve for F {
+    fn shelve(self: Box<Self>, shelves: &mut Shelves, owner: usize) {
+        shelves.put(owner, *self);
     }
 }
 
@@ -347,9 +376,10 @@ impl<F: Factory> ErasedFactory for F {
 /// # Ok::<(), setl_core::Error>(())
 /// ```
 pub struct BoxedFactory {
-    pub(crate) factory: Box<dyn ErasedFactory>,
+    /// Moved onto its type's shelf when added to a stage (see `shelf`).
+    pub(crate) factory: Box<dyn Shelve>,
     /// This instance's signature: the type's, with the ids set on the instance.
-    signature: &'static Signature,
+    pub(crate) signature: &'static Signature,
     /// Fields given to `with_input_id` that are not inputs of the factory; validation reports them.
     pub(crate) unknown_inputs: Vec<Box<str>>,
 }

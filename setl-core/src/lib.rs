@@ -52,6 +52,7 @@
 //! - [`delivery`](mod@delivery): `Delivery<T>`, the input slot.
 //! - [`validate`]: resolution of every slot to one deliverable, and the validation errors.
 //! - `run` (private): the dataflow executor over Rayon.
+//! - `shelf` (private): where factories wait for their run, one vector per factory type.
 //! - [`pipeline`], [`stage`], [`setl`]: the user-facing builders.
 //! - [`store`]: the value store between factories: release after the last consumer, the
 //!   `Storable` trait, storage levels, the memory budget and spill files, cache statistics.
@@ -72,6 +73,7 @@ mod prefetch;
 pub mod registry;
 mod run;
 pub mod setl;
+mod shelf;
 pub mod stage;
 pub mod store;
 mod type_name;

@@ -13,6 +13,7 @@ use crate::observe::{EventKind, Observer, Observers};
 use crate::registry::{self, Registration};
 use crate::run::{self, FactoryTiming, RunSpec};
 use crate::setl::Setl;
+use crate::shelf::Shelves;
 use crate::stage::Stage;
 use crate::store::{CacheStats, Counters, Kept, SlotSpec, Storable, StorageLevel};
 use crate::validate::{self, ExternalDecl, FactoryDecl, Plan};
@@ -37,11 +38,11 @@ struct ExternalInput {
     consumers: Vec<FactoryRef>,
 }
 
-/// A factory as the pipeline holds it until the run consumes it.
+/// A factory of the pipeline, as validation and reports see it; the factory itself is on the
+/// pipeline's shelves.
 struct Entry {
     signature: &'static Signature,
     stage: usize,
-    factory: Option<BoxedFactory>,
     /// Fields named by `with_input_id` that the factory does not have.
     unknown_inputs: Vec<Box<str>>,
 }
@@ -110,6 +111,8 @@ pub struct Pipeline {
     memory_budget: Option<u64>,
     stages: Vec<StageSettings>,
     entries: Vec<Entry>,
+    /// The factories, each owned by its index in `entries`; a run borrows them.
+    shelves: Shelves,
     inputs: Vec<ExternalInput>,
     observers: Vec<Arc<dyn Observer>>,
     outcome: Option<Outcome>,
@@ -147,6 +150,7 @@ impl Pipeline {
             memory_budget,
             stages: Vec::new(),
             entries: Vec::new(),
+            shelves: Shelves::default(),
             inputs: Vec::new(),
             observers: Vec::new(),
             outcome: None,
@@ -271,15 +275,12 @@ impl Pipeline {
             parallel: stage.parallel,
             writable: stage.writable,
         });
-        for mut factory in stage.factories {
-            let unknown_inputs = std::mem::take(&mut factory.unknown_inputs);
-            self.entries.push(Entry {
-                signature: factory.signature(),
-                stage: index,
-                factory: Some(factory),
-                unknown_inputs,
-            });
-        }
+        self.shelves.append(stage.shelves, self.entries.len());
+        self.entries.extend(stage.factories.into_iter().map(|factory| Entry {
+            signature: factory.signature,
+            stage: index,
+            unknown_inputs: factory.unknown_inputs,
+        }));
         self
     }
 
@@ -350,7 +351,7 @@ impl Pipeline {
     /// factory and phase that failed (no new factory starts after a failure, running ones
     /// finish); `AlreadyRan` on a second call.
     pub fn run(&mut self) -> Result<&mut Self> {
-        if self.outcome.is_some() || self.entries.iter().any(|entry| entry.factory.is_none()) {
+        if self.outcome.is_some() {
             return Err(ErrorKind::AlreadyRan.into());
         }
         if self.entries.is_empty() {
@@ -421,7 +422,8 @@ impl Pipeline {
         if let Some(started) = started {
             observers.emit_at(EventKind::PipelineStarted { factories: count }, started);
         }
-        let factories = self.entries.iter_mut().map(|entry| entry.factory.take().map(|boxed| boxed.factory)).collect();
+        debug_assert_eq!(self.shelves.len(), count, "one factory per entry");
+        let factories = self.shelves.lend(count);
         let externals = self.inputs.iter().map(|input| input.value.clone()).collect();
         let outcome = run::execute(spec, factories, externals, self.setl.pool());
         let succeeded = outcome.error.is_none();

@@ -103,9 +103,10 @@ impl Ready {
 /// A factory taken by a worker, with its inputs. Inline room for a few inputs, so a job
 /// allocates nothing in the common case, and at most 128 bytes, so that moving it in and out
 /// of a worker's batch is a few register moves rather than a call to `memcpy`.
-struct Job {
+struct Job<'a> {
     index: usize,
-    factory: Box<dyn ErasedFactory>,
+    /// Borrowed from its shelf for the run.
+    factory: &'a mut dyn ErasedFactory,
     inputs: SmallVec<[JobInput; 3]>,
     /// Bytes of the outputs whose last share this job took, held by it alone until its factory
     /// is dropped.
@@ -115,7 +116,7 @@ struct Job {
 // Moved by value several times per factory: keep the job and a finished factory's record
 // within what the compiler moves without calling `memcpy`.
 #[cfg(target_pointer_width = "64")]
-const _: () = assert!(size_of::<Job>() <= 128 && size_of::<(usize, Result<Finished, Error>)>() <= 128);
+const _: () = assert!(size_of::<Job<'static>>() <= 128 && size_of::<(usize, Result<Finished, Error>)>() <= 128);
 
 /// One input slot's value, as a job carries it.
 struct JobInput {
@@ -126,8 +127,8 @@ struct JobInput {
     taken: Taken,
 }
 
-struct State {
-    factories: Vec<Option<Box<dyn ErasedFactory>>>,
+struct State<'a> {
+    factories: Vec<Option<&'a mut dyn ErasedFactory>>,
     /// Per factory: producers not finished yet.
     waiting: Vec<usize>,
     ready: BinaryHeap<Ready>,
@@ -142,7 +143,7 @@ struct State {
     stage_left: Vec<usize>,
     barrier_held: Vec<Vec<usize>>,
     /// Factories a worker took with their inputs but handed back unstarted.
-    handed_back: VecDeque<Job>,
+    handed_back: VecDeque<Job<'a>>,
     active_workers: usize,
     finished: Vec<bool>,
     /// Allocated only when some factory is timed.
@@ -154,15 +155,15 @@ struct Shared<'a> {
     spec: RunSpec<'a>,
     /// Per factory: its position in the plan's order, for "needed furthest in the future".
     position: Vec<usize>,
-    state: Mutex<State>,
+    state: Mutex<State<'a>>,
     threads: usize,
     /// The caller's span (the pipeline's), parent of every factory span on the workers, so a
     /// trace exporter sees one tree per run.
     parent: tracing::Span,
 }
 
-impl Shared<'_> {
-    fn lock(&self) -> MutexGuard<'_, State> {
+impl<'a> Shared<'a> {
+    fn lock(&self) -> MutexGuard<'_, State<'a>> {
         // Nothing panics while holding the lock (user code runs outside it); recover anyway.
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -174,9 +175,9 @@ impl Shared<'_> {
 }
 
 /// Runs every factory once, in dataflow order, on `pool`.
-pub(crate) fn execute(
-    spec: RunSpec<'_>,
-    factories: Vec<Option<Box<dyn ErasedFactory>>>,
+pub(crate) fn execute<'a>(
+    spec: RunSpec<'a>,
+    factories: Vec<Option<&'a mut dyn ErasedFactory>>,
     externals: Vec<Payload>,
     pool: &rayon::ThreadPool,
 ) -> RunOutcome {
@@ -273,7 +274,7 @@ fn pending_takers(plan: &Plan) -> Vec<Vec<usize>> {
 }
 
 /// Starts workers while there is ready work and a free thread.
-fn spawn_helpers<'scope>(scope: &rayon::Scope<'scope>, shared: &'scope Shared<'_>, state: &mut State) {
+fn spawn_helpers<'scope, 'a: 'scope>(scope: &rayon::Scope<'scope>, shared: &'scope Shared<'a>, state: &mut State<'a>) {
     while state.active_workers < shared.threads {
         let Some(job) = next_job(shared, state) else { break };
         state.active_workers += 1;
@@ -294,8 +295,8 @@ const MAX_BATCH: usize = 32;
 /// next batch: one factory, or, after a round of quick factories and with plenty ready, a share
 /// of the ready ones (not under a memory budget). A factory that turns out slow (or fails) hands the rest of its batch back
 /// for any worker to take.
-fn worker<'scope>(scope: &rayon::Scope<'scope>, shared: &'scope Shared<'_>, first: Job) {
-    let mut batch: VecDeque<Job> = VecDeque::from([first]);
+fn worker<'scope, 'a: 'scope>(scope: &rayon::Scope<'scope>, shared: &'scope Shared<'a>, first: Job<'a>) {
+    let mut batch: VecDeque<Job<'a>> = VecDeque::from([first]);
     let mut done: Vec<(usize, Result<Finished, Error>)> = Vec::new();
     let mut released: Vec<Produced> = Vec::new();
     // One clock reading per factory: each one ends the previous factory's time and starts the
@@ -380,7 +381,7 @@ fn worker<'scope>(scope: &rayon::Scope<'scope>, shared: &'scope Shared<'_>, firs
     }
 }
 
-fn make_ready(spec: &RunSpec<'_>, state: &mut State, index: usize) {
+fn make_ready(spec: &RunSpec<'_>, state: &mut State<'_>, index: usize) {
     let stage = spec.stage_of[index];
     if spec.barrier && stage > state.current_stage {
         state.barrier_held[stage].push(index);
@@ -390,7 +391,7 @@ fn make_ready(spec: &RunSpec<'_>, state: &mut State, index: usize) {
 }
 
 /// Barrier mode: moves on past finished stages, releasing the next stage's ready factories.
-fn advance_barrier(spec: &RunSpec<'_>, state: &mut State) {
+fn advance_barrier(spec: &RunSpec<'_>, state: &mut State<'_>) {
     while state.current_stage < state.stage_left.len() && state.stage_left[state.current_stage] == 0 {
         state.current_stage += 1;
         if let Some(held) = state.barrier_held.get_mut(state.current_stage) {
@@ -402,7 +403,7 @@ fn advance_barrier(spec: &RunSpec<'_>, state: &mut State) {
 }
 
 /// Pops the next runnable factory and takes its inputs from the store.
-fn next_job(shared: &Shared<'_>, state: &mut State) -> Option<Job> {
+fn next_job<'a>(shared: &Shared<'a>, state: &mut State<'a>) -> Option<Job<'a>> {
     if state.error.is_some() {
         return None;
     }
@@ -453,7 +454,12 @@ fn next_job(shared: &Shared<'_>, state: &mut State) -> Option<Job> {
 }
 
 /// Records a finished factory. Returns an output to drop outside the lock, if released at once.
-fn complete(shared: &Shared<'_>, state: &mut State, index: usize, result: Result<Finished, Error>) -> Option<Produced> {
+fn complete(
+    shared: &Shared<'_>,
+    state: &mut State<'_>,
+    index: usize,
+    result: Result<Finished, Error>,
+) -> Option<Produced> {
     let spec = &shared.spec;
     let stage = spec.stage_of[index];
     state.stage_running[stage] -= 1;
@@ -545,11 +551,11 @@ impl Drop for HeldGuard<'_> {
 }
 
 /// Runs one factory's phases, outside the lock. Panics are caught and become errors.
-fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Finished, Error> {
+fn run_factory(shared: &Shared<'_>, job: Job<'_>) -> Result<Finished, Error> {
     let spec = &shared.spec;
     // Declared first, so dropped last: after the factory and its inputs.
     let mut held = HeldGuard { counters: &spec.counters, bytes: job.owned };
-    let Job { index, mut factory, inputs, owned: _ } = job;
+    let Job { index, factory, inputs, owned: _ } = job;
     let id = shared.id(index);
     let observers = spec.observers;
     let observed = observers.active();
@@ -670,7 +676,7 @@ fn run_factory(shared: &Shared<'_>, job: Job) -> Result<Finished, Error> {
     };
     spec.counters.add_held(provisional);
     // Dropping the factory drops its shares of its inputs, so they can be released.
-    let dropped = catch_unwind(AssertUnwindSafe(move || drop(factory)));
+    let dropped = catch_unwind(AssertUnwindSafe(move || factory.dispose()));
     let output = match (output, dropped) {
         (Ok(output), Ok(())) => output,
         (Err(panic), _) | (_, Err(panic)) => {

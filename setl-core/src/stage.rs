@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use crate::benchmark::{BenchmarkResult, HasBenchmark};
 use crate::error::{ErrorKind, Result};
-use crate::factory::{BoxedFactory, Factory};
+use crate::factory::{BoxedFactory, Factory, Signature};
 use crate::pipeline::Pipeline;
 use crate::setl::Setl;
+use crate::shelf::Shelves;
 
 /// A group of factories sharing settings.
 ///
@@ -25,7 +26,10 @@ use crate::setl::Setl;
 #[derive(Debug)]
 #[must_use]
 pub struct Stage {
-    pub(crate) factories: Vec<BoxedFactory>,
+    /// The factories' descriptions, in the order they were added.
+    pub(crate) factories: Vec<StagedFactory>,
+    /// The factories themselves, each owned by its index in `factories`.
+    pub(crate) shelves: Shelves,
     pub(crate) benchmark: Option<bool>,
     pub(crate) parallel: bool,
     pub(crate) writable: bool,
@@ -36,7 +40,14 @@ pub struct Stage {
 impl Stage {
     /// An empty stage: parallel, writable, benchmarked as the pipeline says.
     pub fn new() -> Self {
-        Stage { factories: Vec::new(), benchmark: None, parallel: true, writable: true, ran: None }
+        Stage {
+            factories: Vec::new(),
+            shelves: Shelves::default(),
+            benchmark: None,
+            parallel: true,
+            writable: true,
+            ran: None,
+        }
     }
 
     /// Benchmarks this stage's factories (or not), whatever the pipeline's setting.
@@ -60,7 +71,9 @@ impl Stage {
     /// Adds a factory built by the caller, e.g. with constructor arguments, or an instance
     /// with its own ids (`ReadTable::new(path).with_id("lineitem")`, see [`BoxedFactory`]).
     pub fn add_factory(mut self, factory: impl Into<BoxedFactory>) -> Self {
-        self.factories.push(factory.into());
+        let BoxedFactory { factory, signature, unknown_inputs } = factory.into();
+        factory.shelve(&mut self.shelves, self.factories.len());
+        self.factories.push(StagedFactory { signature, unknown_inputs });
         self
     }
 
@@ -103,6 +116,7 @@ impl Stage {
         let mut pipeline = setl.new_pipeline().benchmark(self.benchmark.unwrap_or(false)).keep_all_outputs(true);
         pipeline.add_stage(Stage {
             factories: std::mem::take(&mut self.factories),
+            shelves: std::mem::take(&mut self.shelves),
             benchmark: self.benchmark,
             parallel: self.parallel,
             writable: self.writable,
@@ -134,6 +148,14 @@ impl Stage {
     pub fn is_empty(&self) -> bool {
         self.factories.is_empty()
     }
+}
+
+/// A factory of a stage, as validation sees it; the factory itself is on the stage's shelves.
+#[derive(Debug)]
+pub(crate) struct StagedFactory {
+    pub(crate) signature: &'static Signature,
+    /// Fields named by `with_input_id` that the factory does not have.
+    pub(crate) unknown_inputs: Vec<Box<str>>,
 }
 
 impl Default for Stage {

@@ -1,5 +1,6 @@
 //! Running pipelines: order, failures, benchmarks, stage settings, outputs, diagrams, registry.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use setl_core::prelude::*;
@@ -291,6 +292,66 @@ fn a_pipeline_runs_once() {
     pipeline.add_stage_from_type::<Fast>();
     pipeline.run().unwrap();
     assert!(matches!(pipeline.run().unwrap_err().kind(), ErrorKind::AlreadyRan));
+}
+
+/// Counts its drops; fails in `process` when told to.
+#[factory]
+struct DropCounted {
+    drops: Arc<AtomicUsize>,
+    fail: bool,
+}
+impl Factory for DropCounted {
+    type Output = u8;
+    fn process(&mut self) -> Result<()> {
+        if self.fail {
+            Err(std::io::Error::other("told to fail"))?;
+        }
+        Ok(())
+    }
+    fn get(&self) -> u8 {
+        1
+    }
+}
+impl Drop for DropCounted {
+    fn drop(&mut self) {
+        self.drops.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Consumes `DropCounted` and counts its own drops in the same counter.
+#[factory]
+struct DropCountedConsumer {
+    #[delivery(producer = DropCounted)]
+    input: Delivery<u8>,
+    drops: Arc<AtomicUsize>,
+}
+impl Factory for DropCountedConsumer {
+    type Output = u8;
+    fn get(&self) -> u8 {
+        *self.input.get()
+    }
+}
+impl Drop for DropCountedConsumer {
+    fn drop(&mut self) {
+        self.drops.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn each_factory_is_dropped_once_after_its_run_or_with_the_pipeline() {
+    for fail in [false, true] {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let mut pipeline = setl(2).new_pipeline();
+        pipeline
+            .add_factory(DropCounted { drops: drops.clone(), fail })
+            .add_factory(DropCountedConsumer { input: Delivery::default(), drops: drops.clone() });
+        assert_eq!(pipeline.run().is_ok(), !fail);
+        // A finished factory is dropped at once (with its shares of its inputs); one that
+        // failed, or never started, stays with the pipeline.
+        assert_eq!(drops.load(Ordering::SeqCst), if fail { 0 } else { 2 }, "fail: {fail}");
+        drop(pipeline);
+        assert_eq!(drops.load(Ordering::SeqCst), 2, "fail: {fail}");
+    }
 }
 
 #[test]

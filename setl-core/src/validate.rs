@@ -250,20 +250,22 @@ impl<T> Lists<T> {
 
 impl Lists<usize> {
     /// `lists` lists from `(list, item)` pairs, each list keeping the pairs' order.
-    fn from_pairs(lists: usize, pairs: &[(usize, usize)]) -> Self {
-        let mut offsets = vec![0; lists + 1];
-        for &(list, _) in pairs {
+    fn from_pairs<'p>(lists: usize, pairs: impl Iterator<Item = &'p (usize, usize)> + Clone) -> Self {
+        // Counted one place further on, so that filling moves each list's start to its end,
+        // which is the next list's start: no second table of positions.
+        let mut offsets = vec![0; lists + 2];
+        for &(list, _) in pairs.clone() {
+            offsets[list + 2] += 1;
+        }
+        for list in 2..lists + 2 {
+            offsets[list] += offsets[list - 1];
+        }
+        let mut items = vec![0; offsets[lists + 1]];
+        for &(list, item) in pairs {
+            items[offsets[list + 1]] = item;
             offsets[list + 1] += 1;
         }
-        for list in 0..lists {
-            offsets[list + 1] += offsets[list];
-        }
-        let mut filled = offsets.clone();
-        let mut items = vec![0; pairs.len()];
-        for &(list, item) in pairs {
-            items[filled[list]] = item;
-            filled[list] += 1;
-        }
+        offsets.pop();
         Lists { offsets, items }
     }
 }
@@ -316,7 +318,7 @@ impl<K: Hash + Eq> Grouped<K> {
                 (group as usize, number)
             })
             .collect();
-        let groups = Lists::from_pairs(group_keys.len(), &pairs);
+        let groups = Lists::from_pairs(group_keys.len(), pairs.iter());
         Grouped { table, keys: group_keys, hasher, groups }
     }
 
@@ -431,16 +433,24 @@ pub(crate) fn resolve<'a>(
         factory_types: OnceLock::new(),
         barrier,
     };
-    // A large pipeline is resolved in parts on the pool, one per thread; the parts are joined in
-    // declaration order, so the plan and the order of the errors do not depend on it.
+    // A large pipeline is resolved in parts on the pool, one per thread, each filling its share
+    // of the plan's slots; the parts' edges and errors are joined in declaration order, so the
+    // plan and the order of the errors do not depend on it.
+    let mut sources: Vec<Option<Source>> = vec![None; slot_offsets[count]];
     let parts: Vec<Resolved> = match pool.filter(|pool| count >= PARALLEL_MIN && pool.current_num_threads() > 1) {
         Some(pool) => {
             let threads = pool.current_num_threads();
-            let ranges: Vec<Range<usize>> =
-                (0..threads).map(|part| count * part / threads..count * (part + 1) / threads).collect();
-            pool.install(|| ranges.into_par_iter().map(|range| resolver.resolve_range(range)).collect())
+            let mut shares: Vec<(Range<usize>, &mut [Option<Source>])> = Vec::with_capacity(threads);
+            let mut rest = sources.as_mut_slice();
+            for part in 0..threads {
+                let range = count * part / threads..count * (part + 1) / threads;
+                let (share, after) = rest.split_at_mut(slot_offsets[range.end] - slot_offsets[range.start]);
+                shares.push((range, share));
+                rest = after;
+            }
+            pool.install(|| shares.into_par_iter().map(|(range, share)| resolver.resolve_range(range, share)).collect())
         }
-        None => vec![resolver.resolve_range(0..count)],
+        None => vec![resolver.resolve_range(0..count, &mut sources)],
     };
 
     let mut plan = Plan {
@@ -452,25 +462,22 @@ pub(crate) fn resolve<'a>(
         priority: vec![0; count],
         topological_order: Vec::with_capacity(count),
     };
-    let mut sources = Vec::with_capacity(slot_offsets[count]);
-    let mut edges: Vec<(usize, usize)> = Vec::with_capacity(parts.iter().map(|part| part.edges.len()).sum());
-    for mut part in parts {
-        for source in &part.sources {
-            match source {
-                Some(Source::Factory(producer)) => plan.output_takers[*producer] += 1,
-                Some(Source::External(input)) => plan.external_takers[*input] += 1,
-                None => {}
-            }
+    for source in &sources {
+        match source {
+            Some(Source::Factory(producer)) => plan.output_takers[*producer] += 1,
+            Some(Source::External(input)) => plan.external_takers[*input] += 1,
+            None => {}
         }
-        sources.append(&mut part.sources);
-        for &(_, consumer) in &part.edges {
-            plan.producer_count[consumer] += 1;
-        }
-        edges.append(&mut part.edges);
-        errors.append(&mut part.errors);
+    }
+    let edges = parts.iter().flat_map(|part| &part.edges);
+    for &(_, consumer) in edges.clone() {
+        plan.producer_count[consumer] += 1;
     }
     plan.sources = Lists::from_offsets(slot_offsets, sources);
-    plan.dependents = Lists::from_pairs(count, &edges);
+    plan.dependents = Lists::from_pairs(count, edges);
+    for mut part in parts {
+        errors.append(&mut part.errors);
+    }
 
     if let Err(path) = order(&mut plan, factories) {
         errors.push(ValidationError::Cycle { path });
@@ -487,8 +494,6 @@ const PARALLEL_MIN: usize = 4096;
 
 /// What resolving a range of consumers found, in declaration order.
 struct Resolved {
-    /// Per input slot of the range's consumers: where its value comes from.
-    sources: Vec<Option<Source>>,
     /// (producer, consumer), once per distinct producer of each consumer.
     edges: Vec<(usize, usize)>,
     errors: Vec<ValidationError>,
@@ -579,11 +584,12 @@ impl Resolver<'_> {
     }
 
     /// Matches every input slot of the consumers in `range`.
-    fn resolve_range(&self, range: Range<usize>) -> Resolved {
-        let slots = self.slot_offsets[range.end] - self.slot_offsets[range.start];
+    /// `sources` is the plan's share of their slots, filled in slot order.
+    fn resolve_range(&self, range: Range<usize>, sources: &mut [Option<Source>]) -> Resolved {
+        debug_assert_eq!(sources.len(), self.slot_offsets[range.end] - self.slot_offsets[range.start]);
         // Most consumers have one producer; more edges grow the list.
-        let mut out =
-            Resolved { sources: Vec::with_capacity(slots), edges: Vec::with_capacity(range.len()), errors: Vec::new() };
+        let mut out = Resolved { edges: Vec::with_capacity(range.len()), errors: Vec::new() };
+        let mut slots = sources.iter_mut();
         let part = &self.factories[range.clone()];
         for (at, consumer_index) in range.enumerate() {
             // Signatures of a large pipeline no longer fit in cache: ask for the ones a few
@@ -598,156 +604,160 @@ impl Resolver<'_> {
             let signature = factory.signature;
             let consumer = FactoryRef::from_signature(signature);
             let consumer_edges = out.edges.len();
-            for input in &signature.inputs {
-                let candidates = self.by_type_and_id.get(&(input.payload.id(), input.id));
-                // Names are only built for messages, so the valid path allocates nothing per input.
-                let payload = || input.payload.name();
-                let chosen: Option<usize> = if let Some(producer) = input.producer {
-                    let made_by_producer = |number: &usize| match self.deliverables[*number].source {
-                        Source::Factory(index) => self.factories[index].signature.factory.id() == producer.type_id(),
-                        Source::External(_) => false,
-                    };
-                    // Instances of one type have distinct output ids, so at most one matches.
-                    let found = candidates.iter().copied().find(made_by_producer);
-                    if found.is_none() && !self.factory_types().contains(&producer.type_id()) {
-                        if input.optional {
-                            // An optional input whose producer is absent simply stays empty.
-                            out.sources.push(None);
-                            continue;
-                        }
-                        out.errors.push(ValidationError::ProducerNotInPipeline {
-                            factory: signature.name.to_owned(),
-                            field: input.field.to_owned(),
-                            payload: payload(),
-                            producer: producer.name().to_owned(),
-                        });
-                        out.sources.push(None);
-                        continue;
+            for (input, slot) in signature.inputs.iter().zip(&mut slots) {
+                *slot = self.resolve_input(factory, consumer_index, &consumer, consumer_edges, input, &mut out);
+            }
+        }
+        out
+    }
+
+    /// Matches one input slot of `factory` (number `consumer_index`), recording its edge (once
+    /// per producer: the consumer's edges start at `consumer_edges`) and its problems in `out`.
+    fn resolve_input(
+        &self,
+        factory: &FactoryDecl<'_>,
+        consumer_index: usize,
+        consumer: &FactoryRef,
+        consumer_edges: usize,
+        input: &InputDecl,
+        out: &mut Resolved,
+    ) -> Option<Source> {
+        let signature = factory.signature;
+        let candidates = self.by_type_and_id.get(&(input.payload.id(), input.id));
+        // Names are only built for messages, so the valid path allocates nothing per input.
+        let payload = || input.payload.name();
+        let chosen: Option<usize> = if let Some(producer) = input.producer {
+            let made_by_producer = |number: &usize| match self.deliverables[*number].source {
+                Source::Factory(index) => self.factories[index].signature.factory.id() == producer.type_id(),
+                Source::External(_) => false,
+            };
+            // Instances of one type have distinct output ids, so at most one matches.
+            let found = candidates.iter().copied().find(made_by_producer);
+            if found.is_none() && !self.factory_types().contains(&producer.type_id()) {
+                if input.optional {
+                    // An optional input whose producer is absent simply stays empty.
+                    return None;
+                }
+                out.errors.push(ValidationError::ProducerNotInPipeline {
+                    factory: signature.name.to_owned(),
+                    field: input.field.to_owned(),
+                    payload: payload(),
+                    producer: producer.name().to_owned(),
+                });
+                return None;
+            }
+            if found.is_none() && !input.optional {
+                // Same producer with another id, or same type and id from other producers.
+                let mut near: Vec<String> = self
+                    .by_type()
+                    .get(&input.payload.id())
+                    .iter()
+                    .filter(|number| made_by_producer(number))
+                    .map(|&number| self.describe_with_id(number))
+                    .collect();
+                near.extend(candidates.iter().map(|&number| self.describe_with_id(number)));
+                out.errors.push(ValidationError::MissingInput {
+                    factory: signature.name.to_owned(),
+                    field: input.field.to_owned(),
+                    payload: payload(),
+                    id: input.id.to_owned(),
+                    producer: Some(producer.name().to_owned()),
+                    candidates: near,
+                });
+            }
+            found
+        } else if let Some(only) = sole_open_candidate(candidates, self.deliverables, consumer_index, consumer) {
+            // The common case, decided without allocating.
+            Some(only)
+        } else if candidates.is_empty() {
+            if !input.optional {
+                out.errors.push(self.missing_input(consumer_index, input));
+            }
+            None
+        } else {
+            // A factory never feeds itself through an input that names no producer.
+            let candidates: Vec<usize> = candidates
+                .iter()
+                .copied()
+                .filter(|&number| self.deliverables[number].source != Source::Factory(consumer_index))
+                .collect();
+            let candidates = candidates.as_slice();
+            let allowed: Vec<usize> =
+                candidates.iter().copied().filter(|&number| self.deliverables[number].allows(consumer)).collect();
+            match allowed.as_slice() {
+                [one] => Some(*one),
+                [] => {
+                    if candidates.is_empty() && !input.optional {
+                        // Only this factory itself delivers it.
+                        out.errors.push(self.missing_input(consumer_index, input));
                     }
-                    if found.is_none() && !input.optional {
-                        // Same producer with another id, or same type and id from other producers.
-                        let mut near: Vec<String> = self
-                            .by_type()
-                            .get(&input.payload.id())
-                            .iter()
-                            .filter(|number| made_by_producer(number))
-                            .map(|&number| self.describe_with_id(number))
-                            .collect();
-                        near.extend(candidates.iter().map(|&number| self.describe_with_id(number)));
-                        out.errors.push(ValidationError::MissingInput {
+                    // Otherwise something matches, but it is reserved for other consumers.
+                    None
+                }
+                several => {
+                    // SETL's rule: a delivery naming this consumer explicitly wins.
+                    let named: Vec<usize> = several
+                        .iter()
+                        .copied()
+                        .filter(|&number| self.deliverables[number].consumers.contains(consumer))
+                        .collect();
+                    if let [one] = named.as_slice() {
+                        Some(*one)
+                    } else {
+                        out.errors.push(ValidationError::AmbiguousInput {
                             factory: signature.name.to_owned(),
                             field: input.field.to_owned(),
                             payload: payload(),
                             id: input.id.to_owned(),
-                            producer: Some(producer.name().to_owned()),
-                            candidates: near,
-                        });
-                    }
-                    found
-                } else if let Some(only) = sole_open_candidate(candidates, self.deliverables, consumer_index, &consumer)
-                {
-                    // The common case, decided without allocating.
-                    Some(only)
-                } else if candidates.is_empty() {
-                    if !input.optional {
-                        out.errors.push(self.missing_input(consumer_index, input));
-                    }
-                    None
-                } else {
-                    // A factory never feeds itself through an input that names no producer.
-                    let candidates: Vec<usize> = candidates
-                        .iter()
-                        .copied()
-                        .filter(|&number| self.deliverables[number].source != Source::Factory(consumer_index))
-                        .collect();
-                    let candidates = candidates.as_slice();
-                    let allowed: Vec<usize> = candidates
-                        .iter()
-                        .copied()
-                        .filter(|&number| self.deliverables[number].allows(&consumer))
-                        .collect();
-                    match allowed.as_slice() {
-                        [one] => Some(*one),
-                        [] => {
-                            if candidates.is_empty() && !input.optional {
-                                // Only this factory itself delivers it.
-                                out.errors.push(self.missing_input(consumer_index, input));
-                            }
-                            // Otherwise something matches, but it is reserved for other consumers.
-                            None
-                        }
-                        several => {
-                            // SETL's rule: a delivery naming this consumer explicitly wins.
-                            let named: Vec<usize> = several
+                            producers: several
                                 .iter()
-                                .copied()
-                                .filter(|&number| self.deliverables[number].consumers.contains(&consumer))
-                                .collect();
-                            if let [one] = named.as_slice() {
-                                Some(*one)
-                            } else {
-                                out.errors.push(ValidationError::AmbiguousInput {
-                                    factory: signature.name.to_owned(),
-                                    field: input.field.to_owned(),
-                                    payload: payload(),
-                                    id: input.id.to_owned(),
-                                    producers: several
-                                        .iter()
-                                        .map(|&number| self.describe(self.deliverables[number].source))
-                                        .collect(),
-                                });
-                                None
-                            }
-                        }
+                                .map(|&number| self.describe(self.deliverables[number].source))
+                                .collect(),
+                        });
+                        None
                     }
-                };
-                // The consumer-list check, for declared and undeclared producers alike.
-                let restricted = match chosen {
-                    Some(number) if !self.deliverables[number].allows(&consumer) => Some(number),
-                    None if input.producer.is_none() && !candidates.is_empty() && !input.optional => {
-                        candidates.iter().copied().find(|&number| !self.deliverables[number].allows(&consumer))
-                    }
-                    _ => None,
-                };
-                if let Some(number) = restricted {
-                    out.errors.push(ValidationError::ConsumerNotAllowed {
+                }
+            }
+        };
+        // The consumer-list check, for declared and undeclared producers alike.
+        let restricted = match chosen {
+            Some(number) if !self.deliverables[number].allows(consumer) => Some(number),
+            None if input.producer.is_none() && !candidates.is_empty() && !input.optional => {
+                candidates.iter().copied().find(|&number| !self.deliverables[number].allows(consumer))
+            }
+            _ => None,
+        };
+        if let Some(number) = restricted {
+            out.errors.push(ValidationError::ConsumerNotAllowed {
+                factory: signature.name.to_owned(),
+                field: input.field.to_owned(),
+                payload: input.payload.name(),
+                id: input.id.to_owned(),
+                producer: self.describe(self.deliverables[number].source),
+                allowed: self.deliverables[number].consumers.iter().map(|c| format!("`{}`", c.name())).collect(),
+            });
+            return None;
+        }
+        let source = chosen.map(|number| self.deliverables[number].source);
+        match source {
+            Some(Source::Factory(producer_index)) => {
+                if self.barrier && self.factories[producer_index].stage >= factory.stage {
+                    out.errors.push(ValidationError::ProducerNotInEarlierStage {
                         factory: signature.name.to_owned(),
                         field: input.field.to_owned(),
-                        payload: input.payload.name(),
-                        id: input.id.to_owned(),
-                        producer: self.describe(self.deliverables[number].source),
-                        allowed: self.deliverables[number]
-                            .consumers
-                            .iter()
-                            .map(|c| format!("`{}`", c.name()))
-                            .collect(),
+                        producer: self.factories[producer_index].signature.name.to_owned(),
+                        producer_stage: self.factories[producer_index].stage,
+                        consumer_stage: factory.stage,
                     });
-                    out.sources.push(None);
-                    continue;
                 }
-                let source = chosen.map(|number| self.deliverables[number].source);
-                match source {
-                    Some(Source::Factory(producer_index)) => {
-                        if self.barrier && self.factories[producer_index].stage >= factory.stage {
-                            out.errors.push(ValidationError::ProducerNotInEarlierStage {
-                                factory: signature.name.to_owned(),
-                                field: input.field.to_owned(),
-                                producer: self.factories[producer_index].signature.name.to_owned(),
-                                producer_stage: self.factories[producer_index].stage,
-                                consumer_stage: factory.stage,
-                            });
-                        }
-                        // One edge per distinct producer; a consumer has few inputs.
-                        if !out.edges[consumer_edges..].iter().any(|&(producer, _)| producer == producer_index) {
-                            out.edges.push((producer_index, consumer_index));
-                        }
-                    }
-                    Some(Source::External(_)) | None => {}
+                // One edge per distinct producer; a consumer has few inputs.
+                if !out.edges[consumer_edges..].iter().any(|&(producer, _)| producer == producer_index) {
+                    out.edges.push((producer_index, consumer_index));
                 }
-                out.sources.push(source);
             }
+            Some(Source::External(_)) | None => {}
         }
-        out
+        source
     }
 }
 

@@ -197,6 +197,8 @@ pub struct InputDecl {
     pub id: &'static str,
     /// Whether the slot may stay empty when nothing produces it.
     pub optional: bool,
+    /// `payload` and `id` as one number, for resolution.
+    pub(crate) key: DeliveryKey,
 }
 
 /// Everything the runtime knows about a factory type before running it.
@@ -221,6 +223,8 @@ pub struct Signature {
     pub store_ops: Option<StoreOps>,
     /// The storage level declared with `#[factory(storage = ..)]`, if any.
     pub storage: Option<StorageLevel>,
+    /// `output` and `output_id` as one number, for resolution.
+    pub(crate) output_key: DeliveryKey,
 }
 
 impl Signature {
@@ -242,6 +246,7 @@ impl Signature {
             inputs,
             store_ops: None,
             storage: None,
+            output_key: DeliveryKey::declare(TypeId::of::<F::Output>(), output_id),
         }
     }
 
@@ -263,7 +268,14 @@ impl InputDecl {
         id: &'static str,
         optional: bool,
     ) -> Self {
-        InputDecl { field, payload: TypeInfo::of::<T>(), producer, id, optional }
+        InputDecl {
+            field,
+            payload: TypeInfo::of::<T>(),
+            producer,
+            id,
+            optional,
+            key: DeliveryKey::declare(TypeId::of::<T>(), id),
+        }
     }
 }
 
@@ -460,10 +472,15 @@ fn lock_table<T: Default>(table: &'static OnceLock<Mutex<T>>) -> MutexGuard<'sta
     table.get_or_init(Default::default).lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Every interned text.
+fn texts() -> MutexGuard<'static, HashSet<&'static str>> {
+    static TEXTS: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    lock_table(&TEXTS)
+}
+
 /// `text`, kept for the process's lifetime, once per distinct text.
 fn intern(text: &str) -> &'static str {
-    static TEXTS: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
-    let mut texts = lock_table(&TEXTS);
+    let mut texts = texts();
     match texts.get(text) {
         Some(&kept) => kept,
         None => {
@@ -471,6 +488,44 @@ fn intern(text: &str) -> &'static str {
             texts.insert(kept);
             kept
         }
+    }
+}
+
+/// `text` as interned, if it was, without interning it.
+fn interned(text: &str) -> Option<&'static str> {
+    texts().get(text).copied()
+}
+
+/// A delivery's payload type and id as one number: equal keys, equal (type, id). Every pair a
+/// signature declares is numbered once per process, when the signature is built, so resolution
+/// groups and looks up integers, and never reads a type id or an id string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct DeliveryKey(u32);
+
+/// The numbers given so far, by payload type and (interned) id.
+type DeliveryKeys = HashMap<(TypeId, &'static str), DeliveryKey>;
+
+impl DeliveryKey {
+    /// The keys given so far, by payload type and interned id.
+    fn table() -> MutexGuard<'static, DeliveryKeys> {
+        static KEYS: OnceLock<Mutex<DeliveryKeys>> = OnceLock::new();
+        lock_table(&KEYS)
+    }
+
+    /// The key of `(payload, id)`, given now if it has none yet.
+    fn declare(payload: TypeId, id: &str) -> Self {
+        let id = intern(id);
+        let mut keys = Self::table();
+        // One per distinct (type, id) declared by a factory: far fewer than 2^32.
+        let next = DeliveryKey(u32::try_from(keys.len()).expect("fewer than 2^32 delivery keys"));
+        *keys.entry((payload, id)).or_insert(next)
+    }
+
+    /// The key of `(payload, id)` if some signature declared it: a value no factory declares
+    /// (a pipeline input nothing asks for) has none, and the tables do not grow with it.
+    pub(crate) fn declared(payload: TypeId, id: &str) -> Option<Self> {
+        let id = interned(id)?;
+        Self::table().get(&(payload, id)).copied()
     }
 }
 
@@ -488,9 +543,14 @@ fn derived_signature(base: &'static Signature, change: Change) -> &'static Signa
             Change::OutputId(id) => {
                 let type_name = factory_type_name(base.name);
                 signature.output_id = id;
+                signature.output_key = DeliveryKey::declare(base.output.id(), id);
                 signature.name = intern(&format!("{type_name}[{id}]"));
             }
-            Change::InputId(slot, id) => signature.inputs[slot].id = id,
+            Change::InputId(slot, id) => {
+                let input = &mut signature.inputs[slot];
+                input.id = id;
+                input.key = DeliveryKey::declare(input.payload.id(), id);
+            }
         }
         Box::leak(Box::new(signature))
     })

@@ -16,7 +16,7 @@ use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use hashbrown::hash_table::{self, HashTable};
 use rayon::prelude::*;
 
-use crate::factory::{FactoryRef, InputDecl, Signature, TypeInfo};
+use crate::factory::{DeliveryKey, FactoryRef, InputDecl, Signature, TypeInfo};
 use crate::prefetch::prefetch_value;
 
 /// One problem found while resolving a pipeline. Each names the factory, field, payload type and
@@ -273,8 +273,8 @@ impl Lists<usize> {
 /// A deliverable: a value some slot may take.
 struct Deliverable<'a> {
     source: Source,
-    payload: TypeId,
-    id: &'a str,
+    /// Its payload type and id; `None` for a pipeline input no factory declares an input for.
+    key: Option<DeliveryKey>,
     consumers: &'a [FactoryRef],
 }
 
@@ -295,13 +295,14 @@ struct Grouped<K> {
 }
 
 impl<K: Hash + Eq> Grouped<K> {
-    /// Groups deliverables `0..` by their keys.
-    fn new(keys: impl ExactSizeIterator<Item = K>) -> Self {
+    /// Groups deliverables `0..` by their keys; one without a key is in no group.
+    fn new(keys: impl ExactSizeIterator<Item = Option<K>>) -> Self {
         let hasher = foldhash::fast::RandomState::default();
         let mut table: HashTable<u32> = HashTable::with_capacity(keys.len());
         let mut group_keys: Vec<K> = Vec::with_capacity(keys.len());
         let pairs: Vec<(usize, usize)> = keys
             .enumerate()
+            .filter_map(|(number, key)| Some((number, key?)))
             .map(|(number, key)| {
                 let rehash = |&group: &u32| hasher.hash_one(&group_keys[group as usize]);
                 let group = match table.entry(hasher.hash_one(&key), |&group| group_keys[group as usize] == key, rehash)
@@ -374,8 +375,7 @@ pub(crate) fn resolve<'a>(
         slot_offsets.push(slot_offsets[index] + factory.signature.inputs.len());
         Deliverable {
             source: Source::Factory(index),
-            payload: factory.signature.output.id(),
-            id: factory.signature.output_id,
+            key: Some(factory.signature.output_key),
             consumers: &factory.signature.consumers,
         }
     }));
@@ -390,12 +390,11 @@ pub(crate) fn resolve<'a>(
         }
         deliverables.push(Deliverable {
             source: Source::External(index),
-            payload: external.payload.id(),
-            id: external.id,
+            key: DeliveryKey::declared(external.payload.id(), external.id),
             consumers: external.consumers,
         });
     }
-    let mut by_type_and_id = Grouped::new(deliverables.iter().map(|deliverable| (deliverable.payload, deliverable.id)));
+    let mut by_type_and_id = Grouped::new(deliverables.iter().map(|deliverable| deliverable.key));
     // A factory is known by its type and output id, so two instances of one type with one id
     // deliver the same type under the same id: they meet in one group, found without a map of
     // their own. The later one is reported and left out.
@@ -415,7 +414,7 @@ pub(crate) fn resolve<'a>(
             ));
         }
         deliverables.retain(|deliverable| !matches!(deliverable.source, Source::Factory(index) if reported[index]));
-        by_type_and_id = Grouped::new(deliverables.iter().map(|deliverable| (deliverable.payload, deliverable.id)));
+        by_type_and_id = Grouped::new(deliverables.iter().map(|deliverable| deliverable.key));
     }
     // A stable sort: a factory's unknown inputs stay before its duplicate.
     factory_errors.sort_by_key(|(index, _)| *index);
@@ -505,7 +504,7 @@ struct Resolver<'a> {
     factories: &'a [FactoryDecl<'a>],
     externals: &'a [ExternalDecl<'a>],
     deliverables: &'a [Deliverable<'a>],
-    by_type_and_id: &'a Grouped<(TypeId, &'a str)>,
+    by_type_and_id: &'a Grouped<DeliveryKey>,
     /// Per factory: where its input slots start among all factories' (one more entry at the end).
     slot_offsets: &'a [usize],
     /// Only messages need these, so they are built on the first error that does.
@@ -516,11 +515,20 @@ struct Resolver<'a> {
 
 impl Resolver<'_> {
     fn by_type(&self) -> &Grouped<TypeId> {
-        self.by_type.get_or_init(|| Grouped::new(self.deliverables.iter().map(|deliverable| deliverable.payload)))
+        self.by_type.get_or_init(|| {
+            Grouped::new(self.deliverables.iter().map(|deliverable| Some(self.payload(deliverable.source))))
+        })
     }
 
     fn factory_types(&self) -> &HashSet<TypeId> {
         self.factory_types.get_or_init(|| self.factories.iter().map(|factory| factory.signature.factory.id()).collect())
+    }
+
+    fn payload(&self, source: Source) -> TypeId {
+        match source {
+            Source::Factory(index) => self.factories[index].signature.output.id(),
+            Source::External(index) => self.externals[index].payload.id(),
+        }
     }
 
     fn describe(&self, source: Source) -> String {
@@ -623,7 +631,7 @@ impl Resolver<'_> {
         out: &mut Resolved,
     ) -> Option<Source> {
         let signature = factory.signature;
-        let candidates = self.by_type_and_id.get(&(input.payload.id(), input.id));
+        let candidates = self.by_type_and_id.get(&input.key);
         // Names are only built for messages, so the valid path allocates nothing per input.
         let payload = || input.payload.name();
         let chosen: Option<usize> = if let Some(producer) = input.producer {
@@ -764,7 +772,7 @@ impl Resolver<'_> {
 /// Pairs (later, first) of factory instances with the same type and output id, in declaration
 /// order of the later one.
 fn duplicate_factories(
-    by_type_and_id: &Grouped<(TypeId, &str)>,
+    by_type_and_id: &Grouped<DeliveryKey>,
     deliverables: &[Deliverable<'_>],
     factories: &[FactoryDecl<'_>],
 ) -> Vec<(usize, usize)> {

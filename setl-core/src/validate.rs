@@ -8,12 +8,11 @@
 
 use std::any::TypeId;
 use std::collections::hash_map::Entry;
-use std::hash::{BuildHasher, Hash};
+use std::hash::Hash;
 use std::ops::Range;
 use std::sync::OnceLock;
 
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
-use hashbrown::hash_table::{self, HashTable};
 use rayon::prelude::*;
 
 use crate::factory::{DeliveryKey, FactoryRef, InputDecl, Signature, TypeInfo};
@@ -279,55 +278,32 @@ struct Deliverable<'a> {
 }
 
 /// Deliverable numbers grouped by a key, each group in declaration order, all in one flat array:
-/// one hash insert per deliverable and no allocation per key.
-///
-/// The hash table holds only group numbers, and the keys sit in `keys` in the order their groups
-/// were first seen. So the table of a pipeline of thousands of factories stays in cache, and
-/// looking up the keys of neighbouring factories (a consumer usually takes what was declared
-/// just before it) touches neighbouring memory: a map of whole keys spread them over a table
-/// ten times as large, a cache miss per lookup.
+/// one hash insert per deliverable and no allocation per key. With delivery keys (a `u32`
+/// each), the table of a pipeline of thousands of factories stays in cache.
 struct Grouped<K> {
-    table: HashTable<u32>,
-    /// Per group: its key.
-    keys: Vec<K>,
-    hasher: foldhash::fast::RandomState,
+    group_of_key: HashMap<K, u32>,
     groups: Lists<usize>,
 }
 
 impl<K: Hash + Eq> Grouped<K> {
     /// Groups deliverables `0..` by their keys; one without a key is in no group.
     fn new(keys: impl ExactSizeIterator<Item = Option<K>>) -> Self {
-        let hasher = foldhash::fast::RandomState::default();
-        let mut table: HashTable<u32> = HashTable::with_capacity(keys.len());
-        let mut group_keys: Vec<K> = Vec::with_capacity(keys.len());
+        let mut group_of_key: HashMap<K, u32> = HashMap::with_capacity(keys.len());
         let pairs: Vec<(usize, usize)> = keys
             .enumerate()
-            .filter_map(|(number, key)| Some((number, key?)))
-            .map(|(number, key)| {
-                let rehash = |&group: &u32| hasher.hash_one(&group_keys[group as usize]);
-                let group = match table.entry(hasher.hash_one(&key), |&group| group_keys[group as usize] == key, rehash)
-                {
-                    hash_table::Entry::Occupied(group) => *group.get(),
-                    hash_table::Entry::Vacant(vacant) => {
-                        // Groups are at most the deliverables, far fewer than 2^32.
-                        let group = u32::try_from(group_keys.len()).expect("fewer than 2^32 groups");
-                        vacant.insert(group);
-                        group_keys.push(key);
-                        group
-                    }
-                };
-                (group as usize, number)
+            .filter_map(|(number, key)| {
+                // Groups are at most the deliverables, far fewer than 2^32.
+                let next = u32::try_from(group_of_key.len()).expect("fewer than 2^32 groups");
+                Some((*group_of_key.entry(key?).or_insert(next) as usize, number))
             })
             .collect();
-        let groups = Lists::from_pairs(group_keys.len(), pairs.iter());
-        Grouped { table, keys: group_keys, hasher, groups }
+        let groups = Lists::from_pairs(group_of_key.len(), pairs.iter());
+        Grouped { group_of_key, groups }
     }
 
     /// The deliverables under `key`, in declaration order.
     fn get(&self, key: &K) -> &[usize] {
-        self.table
-            .find(self.hasher.hash_one(key), |&group| self.keys[group as usize] == *key)
-            .map_or(&[], |&group| self.groups.get(group as usize))
+        self.group_of_key.get(key).map_or(&[], |&group| self.groups.get(group as usize))
     }
 }
 

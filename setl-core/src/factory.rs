@@ -521,6 +521,11 @@ impl DeliveryKey {
         *keys.entry((payload, id)).or_insert(next)
     }
 
+    /// The key as a number: keys are numbered from 0 in the order they were first declared.
+    pub(crate) fn number(self) -> u32 {
+        self.0
+    }
+
     /// The key of `(payload, id)` if some signature declared it: a value no factory declares
     /// (a pipeline input nothing asks for) has none, and the tables do not grow with it.
     pub(crate) fn declared(payload: TypeId, id: &str) -> Option<Self> {

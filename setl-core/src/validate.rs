@@ -278,32 +278,104 @@ struct Deliverable<'a> {
 }
 
 /// Deliverable numbers grouped by a key, each group in declaration order, all in one flat array:
-/// one hash insert per deliverable and no allocation per key. With delivery keys (a `u32`
-/// each), the table of a pipeline of thousands of factories stays in cache.
+/// one insert per deliverable and no allocation per key.
 struct Grouped<K> {
-    group_of_key: HashMap<K, u32>,
+    group_of_key: GroupOf<K>,
     groups: Lists<usize>,
 }
 
-impl<K: Hash + Eq> Grouped<K> {
+/// Where a key's group number is found.
+enum GroupOf<K> {
+    /// At `groups[key - base]` (`NO_GROUP` where none): for keys of a narrow range, so that
+    /// looking up neighbouring keys reads neighbouring memory. Delivery keys are numbered in the
+    /// order signatures are built, so those of one pipeline usually span little more than their
+    /// count.
+    Dense {
+        base: u32,
+        groups: Vec<u32>,
+    },
+    Hashed(HashMap<K, u32>),
+}
+
+const NO_GROUP: u32 = u32::MAX;
+
+/// A key deliverables are grouped by.
+trait GroupKey: Hash + Eq + Copy {
+    /// The key as a number, when keys are numbered densely.
+    fn dense(&self) -> Option<u32>;
+}
+
+impl GroupKey for DeliveryKey {
+    fn dense(&self) -> Option<u32> {
+        Some(self.number())
+    }
+}
+
+impl GroupKey for TypeId {
+    fn dense(&self) -> Option<u32> {
+        None
+    }
+}
+
+impl<K: GroupKey> Grouped<K> {
     /// Groups deliverables `0..` by their keys; one without a key is in no group.
-    fn new(keys: impl ExactSizeIterator<Item = Option<K>>) -> Self {
-        let mut group_of_key: HashMap<K, u32> = HashMap::with_capacity(keys.len());
+    fn new(keys: impl ExactSizeIterator<Item = Option<K>> + Clone) -> Self {
+        let count = keys.len();
+        let mut group_of_key = Self::index_for(keys.clone(), count);
+        let mut groups = 0;
         let pairs: Vec<(usize, usize)> = keys
             .enumerate()
             .filter_map(|(number, key)| {
-                // Groups are at most the deliverables, far fewer than 2^32.
-                let next = u32::try_from(group_of_key.len()).expect("fewer than 2^32 groups");
-                Some((*group_of_key.entry(key?).or_insert(next) as usize, number))
+                let group = match &mut group_of_key {
+                    GroupOf::Dense { base, groups: group_of } => {
+                        &mut group_of[key?.dense()?.wrapping_sub(*base) as usize]
+                    }
+                    GroupOf::Hashed(map) => map.entry(key?).or_insert(NO_GROUP),
+                };
+                if *group == NO_GROUP {
+                    // Groups are at most the deliverables, far fewer than 2^32.
+                    *group = u32::try_from(groups).expect("fewer than 2^32 groups");
+                    groups += 1;
+                }
+                Some((*group as usize, number))
             })
             .collect();
-        let groups = Lists::from_pairs(group_of_key.len(), pairs.iter());
+        let groups = Lists::from_pairs(groups, pairs.iter());
         Grouped { group_of_key, groups }
+    }
+
+    /// A dense table when `keys` span at most a few times their count, a hash map otherwise.
+    fn index_for(keys: impl Iterator<Item = Option<K>>, count: usize) -> GroupOf<K> {
+        let numbers = keys.flatten().map(|key| key.dense());
+        let (mut low, mut high) = (u32::MAX, 0);
+        for number in numbers {
+            let Some(number) = number else { return GroupOf::Hashed(HashMap::with_capacity(count)) };
+            low = low.min(number);
+            high = high.max(number);
+        }
+        if low > high {
+            return GroupOf::Dense { base: 0, groups: Vec::new() };
+        }
+        let span = (high - low) as usize + 1;
+        if span <= 4 * count + 64 {
+            GroupOf::Dense { base: low, groups: vec![NO_GROUP; span] }
+        } else {
+            GroupOf::Hashed(HashMap::with_capacity(count))
+        }
     }
 
     /// The deliverables under `key`, in declaration order.
     fn get(&self, key: &K) -> &[usize] {
-        self.group_of_key.get(key).map_or(&[], |&group| self.groups.get(group as usize))
+        let group = match &self.group_of_key {
+            GroupOf::Dense { base, groups } => {
+                key.dense().and_then(|number| groups.get(number.wrapping_sub(*base) as usize)).copied()
+            }
+            GroupOf::Hashed(map) => map.get(key).copied(),
+        };
+        match group {
+            Some(group) if group != NO_GROUP => self.groups.get(group as usize),
+            _ => &[],
+        }
     }
 }
 
@@ -842,4 +914,48 @@ fn find_cycle(plan: &Plan, factories: &[FactoryDecl<'_>], waiting: &[usize]) -> 
         current = producer;
     }
     vec![factories[start].signature.name.to_owned()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Numbers as keys, dense like delivery keys.
+    impl GroupKey for u32 {
+        fn dense(&self) -> Option<u32> {
+            Some(*self)
+        }
+    }
+
+    fn groups_of<K: GroupKey>(grouped: &Grouped<K>, keys: &[K]) -> Vec<Vec<usize>> {
+        keys.iter().map(|key| grouped.get(key).to_vec()).collect()
+    }
+
+    #[test]
+    fn keys_of_a_narrow_range_are_indexed_and_others_hashed_with_the_same_groups() {
+        // Deliverables 0..6 under these keys (none for number 3); then keys asked for.
+        let narrow = [Some(7_u32), Some(5), Some(7), None, Some(6), Some(5)];
+        let grouped = Grouped::new(narrow.iter().copied());
+        assert!(matches!(grouped.group_of_key, GroupOf::Dense { base: 5, .. }));
+        assert_eq!(
+            groups_of(&grouped, &[5, 6, 7, 4, 8, 0, u32::MAX]),
+            [vec![1, 5], vec![4], vec![0, 2], vec![], vec![], vec![], vec![]]
+        );
+
+        let wide = [Some(7_u32), Some(1_000_000), Some(7)];
+        let grouped = Grouped::new(wide.iter().copied());
+        assert!(matches!(grouped.group_of_key, GroupOf::Hashed(_)));
+        assert_eq!(groups_of(&grouped, &[7, 1_000_000, 8]), [vec![0, 2], vec![1], vec![]]);
+
+        let types = [Some(TypeId::of::<u8>()), Some(TypeId::of::<u16>()), Some(TypeId::of::<u8>())];
+        let grouped = Grouped::new(types.iter().copied());
+        assert!(matches!(grouped.group_of_key, GroupOf::Hashed(_)));
+        assert_eq!(
+            groups_of(&grouped, &[TypeId::of::<u8>(), TypeId::of::<u16>(), TypeId::of::<u32>()]),
+            [vec![0, 2], vec![1], vec![]]
+        );
+
+        let grouped = Grouped::<u32>::new([None, None].into_iter());
+        assert_eq!(groups_of(&grouped, &[0, 1]), [Vec::<usize>::new(), Vec::new()]);
+    }
 }

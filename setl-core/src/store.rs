@@ -471,9 +471,6 @@ struct Slot {
     held: Held,
     /// Input slots still to take the output.
     takers_left: usize,
-    /// The plan positions of the consumers still to take it, ascending, one entry per input
-    /// slot, for "needed furthest in the future". Empty when the run has no memory budget.
-    pending: Vec<usize>,
     /// The value's weight while in memory (0 when not storable).
     bytes: u64,
 }
@@ -544,6 +541,10 @@ pub(crate) struct SlotSpec {
 /// settings take the run's `SlotSpec` table.
 pub(crate) struct Store {
     slots: Vec<Slot>,
+    /// Per output: the plan positions of the consumers still to take it, ascending, one entry
+    /// per input slot, for "needed furthest in the future". Empty when the run has no memory
+    /// budget, so that the slots every run walks stay small.
+    pending: Vec<Vec<usize>>,
     externals: Vec<Option<Payload>>,
     external_takers_left: Vec<usize>,
     budget: Option<u64>,
@@ -565,18 +566,10 @@ impl Store {
         spill_dir: Option<PathBuf>,
         counters: Arc<Counters>,
     ) -> Self {
-        let mut pending = pending.map(Vec::into_iter);
-        let slots = takers
-            .iter()
-            .map(|&takers| Slot {
-                held: Held::Empty,
-                takers_left: takers,
-                pending: pending.as_mut().and_then(Iterator::next).unwrap_or_default(),
-                bytes: 0,
-            })
-            .collect();
+        let slots = takers.iter().map(|&takers| Slot { held: Held::Empty, takers_left: takers, bytes: 0 }).collect();
         Store {
             slots,
+            pending: pending.unwrap_or_default(),
             externals: externals.into_iter().map(Some).collect(),
             external_takers_left: external_takers,
             budget,
@@ -597,8 +590,10 @@ impl Store {
         let slot = &mut self.slots[producer];
         debug_assert!(slot.takers_left > 0, "more takes than the plan counted");
         slot.takers_left = slot.takers_left.saturating_sub(1);
-        if let Ok(at) = slot.pending.binary_search(&position) {
-            slot.pending.remove(at);
+        if let Some(pending) = self.pending.get_mut(producer) {
+            if let Ok(at) = pending.binary_search(&position) {
+                pending.remove(at);
+            }
         }
         let last = slot.takers_left == 0 && !spec.keep;
         if !last {
@@ -679,11 +674,9 @@ impl Store {
                     && spec.level != Some(StorageLevel::MemoryOnly)
             })
             .collect();
-        let next_use = |slot: &Slot| slot.pending.first().copied().unwrap_or(usize::MAX);
-        candidates.sort_by(|&a, &b| {
-            let (a, b) = (&self.slots[a], &self.slots[b]);
-            next_use(b).cmp(&next_use(a)).then(b.bytes.cmp(&a.bytes))
-        });
+        let next_use =
+            |index: usize| self.pending.get(index).and_then(|pending| pending.first()).copied().unwrap_or(usize::MAX);
+        candidates.sort_by(|&a, &b| next_use(b).cmp(&next_use(a)).then(self.slots[b].bytes.cmp(&self.slots[a].bytes)));
         let mut jobs = Vec::new();
         for index in candidates {
             if excess == 0 {

@@ -7,6 +7,10 @@
 //! calibration of the machine, then the median of a whole cycle (build, run, drop): a change that
 //! only moves work out of `run()` (into the drop, or into the allocator's next call) shows there.
 //! `--features mimalloc` runs it with mimalloc as the global allocator (see `setl_benches`).
+//! The calibration runs after the pipelines, so they see the heap of a process that has freed no
+//! large buffer yet: glibc's malloc then gives pages back after each run and the next one faults
+//! them in again (about 500 per 10,000 factories, `perf stat -e page-faults`). The overhead bench
+//! calibrates first; a process that handles data is in that state too.
 
 use std::time::{Duration, Instant};
 

@@ -570,7 +570,7 @@ impl Pipeline {
                 slots
                     .iter()
                     .map(|source| {
-                        source.map(|source| match source {
+                        source.get().map(|source| match source {
                             validate::Source::Factory(index) => FlowSource::Factory(index),
                             validate::Source::External(index) => FlowSource::External(index),
                         })

@@ -261,7 +261,7 @@ fn pending_takers(plan: &Plan) -> Vec<Vec<usize>> {
     let mut pending = vec![Vec::new(); plan.producer_count.len()];
     for (position, &consumer) in plan.topological_order.iter().enumerate() {
         for source in plan.sources.get(consumer) {
-            if let Some(Source::Factory(producer)) = *source {
+            if let Some(Source::Factory(producer)) = source.get() {
                 pending[producer].push(position);
             }
         }
@@ -434,7 +434,7 @@ fn next_job<'a>(shared: &Shared<'a>, state: &mut State<'a>) -> Option<Job<'a>> {
     let mut inputs = SmallVec::new();
     let mut owned = 0;
     for (slot, source) in sources.iter().enumerate() {
-        let (taken, released) = match *source {
+        let (taken, released) = match source.get() {
             Some(Source::Factory(producer)) => {
                 let (taken, last) = state.store.take(&spec.slots, producer, shared.position[index]);
                 owned += last.unwrap_or(0);
@@ -612,7 +612,7 @@ fn run_factory(shared: &Shared<'_>, job: Job<'_>) -> Result<Finished, Error> {
             .into());
         }
         if let Some(at) = started {
-            let producer = match spec.plan.sources.get(index)[slot] {
+            let producer = match spec.plan.sources.get(index)[slot].get() {
                 Some(Source::Factory(producer)) => Some(producer),
                 _ => None,
             };

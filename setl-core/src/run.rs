@@ -552,10 +552,27 @@ impl Drop for HeldGuard<'_> {
 
 /// Runs one factory's phases, outside the lock. Panics are caught and become errors.
 fn run_factory(shared: &Shared<'_>, job: Job<'_>) -> Result<Finished, Error> {
-    let spec = &shared.spec;
     // Declared first, so dropped last: after the factory and its inputs.
-    let mut held = HeldGuard { counters: &spec.counters, bytes: job.owned };
+    let mut held = HeldGuard { counters: &shared.spec.counters, bytes: job.owned };
     let Job { index, factory, inputs, owned: _ } = job;
+    let result = run_phases(shared, index, &mut *factory, inputs, &mut held);
+    if result.is_err() {
+        // A factory that failed goes as one that finished (which `run_phases` disposed of): its
+        // inputs are released now. A panic in its `Drop` adds nothing to the error.
+        let _ = catch_unwind(AssertUnwindSafe(|| factory.dispose()));
+    }
+    result
+}
+
+/// Injects a factory's inputs, runs its phases, takes its output and disposes of it.
+fn run_phases(
+    shared: &Shared<'_>,
+    index: usize,
+    factory: &mut dyn ErasedFactory,
+    inputs: SmallVec<[JobInput; 3]>,
+    held: &mut HeldGuard<'_>,
+) -> Result<Finished, Error> {
+    let spec = &shared.spec;
     let id = shared.id(index);
     let observers = spec.observers;
     let observed = observers.active();

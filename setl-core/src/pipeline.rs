@@ -14,7 +14,7 @@ use crate::registry::{self, Registration};
 use crate::run::{self, FactoryTiming, RunSpec};
 use crate::setl::Setl;
 use crate::shelf::Shelves;
-use crate::stage::Stage;
+use crate::stage::{Stage, StagedFactory};
 use crate::store::{CacheStats, Counters, Kept, SlotSpec, Storable, StorageLevel};
 use crate::validate::{self, ExternalDecl, FactoryDecl, Plan};
 
@@ -41,10 +41,9 @@ struct ExternalInput {
 /// A factory of the pipeline, as validation and reports see it; the factory itself is on the
 /// pipeline's shelves.
 struct Entry {
-    signature: &'static Signature,
+    /// As its stage held it.
+    factory: StagedFactory,
     stage: usize,
-    /// Fields named by `with_input_id` that the factory does not have.
-    unknown_inputs: Vec<Box<str>>,
 }
 
 /// A stage's settings, kept after its factories moved into the pipeline.
@@ -276,11 +275,7 @@ impl Pipeline {
             writable: stage.writable,
         });
         self.shelves.append(stage.shelves, self.entries.len());
-        self.entries.extend(stage.factories.into_iter().map(|factory| Entry {
-            signature: factory.signature,
-            stage: index,
-            unknown_inputs: factory.unknown_inputs,
-        }));
+        self.entries.extend(stage.factories.into_iter().map(|factory| Entry { factory, stage: index }));
         self
     }
 
@@ -311,7 +306,7 @@ impl Pipeline {
 
     /// The signatures of the pipeline's factories, in declaration order.
     pub fn factories(&self) -> impl Iterator<Item = &'static Signature> + '_ {
-        self.entries.iter().map(|entry| entry.signature)
+        self.entries.iter().map(|entry| entry.factory.signature)
     }
 
     /// Resolves every delivery without running anything. A pipeline of thousands of factories
@@ -329,9 +324,9 @@ impl Pipeline {
             .entries
             .iter()
             .map(|entry| FactoryDecl {
-                signature: entry.signature,
+                signature: entry.factory.signature,
                 stage: entry.stage,
-                unknown_inputs: &entry.unknown_inputs,
+                unknown_inputs: &entry.factory.unknown_inputs,
             })
             .collect();
         let externals: Vec<ExternalDecl<'_>> = self
@@ -370,7 +365,7 @@ impl Pipeline {
         let mut signatures = Vec::with_capacity(count);
         let mut stage_of = Vec::with_capacity(count);
         for (index, entry) in self.entries.iter().enumerate() {
-            let signature = entry.signature;
+            let signature = entry.factory.signature;
             let type_id = || signature.factory.id();
             let keep = self.keep_all
                 || plan.output_takers[index] == 0
@@ -464,12 +459,14 @@ impl Pipeline {
         let mut instances = self.instances_of::<F>();
         let index = instances.next().ok_or_else(|| ErrorKind::UnknownFactory { factory: F::NAME.to_owned() })?;
         if instances.next().is_some() {
-            let ids =
-                self.instances_of::<F>().map(|index| self.entries[index].signature.output_id.to_owned()).collect();
+            let ids = self
+                .instances_of::<F>()
+                .map(|index| self.entries[index].factory.signature.output_id.to_owned())
+                .collect();
             return Err(ErrorKind::AmbiguousFactory { factory: F::NAME.to_owned(), ids }.into());
         }
         let payload = self.output_at(index)?;
-        downcast::<F::Output>(payload, self.entries[index].signature)
+        downcast::<F::Output>(payload, self.entries[index].factory.signature)
     }
 
     /// The output of the instance of `F` that delivers under `id` (see [`BoxedFactory::with_id`]).
@@ -480,15 +477,15 @@ impl Pipeline {
     pub fn output_with_id<F: Factory>(&self, id: &str) -> Result<Arc<F::Output>> {
         let index = self
             .instances_of::<F>()
-            .find(|&index| self.entries[index].signature.output_id == id)
+            .find(|&index| self.entries[index].factory.signature.output_id == id)
             .ok_or_else(|| ErrorKind::UnknownFactory { factory: format!("{}[{id}]", F::NAME) })?;
         let payload = self.output_at(index)?;
-        downcast::<F::Output>(payload, self.entries[index].signature)
+        downcast::<F::Output>(payload, self.entries[index].factory.signature)
     }
 
     /// The positions of `F`'s instances, in declaration order.
     fn instances_of<F: Factory>(&self) -> impl Iterator<Item = usize> + '_ {
-        (0..self.entries.len()).filter(|&index| self.entries[index].signature.factory.id() == TypeId::of::<F>())
+        (0..self.entries.len()).filter(|&index| self.entries[index].factory.signature.factory.id() == TypeId::of::<F>())
     }
 
     /// The output of the last factory of the last stage, as a `T`.
@@ -500,11 +497,11 @@ impl Pipeline {
     pub fn last_output<T: Send + Sync + 'static>(&self) -> Result<Arc<T>> {
         let index = self.entries.len().checked_sub(1).ok_or(ErrorKind::EmptyPipeline)?;
         let payload = self.output_at(index)?;
-        downcast::<T>(payload, self.entries[index].signature)
+        downcast::<T>(payload, self.entries[index].factory.signature)
     }
 
     fn output_at(&self, index: usize) -> Result<Payload> {
-        let name = self.entries[index].signature.name;
+        let name = self.entries[index].factory.signature.name;
         let outcome = match &self.outcome {
             Some(outcome) if outcome.succeeded || outcome.finished[index] => outcome,
             _ => return Err(ErrorKind::NotRun { factory: name.to_owned() }.into()),
@@ -562,7 +559,7 @@ impl Pipeline {
     /// producer's name (`None` for a pipeline input, or when unresolved).
     pub(crate) fn flows(&self) -> Vec<Vec<Option<FlowSource>>> {
         let Ok(plan) = self.resolve() else {
-            return self.entries.iter().map(|entry| vec![None; entry.signature.inputs.len()]).collect();
+            return self.entries.iter().map(|entry| vec![None; entry.factory.signature.inputs.len()]).collect();
         };
         plan.sources
             .iter()
@@ -619,7 +616,7 @@ impl HasBenchmark for Pipeline {
             .entries
             .iter()
             .zip(&outcome.benchmarked)
-            .map(|(entry, &benchmarked)| (entry.signature.name, entry.stage, benchmarked));
+            .map(|(entry, &benchmarked)| (entry.factory.signature.name, entry.stage, benchmarked));
         benchmark::results(factories, &outcome.timings, outcome.started)
     }
 }
@@ -647,7 +644,7 @@ impl HasBenchmark for StageView<'_> {
 impl std::fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pipeline")
-            .field("factories", &self.entries.iter().map(|entry| entry.signature.name).collect::<Vec<_>>())
+            .field("factories", &self.entries.iter().map(|entry| entry.factory.signature.name).collect::<Vec<_>>())
             .field("stages", &self.stages.len())
             .field("benchmark", &self.benchmark)
             .field("mode", &self.mode)

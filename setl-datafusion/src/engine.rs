@@ -46,11 +46,15 @@ pub struct EngineSettings {
     /// A cap on the memory DataFusion's operators reserve (sorts, joins, aggregates), in bytes;
     /// `None` for no cap. Operators that can spill do so past it, the others fail.
     pub memory_limit: Option<usize>,
+    /// Bytes that shared scans read together may buffer in memory for queries that are behind
+    /// (see [`shared`](crate::shared)); past them, the queries furthest behind read their
+    /// batches from spill files instead.
+    pub shared_buffer_bytes: usize,
 }
 
 impl Default for EngineSettings {
     fn default() -> Self {
-        EngineSettings { batch_size: 8192, memory_limit: None }
+        EngineSettings { batch_size: 8192, memory_limit: None, shared_buffer_bytes: 256 << 20 }
     }
 }
 
@@ -71,6 +75,7 @@ struct Inner {
     /// them costs about a millisecond, and a job makes a session per factory phase.
     template: SessionState,
     threads: usize,
+    shared_buffer_bytes: usize,
     held: Arc<HeldBytes>,
 }
 
@@ -137,6 +142,7 @@ impl Engine {
                 config,
                 template,
                 threads,
+                shared_buffer_bytes: settings.shared_buffer_bytes,
                 held: Arc::new(HeldBytes::default()),
             }),
         })
@@ -167,11 +173,15 @@ impl Engine {
         F::Output: Send + 'static,
     {
         let handle = self.runtime().spawn(future);
-        let joined = if tokio::runtime::Handle::try_current().is_ok() {
+        let on_multi_thread_worker = tokio::runtime::Handle::try_current()
+            .is_ok_and(|current| current.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        let joined = if on_multi_thread_worker {
             // Already on a Tokio worker (e.g. inside `compute`): let the runtime move this
             // worker's other tasks away while it blocks.
             tokio::task::block_in_place(|| futures::executor::block_on(handle))
         } else {
+            // No runtime, or a current-thread one (`#[tokio::test]`), which cannot hand its
+            // tasks away: the future runs on the engine's own workers, this thread just waits.
             futures::executor::block_on(handle)
         };
         match joined {
@@ -213,6 +223,11 @@ impl Engine {
     /// however many queries read it, see [`Frame::shared`](crate::Frame::shared)).
     pub fn shared_reads(&self) -> u64 {
         self.inner.held.shared_reads.load(Ordering::Relaxed)
+    }
+
+    /// [`EngineSettings::shared_buffer_bytes`].
+    pub(crate) fn shared_buffer_bytes(&self) -> usize {
+        self.inner.shared_buffer_bytes
     }
 
     pub(crate) fn count_shared_read(&self) {

@@ -9,15 +9,25 @@
 //!
 //! # Pacing
 //!
-//! A batch stays in memory until every query has taken it, so the reader waits for the slowest
-//! query: it reads on only while every query has fewer than [`LAG_BATCHES`] batches waiting. A
-//! query that does not take its batches because it reads another shared scan first (a join that
-//! builds its hash table from `orders` before it reads `lineitem`) is waited for too, as long as
-//! that other scan's reader is going. When that reader is itself waiting for a slow query, the
-//! query is blocked, and readers do not wait for blocked queries: two queries that read two
-//! shared scans in opposite orders would otherwise wait for each other forever. A blocked query
-//! gets its batches buffered, up to the whole table in the worst case, which is what
-//! materializing the table would have held.
+//! A batch stays in memory until every query has taken it. The reader of a partition waits
+//! while a query has [`LAG_BATCHES`] batches or more waiting, so that the table is streamed at
+//! the pace of the slowest query rather than held. It never waits for a *blocked* query: one
+//! that itself waits on a parked reader (this one included). Such a query cannot take its
+//! batches before that reader goes on, so waiting for it could last forever: a self-join
+//! that builds its hash table from one scan of a table before it reads the other, a union of
+//! the same table read one branch after the other, two queries that read two shared scans in
+//! opposite orders. Every change that can block or unblock a query (a query starts waiting, a
+//! reader parks) wakes the parked readers, which look again; all of it happens under one lock.
+//!
+//! # Bounded buffering
+//!
+//! A blocked query gets its batches buffered, but only up to a bound: the group's
+//! [`EngineSettings::shared_buffer_bytes`](crate::EngineSettings::shared_buffer_bytes), split
+//! evenly among the partitions of its shared sources. When a partition's batches in memory
+//! pass its share, the query furthest behind moves to disk: the batches it has not taken and
+//! every later one go to a spill of its own (DataFusion's spill files, in its disk manager's
+//! directories), which it reads in order. Results are the same either way. With the disk
+//! manager disabled, batches stay in memory.
 //!
 //! A query planned outside a group (`frame.dataframe()` run by DataFusion itself) reads the plan
 //! directly, as a lazy scan does.
@@ -38,6 +48,9 @@ use datafusion::execution::{SendableRecordBatchStream, SessionState, TaskContext
 use datafusion::logical_expr::{Expr, LogicalPlan, TableType};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, SpillMetrics};
+use datafusion::physical_plan::spill::spill_pool::{spsc_channel, SpillPoolSink};
+use datafusion::physical_plan::spill::SpillManager;
 use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
@@ -367,65 +380,115 @@ struct Channel {
     batches: VecDeque<Pending>,
     first: u64,
     queues: Vec<Queue>,
+    /// Bytes of `batches`.
+    buffered: usize,
+    /// Bytes `batches` may hold before the queues furthest behind move to disk.
+    buffer_limit: usize,
     finished: bool,
-    /// The reader, when it waits for the slowest queue.
+    /// The reader's waker while it is parked.
     reader: Option<Waker>,
-    /// Whether the reader waits for a slow query (from when it starts waiting until it goes on).
-    stuck: bool,
+    /// Whether the reader is parked, waiting for a lagging query (from when it parks until it
+    /// goes on): a query waiting on this channel is then blocked.
+    parked: bool,
 }
 
 struct Pending {
     item: std::result::Result<RecordBatch, Arc<DataFusionError>>,
     takers: usize,
+    bytes: usize,
     _held: Option<HeldGuard>,
 }
 
 #[derive(Default)]
 struct Queue {
-    /// The next batch this queue takes.
+    /// The next batch this queue takes from memory.
     next: u64,
     attached: bool,
     closed: bool,
-    /// The query's waker while it waits on this queue.
+    /// The query's waker while it waits on this queue (from memory or from its spill).
     waiting: Option<Waker>,
+    /// Whether the queue's batches go to disk: it lagged while the channel was full. Its
+    /// batches from `next` on are all in its spill, in order.
+    spilled: bool,
+    /// The reading end of the spill, until the queue's stream takes it.
+    spill: Option<SendableRecordBatchStream>,
+    /// The error that ends a spilled queue, once its spill is read.
+    error: Option<Arc<DataFusionError>>,
 }
 
 impl Channel {
+    fn new(queues: usize, buffer_limit: usize) -> Self {
+        Channel {
+            batches: VecDeque::new(),
+            first: 0,
+            queues: (0..queues).map(|_| Queue::default()).collect(),
+            buffered: 0,
+            buffer_limit,
+            finished: false,
+            reader: None,
+            parked: false,
+        }
+    }
+
     fn end(&self) -> u64 {
         self.first + self.batches.len() as u64
+    }
+
+    /// Batches in memory that queue `node` has yet to take.
+    fn lag(&self, node: usize) -> u64 {
+        self.end() - self.queues[node].next
     }
 
     /// Forgets the batches every queue has taken.
     fn trim(&mut self) {
         while self.batches.front().is_some_and(|pending| pending.takers == 0) {
-            self.batches.pop_front();
+            if let Some(pending) = self.batches.pop_front() {
+                self.buffered -= pending.bytes;
+            }
             self.first += 1;
         }
     }
 
+    /// Gives up queue `node`'s claim on the batches in memory it has not taken (they are its
+    /// no longer) and returns them.
+    fn release(&mut self, node: usize) -> Vec<std::result::Result<RecordBatch, Arc<DataFusionError>>> {
+        let from = (self.queues[node].next - self.first) as usize;
+        self.queues[node].next = self.end();
+        let released = self
+            .batches
+            .iter_mut()
+            .skip(from)
+            .map(|pending| {
+                pending.takers -= 1;
+                pending.item.clone()
+            })
+            .collect();
+        self.trim();
+        released
+    }
+
     /// Closes queue `node`: it takes none of the batches it has not taken yet.
     fn close(&mut self, node: usize) {
-        let queue = &mut self.queues[node];
-        if queue.closed {
+        if self.queues[node].closed {
             return;
         }
-        queue.closed = true;
-        let from = (queue.next - self.first) as usize;
-        queue.next = self.first + self.batches.len() as u64;
-        for pending in self.batches.iter_mut().skip(from) {
-            pending.takers -= 1;
+        if !self.queues[node].spilled {
+            self.release(node);
         }
-        self.trim();
+        let queue = &mut self.queues[node];
+        queue.closed = true;
+        queue.waiting = None;
+        queue.spill = None;
     }
 }
 
 impl GroupState {
-    /// Whether query `consumer` waits for a partition whose reader waits for a slow query: a
-    /// reader that waited for it in turn could wait forever.
-    fn blocked(&self, consumer: usize) -> bool {
-        self.broadcasts.iter().any(|broadcast| {
-            broadcast.channels.iter().any(|channel| {
-                channel.stuck
+    /// Whether query `consumer` waits on a channel whose reader is parked, counting channel
+    /// `me` as parked: a reader that waited for such a query could wait forever.
+    fn blocked(&self, consumer: usize, me: (usize, usize)) -> bool {
+        self.broadcasts.iter().enumerate().any(|(b, broadcast)| {
+            broadcast.channels.iter().enumerate().any(|(p, channel)| {
+                (channel.parked || (b, p) == me)
                     && channel
                         .queues
                         .iter()
@@ -433,6 +496,20 @@ impl GroupState {
                         .any(|(node, queue)| broadcast.consumers[node] == consumer && queue.waiting.is_some())
             })
         })
+    }
+
+    /// The wakers of every parked reader but `except`'s: they look again whether they must
+    /// wait, since a query may just have become blocked.
+    fn parked_readers(&mut self, except: Option<(usize, usize)>) -> Vec<Waker> {
+        let mut wake = Vec::new();
+        for (b, broadcast) in self.broadcasts.iter_mut().enumerate() {
+            for (p, channel) in broadcast.channels.iter_mut().enumerate() {
+                if Some((b, p)) != except {
+                    wake.extend(channel.reader.take());
+                }
+            }
+        }
+        wake
     }
 }
 
@@ -467,20 +544,16 @@ impl Group {
         if sources.is_empty() {
             return Ok(None);
         }
+        let channels: usize = sources.iter().map(|nodes| nodes[0].1.partitions()).sum();
         let broadcasts = sources
             .iter()
-            .map(|nodes| Broadcast {
-                consumers: nodes.iter().map(|(consumer, _)| *consumer).collect(),
-                channels: (0..nodes[0].1.partitions())
-                    .map(|_| Channel {
-                        batches: VecDeque::new(),
-                        first: 0,
-                        queues: nodes.iter().map(|_| Queue::default()).collect(),
-                        finished: false,
-                        reader: None,
-                        stuck: false,
-                    })
-                    .collect(),
+            .map(|nodes| {
+                // The group's buffer, split evenly among the partitions of its sources.
+                let limit = nodes[0].1.source.engine.shared_buffer_bytes() / channels.max(1);
+                Broadcast {
+                    consumers: nodes.iter().map(|(consumer, _)| *consumer).collect(),
+                    channels: (0..nodes[0].1.partitions()).map(|_| Channel::new(nodes.len(), limit)).collect(),
+                }
             })
             .collect();
         let group = Arc::new(Group { state: Mutex::new(GroupState { broadcasts }) });
@@ -497,13 +570,21 @@ impl Group {
                     )));
                 }
             }
+            let metrics = ExecutionPlanMetricsSet::new();
             for partition in 0..first.partitions() {
+                let context = Arc::new(TaskContext::from(source.state.as_ref()));
                 readers.push(Reader {
                     group: group.clone(),
                     broadcast,
                     partition,
                     input: first.input.clone(),
-                    context: Arc::new(TaskContext::from(source.state.as_ref())),
+                    spill: Arc::new(SpillManager::new(
+                        context.runtime_env(),
+                        SpillMetrics::new(&metrics, partition),
+                        first.input.schema(),
+                    )),
+                    sinks: nodes.iter().map(|_| None).collect(),
+                    context,
                     engine: source.engine.clone(),
                 });
             }
@@ -531,7 +612,7 @@ impl Group {
             )));
         }
         queue.attached = true;
-        Ok(QueueStream { group: self.clone(), broadcast, partition, node, done: false })
+        Ok(QueueStream { group: self.clone(), broadcast, partition, node, spill: None, done: false })
     }
 
     /// Closes every queue of `consumer` (its query ended, or never ran some partition).
@@ -541,7 +622,6 @@ impl Group {
         for broadcast in state.broadcasts.iter_mut() {
             for (node, _) in broadcast.consumers.iter().enumerate().filter(|(_, c)| **c == consumer) {
                 for channel in &mut broadcast.channels {
-                    channel.queues[node].waiting = None;
                     channel.close(node);
                     wake.extend(channel.reader.take());
                 }
@@ -560,21 +640,25 @@ pub(crate) struct Reader {
     input: Arc<dyn ExecutionPlan>,
     context: Arc<TaskContext>,
     engine: Engine,
+    /// Makes the spill files of the queues that move to disk.
+    spill: Arc<SpillManager>,
+    /// The writing end of each spilled queue's spill. Only this reader writes them, in order;
+    /// dropping one ends its spill for the reading end.
+    sinks: Vec<Option<SpillPoolSink>>,
 }
+
+/// Batches to write to the spills of the nodes they belong to, after the lock is released.
+type ToSpill = Vec<(usize, RecordBatch)>;
 
 impl Reader {
     /// Reads the partition and hands every batch to every queue, paced by the slowest query.
-    pub(crate) async fn run(self) {
+    pub(crate) async fn run(mut self) {
         let mut stream = match self.input.execute(self.partition, self.context.clone()) {
             Ok(stream) => stream,
             Err(error) => return self.push(Err(Arc::new(error))),
         };
-        loop {
-            let item = match stream.next().await {
-                Some(Ok(batch)) => Ok(batch),
-                Some(Err(error)) => Err(Arc::new(error)),
-                None => break,
-            };
+        while let Some(item) = stream.next().await {
+            let item = item.map_err(Arc::new);
             let failed = item.is_err();
             if !futures::future::poll_fn(|cx| self.wait_for_room(cx)).await {
                 return; // every query has closed its queue
@@ -588,59 +672,117 @@ impl Reader {
     }
 
     /// Ready(true) when the next batch may go out, Ready(false) when nobody wants it.
+    ///
+    /// The reader waits while a query lags [`LAG_BATCHES`] batches behind in memory, unless
+    /// that query is blocked: it waits on a parked reader, this one included (module docs).
     fn wait_for_room(&self, cx: &mut Context<'_>) -> Poll<bool> {
+        let me = (self.broadcast, self.partition);
         let mut state = self.group.lock();
         let broadcast = &state.broadcasts[self.broadcast];
         let channel = &broadcast.channels[self.partition];
-        let end = channel.end();
         let open = channel.queues.iter().any(|queue| !queue.closed);
-        let waits_for_someone = channel.queues.iter().enumerate().any(|(node, queue)| {
-            !queue.closed && end - queue.next >= LAG_BATCHES as u64 && !state.blocked(broadcast.consumers[node])
+        let must_wait = channel.queues.iter().enumerate().any(|(node, queue)| {
+            !queue.closed
+                && !queue.spilled
+                && channel.lag(node) >= LAG_BATCHES as u64
+                && !state.blocked(broadcast.consumers[node], me)
         });
         let channel = &mut state.broadcasts[self.broadcast].channels[self.partition];
-        if !waits_for_someone {
-            channel.stuck = false;
+        if !open || !must_wait {
+            channel.parked = false;
             return Poll::Ready(open);
         }
         channel.reader = Some(cx.waker().clone());
-        if !channel.stuck {
-            channel.stuck = true;
-            // The queries waiting on this partition are blocked now: the other waiting readers
-            // look again, as one of them may wait for such a query (module docs).
-            let mut wake = Vec::new();
-            for (broadcast, other) in state.broadcasts.iter_mut().enumerate() {
-                for (partition, channel) in other.channels.iter_mut().enumerate() {
-                    if (broadcast, partition) != (self.broadcast, self.partition) {
-                        wake.extend(channel.reader.take());
-                    }
-                }
-            }
+        if !channel.parked {
+            channel.parked = true;
+            // The queries waiting on this channel are blocked now: parked readers that wait for
+            // one of them look again.
+            let wake = state.parked_readers(Some(me));
             drop(state);
             wake.into_iter().for_each(Waker::wake);
         }
         Poll::Pending
     }
 
-    /// Hands `item` to every open queue (an error ends the partition).
-    fn push(&self, item: std::result::Result<RecordBatch, Arc<DataFusionError>>) {
-        let failed = item.is_err();
-        let held = item.as_ref().ok().map(|batch| self.engine.hold(batch.get_array_memory_size()));
+    /// Hands `item` to every open queue, in memory or in its spill (an error ends the partition).
+    /// When the channel holds more than its share of the buffer, the queues furthest behind move
+    /// to disk with the batches they have not taken.
+    fn push(&mut self, item: std::result::Result<RecordBatch, Arc<DataFusionError>>) {
+        let can_spill = self.context.runtime_env().disk_manager.tmp_files_enabled();
+        let spill_file_bytes = self.spill_file_bytes();
+        let mut to_spill: ToSpill = Vec::new();
         let mut wake = Vec::new();
         let mut state = self.group.lock();
         let channel = &mut state.broadcasts[self.broadcast].channels[self.partition];
-        let takers = channel.queues.iter().filter(|queue| !queue.closed).count();
+        for (node, queue) in channel.queues.iter_mut().enumerate() {
+            if queue.closed {
+                self.sinks[node] = None;
+            } else if queue.spilled {
+                match &item {
+                    Ok(batch) => to_spill.push((node, batch.clone())),
+                    Err(error) => queue.error = Some(error.clone()),
+                }
+            }
+        }
+        let takers = channel.queues.iter().filter(|queue| !queue.closed && !queue.spilled).count();
         if takers > 0 {
-            channel.batches.push_back(Pending { item, takers, _held: held });
+            let bytes = item.as_ref().map_or(0, RecordBatch::get_array_memory_size);
+            let held = item.as_ref().ok().map(|_| self.engine.hold(bytes));
+            channel.buffered += bytes;
+            channel.batches.push_back(Pending { item: item.clone(), takers, bytes, _held: held });
+        }
+        let end = channel.end();
+        for queue in channel.queues.iter_mut().filter(|queue| queue.spilled) {
+            queue.next = end;
+        }
+        if item.is_err() {
+            channel.finished = true;
+        } else if can_spill {
+            while channel.buffered > channel.buffer_limit {
+                // The open queue furthest behind (one that has taken everything is never chosen).
+                let behind = (0..channel.queues.len())
+                    .filter(|&node| !channel.queues[node].closed && !channel.queues[node].spilled)
+                    .filter(|&node| channel.lag(node) > 0)
+                    .max_by_key(|&node| channel.lag(node));
+                let Some(node) = behind else { break };
+                let (sink, stream) = spsc_channel(spill_file_bytes, self.spill.clone());
+                self.sinks[node] = Some(sink);
+                let queue = &mut channel.queues[node];
+                queue.spilled = true;
+                queue.spill = Some(stream);
+                to_spill.extend(channel.release(node).into_iter().filter_map(|item| item.ok()).map(|b| (node, b)));
+            }
         }
         wake.extend(channel.queues.iter_mut().filter_map(|queue| queue.waiting.take()));
-        if failed {
-            channel.finished = true;
-        }
         drop(state);
         wake.into_iter().for_each(Waker::wake);
+        self.spill_out(to_spill);
+        if item.is_err() {
+            // Ends every spill: its queue then reads the error.
+            self.sinks.iter_mut().for_each(|sink| *sink = None);
+        }
     }
 
-    fn finish(&self) {
+    /// Writes batches to their queues' spills. A spill that fails ends with that error.
+    fn spill_out(&mut self, to_spill: ToSpill) {
+        for (node, batch) in to_spill {
+            let Some(sink) = &self.sinks[node] else { continue };
+            if let Err(error) = sink.push_batch(&batch) {
+                let mut state = self.group.lock();
+                let queue = &mut state.broadcasts[self.broadcast].channels[self.partition].queues[node];
+                queue.error = Some(Arc::new(error));
+                drop(state);
+                self.sinks[node] = None;
+            }
+        }
+    }
+
+    /// The size at which a spill starts a new file (DataFusion's `max_spill_file_size_bytes`).
+    fn spill_file_bytes(&self) -> usize {
+        self.context.session_config().options().execution.max_spill_file_size_bytes.into()
+    }
+
+    fn finish(&mut self) {
         let mut wake = Vec::new();
         let mut state = self.group.lock();
         let channel = &mut state.broadcasts[self.broadcast].channels[self.partition];
@@ -648,6 +790,8 @@ impl Reader {
         wake.extend(channel.queues.iter_mut().filter_map(|queue| queue.waiting.take()));
         drop(state);
         wake.into_iter().for_each(Waker::wake);
+        // Spilled queues read to the end of their spills, then stop.
+        self.sinks.iter_mut().for_each(|sink| *sink = None);
     }
 }
 
@@ -657,16 +801,14 @@ struct QueueStream {
     broadcast: usize,
     partition: usize,
     node: usize,
+    /// The queue's spill, once it moved to disk.
+    spill: Option<SendableRecordBatchStream>,
     done: bool,
 }
 
-impl Stream for QueueStream {
-    type Item = Result<RecordBatch>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if self.done {
-            return Poll::Ready(None);
-        }
+impl QueueStream {
+    /// The next batch from memory.
+    fn poll_memory(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<RecordBatch>>> {
         let mut wake = Vec::new();
         let mut state = self.group.lock();
         let channel = &mut state.broadcasts[self.broadcast].channels[self.partition];
@@ -675,8 +817,15 @@ impl Stream for QueueStream {
             // The query ended (`Group::finish_consumer`); a stream it left behind reads nothing.
             return Poll::Ready(None);
         }
+        if queue.spilled {
+            self.spill = queue.spill.take();
+            drop(state);
+            return self.poll_spill(cx);
+        }
         let was_waiting = queue.waiting.take().is_some();
-        let poll = if queue.next < channel.first + channel.batches.len() as u64 {
+        let end = channel.first + channel.batches.len() as u64;
+        let queue = &mut channel.queues[self.node];
+        let poll = if queue.next < end {
             let index = (queue.next - channel.first) as usize;
             queue.next += 1;
             let pending = &mut channel.batches[index];
@@ -689,18 +838,55 @@ impl Stream for QueueStream {
             Poll::Ready(None)
         } else {
             queue.waiting = Some(cx.waker().clone());
-            if !was_waiting && channel.stuck {
-                // The query is blocked now: readers that wait for it may go on without it.
-                for broadcast in state.broadcasts.iter_mut() {
-                    for channel in &mut broadcast.channels {
-                        wake.extend(channel.reader.take());
-                    }
-                }
+            if !was_waiting {
+                // The query may be blocked now: parked readers that wait for it look again.
+                wake = state.parked_readers(None);
             }
             Poll::Pending
         };
         drop(state);
         wake.into_iter().for_each(Waker::wake);
+        poll
+    }
+
+    /// The next batch from the queue's spill, then the error that ended it, if any.
+    fn poll_spill(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<RecordBatch>>> {
+        let polled = match &mut self.spill {
+            Some(spill) => spill.poll_next_unpin(cx),
+            None => Poll::Ready(None),
+        };
+        let mut state = self.group.lock();
+        let queue = &mut state.broadcasts[self.broadcast].channels[self.partition].queues[self.node];
+        let was_waiting = queue.waiting.take().is_some();
+        match polled {
+            Poll::Ready(Some(item)) => Poll::Ready(Some(item)),
+            Poll::Ready(None) => {
+                let error = queue.error.take();
+                drop(state);
+                self.spill = None;
+                Poll::Ready(error.map(|error| Err(DataFusionError::Shared(error))))
+            }
+            Poll::Pending => {
+                // Marked as waiting, so that no reader waits for this query while it waits for
+                // the reader that fills its spill; the spill itself wakes it.
+                queue.waiting = Some(cx.waker().clone());
+                let wake = if was_waiting { Vec::new() } else { state.parked_readers(None) };
+                drop(state);
+                wake.into_iter().for_each(Waker::wake);
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Stream for QueueStream {
+    type Item = Result<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let poll = if self.spill.is_some() { self.poll_spill(cx) } else { self.poll_memory(cx) };
         if matches!(poll, Poll::Ready(None)) {
             self.done = true;
         }
@@ -712,7 +898,6 @@ impl Drop for QueueStream {
     fn drop(&mut self) {
         let mut state = self.group.lock();
         let channel = &mut state.broadcasts[self.broadcast].channels[self.partition];
-        channel.queues[self.node].waiting = None;
         channel.close(self.node);
         let reader = channel.reader.take();
         drop(state);

@@ -193,3 +193,169 @@ fn a_shared_frame_read_by_datafusion_directly_is_a_plain_scan() {
     assert_eq!(sorted_lines(&shared.collect().unwrap()), sorted_lines(&lazy.collect().unwrap()));
     assert!(shared.explain().unwrap().contains("SharedScanExec"), "{}", shared.explain().unwrap());
 }
+
+/// Queries that read one shared table more than once: each must end, with the lazy result.
+const SELF_READS: [&str; 3] = [
+    "SELECT count(*) AS n FROM t a JOIN t b ON a.x = b.x",
+    "SELECT count(*) AS n, sum(x) AS s FROM (SELECT x FROM t UNION ALL SELECT x FROM t) u",
+    "SELECT a.k, count(*) AS n FROM t a JOIN (SELECT x FROM t WHERE k = 3) b ON a.x = b.x GROUP BY a.k",
+];
+
+#[test]
+fn a_query_that_reads_a_shared_frame_twice_ends_with_the_lazy_result() {
+    within_a_minute(|| {
+        for partitions in [1, 2] {
+            let engine = Engine::standalone(2, &EngineSettings::default()).unwrap();
+            let lazy = numbers(&engine, 200_000);
+            let shared = lazy.shared();
+            for sql in SELF_READS {
+                let session = engine.session().with_target_partitions(partitions);
+                session.register("t", &lazy).unwrap();
+                let expected = pretty(&session.sql("lazy", sql).unwrap().collect().unwrap());
+                let session = engine.session().with_target_partitions(partitions);
+                session.register("t", &shared).unwrap();
+                let frame = session.sql("shared", sql).unwrap();
+                assert_eq!(pretty(&frame.collect().unwrap()), expected, "{sql} on {partitions} partitions");
+                // With a query of one read beside it, in one group.
+                let other = query(&engine, "other", QUERIES[0], &[("t", &shared)]);
+                let results = Frame::collect_all(&[&frame, &other]).unwrap();
+                assert_eq!(pretty(&results[0]), expected, "{sql} beside another query");
+                assert_eq!(engine.held_bytes(), 0, "nothing is left buffered");
+            }
+        }
+    });
+}
+
+#[test]
+fn a_blocked_query_spills_past_the_buffer_and_gets_the_same_result() {
+    within_a_minute(|| {
+        let settings = EngineSettings { batch_size: 1024, shared_buffer_bytes: 256 << 10, ..EngineSettings::default() };
+        let engine = Engine::standalone(2, &settings).unwrap();
+        let lazy = numbers(&engine, 200_000);
+        let whole = lazy.collect().unwrap().byte_size();
+        let sql = SELF_READS[0];
+        let expected = pretty(&query(&engine, "lazy", sql, &[("t", &lazy)]).collect().unwrap());
+        let shared = query(&engine, "shared", sql, &[("t", &lazy.shared())]);
+        engine.reset_peak_held_bytes();
+        assert_eq!(pretty(&shared.collect().unwrap()), expected);
+        let peak = engine.peak_held_bytes();
+        // The self-join's second read waits until its hash table is built from the first: the
+        // whole table, were it not spilled past the 256 KiB buffer (plus a batch in flight).
+        assert!(peak < whole / 4, "the scan buffered {peak} bytes of a {whole}-byte table");
+        assert_eq!(engine.held_bytes(), 0);
+    });
+}
+
+#[test]
+fn collect_works_inside_a_current_thread_tokio_runtime() {
+    within_a_minute(|| {
+        let engine = Engine::standalone(2, &EngineSettings::default()).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let frame = numbers(&engine, 1_000);
+        let rows = runtime.block_on(async move { frame.collect().map(|dataset| dataset.num_rows()) }).unwrap();
+        assert_eq!(rows, 1_000);
+    });
+}
+
+mod random_shapes {
+    //! Random query shapes over random sets of shared frames, each run under a watchdog: every
+    //! group ends, with the results the lazy plans give one by one (or an error when one fails).
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Tables `t0`..`t2`: numbers, each a different size.
+    const ROWS: [u64; 3] = [30_000, 20_000, 12_000];
+
+    /// A query over the tables in `order` (each read once or twice), in one of the shapes.
+    fn sql(shape: u8, order: &[usize]) -> String {
+        let t = |i: usize| format!("t{}", order[i % order.len()]);
+        match shape {
+            // A join chain: each join builds from the tables before it.
+            0 => {
+                let mut sql = format!("SELECT count(*) AS n, sum(a0.x) AS s FROM {} a0", t(0));
+                for i in 1..order.len() {
+                    sql += &format!(" JOIN {} a{i} ON a0.x = a{i}.x", t(i));
+                }
+                sql
+            }
+            1 => format!("SELECT count(*) AS n FROM {} a JOIN {} b ON a.x = b.x", t(0), t(0)),
+            2 => format!(
+                "SELECT count(*) AS n, sum(x) AS s FROM (SELECT x FROM {} UNION ALL SELECT x FROM {}) u",
+                t(0),
+                t(1)
+            ),
+            3 => format!("SELECT x FROM {} ORDER BY x LIMIT 7", t(0)),
+            4 => format!("SELECT k, count(*) AS n, sum(x) AS s FROM {} GROUP BY k ORDER BY k", t(0)),
+            // Fails once x passes 5,000: a text that is no number.
+            _ => format!(
+                "SELECT sum(CAST(CASE WHEN x < 5000 THEN CAST(x AS VARCHAR) ELSE 'x' END AS BIGINT)) AS s FROM {}",
+                t(0)
+            ),
+        }
+    }
+
+    fn run(shapes: Vec<(u8, Vec<usize>)>, shared_tables: Vec<bool>, buffer: usize, partitions: usize) {
+        let settings = EngineSettings { batch_size: 512, shared_buffer_bytes: buffer, ..EngineSettings::default() };
+        let engine = Engine::standalone(2, &settings).unwrap();
+        let lazy: Vec<Frame> = ROWS.iter().map(|&rows| numbers(&engine, rows)).collect();
+        let used: Vec<Frame> = lazy
+            .iter()
+            .zip(&shared_tables)
+            .map(|(frame, &shared)| if shared { frame.shared() } else { frame.clone() })
+            .collect();
+        let plan = |tables: &[Frame], sql: &str| {
+            let session = engine.session().with_target_partitions(partitions);
+            for (i, table) in tables.iter().enumerate() {
+                session.register(&format!("t{i}"), table).unwrap();
+            }
+            session.sql("q", sql).unwrap()
+        };
+        let texts: Vec<String> = shapes.iter().map(|(shape, order)| sql(*shape, order)).collect();
+        let expected: Vec<Result<String, String>> =
+            texts.iter().map(|sql| plan(&lazy, sql).collect().map(|d| pretty(&d)).map_err(|e| e.to_string())).collect();
+        let frames: Vec<Frame> = texts.iter().map(|sql| plan(&used, sql)).collect();
+        let got = Frame::collect_all(&frames.iter().collect::<Vec<_>>());
+        match got {
+            Ok(results) => {
+                let results: Vec<Result<String, String>> = results.iter().map(|d| Ok(pretty(d))).collect();
+                assert_eq!(results, expected, "{texts:?}");
+            }
+            Err(error) => {
+                assert!(expected.iter().any(Result::is_err), "{texts:?} failed: {error}");
+                assert!(error.to_string().contains("Cast error"), "{error}");
+            }
+        }
+        assert_eq!(engine.held_bytes(), 0, "nothing is left buffered");
+    }
+
+    fn shape() -> impl Strategy<Value = (u8, Vec<usize>)> {
+        (
+            0u8..6,
+            Just(vec![0usize, 1, 2])
+                .prop_shuffle()
+                .prop_flat_map(|order| (1..=3usize).prop_map(move |n| order[..n].to_vec())),
+        )
+    }
+
+    proptest! {
+        // A hang fails a case after a minute; shrinking is bounded so that a failure ends soon too.
+        #![proptest_config(ProptestConfig {
+            cases: 24,
+            max_shrink_iters: 4,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn every_group_of_queries_ends_with_the_lazy_results(
+            shapes in prop::collection::vec(shape(), 1..4),
+            shared_tables in prop::collection::vec(any::<bool>(), 3),
+            buffer in prop::sample::select(vec![64usize << 10, 256 << 20]),
+            partitions in 1usize..=2,
+        ) {
+            within_a_minute(move || run(shapes, shared_tables, buffer, partitions));
+        }
+    }
+}

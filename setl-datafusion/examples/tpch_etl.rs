@@ -160,12 +160,13 @@ fn run(args: Args) -> setl_core::Result<()> {
 
     let mut pipeline = tpch_job::pipeline(&setl, &config)?;
     pipeline.observe(Arc::new(report::Progress::default()));
+    pipeline.run()?;
+    // Written once the run succeeded: a failed run leaves the previous results as they were.
     let diagram = config.out.join("pipeline.mmd");
     setl_datafusion::write_atomic(&diagram, |file| {
         use std::io::Write;
         Ok(file.write_all(pipeline.to_mermaid().as_bytes())?)
     })?;
-    pipeline.run()?;
 
     let benchmarks = pipeline.benchmarks();
     println!();

@@ -281,3 +281,41 @@ fn a_damaged_page_in_a_streamed_table_fails_load_naming_the_file_and_writes_noth
     assert_eq!(std::fs::read(&earlier).unwrap(), bytes, "the earlier output is intact");
     assert_eq!(files_in(out.path()), ["q1.parquet"], "no partial output");
 }
+
+#[test]
+fn a_directory_in_the_way_of_one_result_fails_the_run_before_any_result_is_replaced() {
+    let out = tempfile::tempdir().unwrap();
+    let config = JobConfig::new(SCALE, &tables().dir, out.path(), 2);
+    let setl = Setl::builder().threads(2).build().unwrap();
+    tpch_job::pipeline(&setl, &config).unwrap().run().unwrap();
+    let before: Vec<(String, Vec<u8>)> = files_in(out.path())
+        .into_iter()
+        .map(|name| (name.clone(), std::fs::read(out.path().join(&name)).unwrap()))
+        .collect();
+    assert_eq!(before.len(), 12);
+    // q5.parquet becomes a directory holding an unrelated file.
+    let q5 = out.path().join("q5.parquet");
+    std::fs::remove_file(&q5).unwrap();
+    std::fs::create_dir(&q5).unwrap();
+    std::fs::write(q5.join("unrelated.txt"), "kept").unwrap();
+    let error = tpch_job::pipeline(&setl, &config).unwrap().run().unwrap_err();
+    let (factory, phase, message) = failure(&error);
+    assert_eq!((factory, phase), ("Load", Phase::Write));
+    assert!(message.contains(&format!("{} is a directory", q5.display())), "{message}");
+    for (name, bytes) in &before {
+        if name != "q5.parquet" {
+            assert_eq!(&std::fs::read(out.path().join(name)).unwrap(), bytes, "{name} is untouched");
+        }
+    }
+    assert_eq!(std::fs::read_to_string(q5.join("unrelated.txt")).unwrap(), "kept");
+    assert_eq!(files_in(out.path()).len(), 12, "no staging directory is left: {:?}", files_in(out.path()));
+}
+
+#[test]
+fn a_scale_the_disk_cannot_hold_fails_before_writing_and_says_how_much_is_needed() {
+    let data = tempfile::tempdir().unwrap();
+    let error = ensure_tables(data.path(), 1e6).unwrap_err().to_string();
+    assert!(error.starts_with("the TPC-H tables at scale 1000000 need about 1.4 PB in "), "{error}");
+    assert!(error.contains("choose a smaller --scale or another --data"), "{error}");
+    assert_eq!(files_in(data.path()), Vec::<String>::new(), "nothing was written");
+}

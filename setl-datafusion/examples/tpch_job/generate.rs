@@ -106,6 +106,7 @@ pub(crate) fn ensure_tables(dir: &Path, scale: f64) -> setl_core::Result<TpchFil
     std::fs::create_dir_all(dir).map_err(|error| {
         setl_core::Error::msg(format!("cannot create the data directory {}: {error}", dir.display()))
     })?;
+    check_free_space(dir, scale)?;
     let results: Vec<setl_core::Result<(String, u64)>> = {
         use rayon::prelude::*;
         TABLES.par_iter().map(|table| generate(dir, scale, table).map(|rows| (table.name.to_owned(), rows))).collect()
@@ -121,6 +122,48 @@ pub(crate) fn ensure_tables(dir: &Path, scale: f64) -> setl_core::Result<TpchFil
     }
     write_atomic(&dir.join(MARKER), |file| Ok(file.write_all(text.as_bytes())?))?;
     Ok(TpchFiles { dir: dir.to_path_buf(), scale, rows, generated: true })
+}
+
+/// Bytes the tables take per unit of scale (Parquet of every table and CSV of lineitem and
+/// orders: 13 GB at scale 10), with a tenth more for the results and the temporary files.
+const BYTES_PER_SCALE: f64 = 1.45e9;
+
+/// Fails before anything is written when the file system of `dir` has not room for the tables.
+fn check_free_space(dir: &Path, scale: f64) -> setl_core::Result<()> {
+    let needed = BYTES_PER_SCALE * scale;
+    let Some(free) = free_bytes(dir) else { return Ok(()) };
+    if needed > free as f64 {
+        return Err(setl_core::Error::msg(format!(
+            "the TPC-H tables at scale {scale} need about {} in {}, which has {} free: \
+             choose a smaller --scale or another --data",
+            human(needed),
+            dir.display(),
+            human(free as f64)
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn free_bytes(dir: &Path) -> Option<u64> {
+    let stat = rustix::fs::statvfs(dir).ok()?;
+    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
+#[cfg(not(unix))]
+fn free_bytes(_dir: &Path) -> Option<u64> {
+    None
+}
+
+fn human(bytes: f64) -> String {
+    match bytes {
+        b if !b.is_finite() => "more bytes than a float counts".to_owned(),
+        b if b >= 1e18 => format!("{b:.1e} bytes"),
+        b if b >= 1e15 => format!("{:.1} PB", b / 1e15),
+        b if b >= 1e12 => format!("{:.1} TB", b / 1e12),
+        b if b >= 1e9 => format!("{:.1} GB", b / 1e9),
+        b => format!("{:.0} MB", b / 1e6),
+    }
 }
 
 fn read_marker(dir: &Path, scale: f64) -> Option<BTreeMap<String, u64>> {

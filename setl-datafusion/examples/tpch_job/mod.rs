@@ -351,16 +351,21 @@ impl Factory for Load {
         Ok(())
     }
 
-    /// The twelve files are encoded at once on the engine's workers (within the thread budget).
+    /// The twelve files are encoded at once on the engine's workers (within the thread budget),
+    /// into a staging directory inside `--out`, and moved into place together only when all of
+    /// them are written: a failed run leaves the previous results complete and untouched.
     fn write(&mut self) -> Result<()> {
         let results: Vec<(&'static str, setl_arrow::Dataset)> =
             self.results.iter().map(|(name, frame)| Ok((*name, frame.collect()?))).collect::<Result<_>>()?;
-        let out = self.out.clone();
+        let names: Vec<String> =
+            results.iter().flat_map(|(name, _)| [format!("{name}.parquet"), format!("{name}.csv")]).collect();
+        let staging = Staging::new(&self.out, &names)?;
+        let dir = staging.dir().to_path_buf();
         self.engine.run(async move {
             let mut writes = tokio::task::JoinSet::new();
             for (name, dataset) in results {
-                let parquet = out.join(format!("{name}.parquet"));
-                let csv = out.join(format!("{name}.csv"));
+                let parquet = dir.join(format!("{name}.parquet"));
+                let csv = dir.join(format!("{name}.csv"));
                 let for_csv = dataset.clone();
                 writes.spawn(async move { write_parquet(&dataset, parquet) });
                 writes.spawn(async move { write_csv(&for_csv, csv) });
@@ -372,12 +377,66 @@ impl Factory for Load {
                     Err(error) => return Err(Error::msg(format!("a write was cancelled: {error}"))),
                 }
             }
-            Ok(())
-        })
+            Ok::<_, Error>(())
+        })?;
+        staging.commit()
     }
 
     fn get(&self) -> Results {
         self.results.clone()
+    }
+}
+
+/// Result files staged in a hidden directory inside the output directory, then moved into
+/// place together. Dropped without [`commit`](Self::commit), it removes what it staged.
+pub(crate) struct Staging {
+    out: PathBuf,
+    names: Vec<String>,
+    dir: tempfile::TempDir,
+}
+
+impl Staging {
+    /// Checks that every one of `names` in `out` is a plain file or absent (a directory or a
+    /// link in the way fails the run before anything is written), then makes the staging
+    /// directory.
+    pub(crate) fn new(out: &Path, names: &[String]) -> Result<Staging> {
+        for name in names {
+            let target = out.join(name);
+            if let Ok(metadata) = std::fs::symlink_metadata(&target) {
+                if !metadata.file_type().is_file() {
+                    let what = if metadata.is_dir() { "a directory" } else { "a link or special file" };
+                    return Err(Error::msg(format!(
+                        "{} is {what}, where the job writes a result file: move it away or choose another --out",
+                        target.display()
+                    )));
+                }
+            }
+        }
+        let dir = tempfile::Builder::new()
+            .prefix(&format!(".setl-staging-{}-", std::process::id()))
+            .tempdir_in(out)
+            .map_err(|error| Error::msg(format!("cannot stage the results in {}: {error}", out.display())))?;
+        Ok(Staging { out: out.to_path_buf(), names: names.to_vec(), dir })
+    }
+
+    /// The directory the files are written to, under their final names.
+    pub(crate) fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Moves every staged file into place (each rename atomic), then syncs the directory.
+    pub(crate) fn commit(self) -> Result<()> {
+        for name in &self.names {
+            let staged = self.dir.path().join(name);
+            let target = self.out.join(name);
+            std::fs::rename(&staged, &target).map_err(|error| {
+                Error::msg(format!("cannot move {} into place as {}: {error}", staged.display(), target.display()))
+            })?;
+        }
+        std::fs::File::open(&self.out)
+            .and_then(|dir| dir.sync_all())
+            .map_err(|error| Error::msg(format!("cannot sync the output directory {}: {error}", self.out.display())))?;
+        Ok(())
     }
 }
 

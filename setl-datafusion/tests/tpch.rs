@@ -319,3 +319,77 @@ fn a_scale_the_disk_cannot_hold_fails_before_writing_and_says_how_much_is_needed
     assert!(error.contains("choose a smaller --scale or another --data"), "{error}");
     assert_eq!(files_in(data.path()), Vec::<String>::new(), "nothing was written");
 }
+
+/// Set in a child process of the kill test: the output directory its job writes to.
+const CHILD_OUT: &str = "SETL_TPCH_KILL_TEST_OUT";
+
+/// The job a child process of the kill test runs (a no-op in a normal test run).
+#[test]
+#[ignore = "run as a child process by the kill test"]
+fn child_runs_the_job() {
+    let Some(out) = std::env::var_os(CHILD_OUT) else { return };
+    let config = JobConfig::new(SCALE, &tables().dir, Path::new(&out), 2);
+    let setl = Setl::builder().threads(2).build().unwrap();
+    tpch_job::pipeline(&setl, &config).unwrap().run().unwrap();
+}
+
+fn spawn_child(out: &Path) -> std::process::Child {
+    std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_runs_the_job", "--ignored", "--quiet"])
+        .env(CHILD_OUT, out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for `child` at most `limit`, then kills it: no child outlives the test.
+fn wait_at_most(child: &mut std::process::Child, limit: std::time::Duration) -> Option<std::process::ExitStatus> {
+    let started = std::time::Instant::now();
+    while started.elapsed() < limit {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+#[test]
+fn a_job_killed_at_any_point_leaves_complete_results_and_the_next_run_cleans_up() {
+    use std::time::{Duration, Instant};
+    tables();
+    let out = tempfile::tempdir().unwrap();
+    // A complete first run: the reference every later state is checked against (the job is
+    // deterministic, so an old and a new result are the same bytes).
+    let started = Instant::now();
+    let status = wait_at_most(&mut spawn_child(out.path()), Duration::from_secs(120)).expect("the job ends");
+    assert!(status.success());
+    let run_time = started.elapsed();
+    let visible = |dir: &Path| -> Vec<String> { files_in(dir).into_iter().filter(|n| !n.starts_with('.')).collect() };
+    let reference: Vec<(String, Vec<u8>)> =
+        visible(out.path()).into_iter().map(|n| (n.clone(), std::fs::read(out.path().join(&n)).unwrap())).collect();
+    assert_eq!(reference.len(), 12);
+    let (kills, mut states, mut leftovers) = (12, 0, 0);
+    for kill in 0..kills {
+        // Kill points spread over the run, from the start to its end.
+        let delay = run_time.mul_f64(f64::from(kill) / f64::from(kills - 1));
+        let mut child = spawn_child(out.path());
+        std::thread::sleep(delay);
+        let _ = child.kill(); // SIGKILL; fails only when the child already ended
+        assert!(wait_at_most(&mut child, Duration::from_secs(30)).is_some());
+        for (name, bytes) in &reference {
+            assert_eq!(&std::fs::read(out.path().join(name)).unwrap(), bytes, "{name} after kill {kill}");
+            states += 1;
+        }
+        assert_eq!(visible(out.path()).len(), 12, "only the results are visible after kill {kill}");
+        leftovers += files_in(out.path()).len() - 12;
+    }
+    // The next run removes what the killed ones left, and commits complete results.
+    let status = wait_at_most(&mut spawn_child(out.path()), Duration::from_secs(120)).expect("the job ends");
+    assert!(status.success());
+    assert_eq!(files_in(out.path()).len(), 12, "the next run removed the leftovers: {:?}", files_in(out.path()));
+    eprintln!("main job: {kills} kills, {states} result files checked complete, {leftovers} leftovers found and removed");
+}

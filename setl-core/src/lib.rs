@@ -57,6 +57,8 @@
 //! - [`store`]: the value store between factories: release after the last consumer, the
 //!   `Storable` trait, storage levels, the memory budget and spill files, cache statistics.
 //! - [`observe`]: the event stream; [`benchmark`]: per-phase timings and `HasBenchmark`.
+//! - [`fs`](mod@fs): atomic file writes every crate uses, and the removal of dead writers'
+//!   temporaries.
 //! - [`graph`]: the resolved graph as data, for reports and graph exports.
 //! - [`registry`]: every factory linked into the binary.
 //! - `diagram` (private): `describe()` and `to_mermaid()`.
@@ -66,6 +68,7 @@ pub mod delivery;
 mod diagram;
 pub mod error;
 pub mod factory;
+pub mod fs;
 pub mod graph;
 pub mod observe;
 pub mod pipeline;

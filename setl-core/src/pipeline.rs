@@ -517,16 +517,19 @@ impl Pipeline {
         }
     }
 
-    /// Makes this run's spill directory inside the context's (or the system's temporary one).
+    /// Makes this run's spill directory `setl-spill-<pid>-<random>` inside the context's (or the
+    /// system's temporary one), after removing there the spill directories of processes that
+    /// are gone (an aborted run cannot remove its own; see [`crate::fs::sweep_dead_spill_dirs`]).
     fn make_spill_dir(&self) -> Result<tempfile::TempDir> {
-        let mut builder = tempfile::Builder::new();
-        builder.prefix("setl-spill-");
-        let made = match self.setl.spill_dir() {
-            Some(base) => std::fs::create_dir_all(base).and_then(|()| builder.tempdir_in(base)),
-            None => builder.tempdir(),
-        };
+        let base = self.setl.spill_dir().map_or_else(std::env::temp_dir, Path::to_path_buf);
+        // A leftover that cannot be removed must not stop this run: it only costs disk space.
+        if let Err(error) = crate::fs::sweep_dead_spill_dirs(&base) {
+            tracing::warn!(%error, "could not remove the spill directories of dead runs");
+        }
+        let prefix = format!("{}{}-", crate::fs::SPILL_PREFIX, std::process::id());
+        let made =
+            std::fs::create_dir_all(&base).and_then(|()| tempfile::Builder::new().prefix(&prefix).tempdir_in(&base));
         made.map_err(|error| {
-            let base = self.setl.spill_dir().map_or_else(std::env::temp_dir, Path::to_path_buf);
             ErrorKind::InvalidSetting {
                 setting: "spill_dir",
                 reason: format!("could not make a spill directory in `{}`: {error}", base.display()),

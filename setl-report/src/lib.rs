@@ -68,26 +68,76 @@ pub use report::{
 };
 pub use trace::track_of;
 
-/// Writes `contents` to `path` through a temporary file in the same directory and a rename, so
-/// a failed write leaves no partial file behind.
+/// Writes `contents` to `path` atomically through [`setl_core::fs::write_atomic`]: an
+/// unpredictable temporary file `.setl-<pid>-<random>.tmp`, created exclusively in `path`'s
+/// directory, is filled, flushed to disk, renamed over `path`, and the directory flushed. A
+/// reader sees the old file or the complete new one; a failed write leaves no file behind.
+/// Temporaries of dead processes in that directory are removed first.
 ///
 /// # Errors
 ///
-/// The I/O error, with the path in its message.
+/// The I/O error, with the path in its message; also when `path` is a directory or a
+/// symbolic link, which are never replaced.
 pub fn write_file(path: impl AsRef<std::path::Path>, contents: impl AsRef<[u8]>) -> std::io::Result<()> {
+    use std::io::Write;
     let path = path.as_ref();
-    let context = |error: std::io::Error| std::io::Error::new(error.kind(), format!("{}: {error}", path.display()));
-    let file_name = path.file_name().ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{}: not a file path", path.display()))
-    })?;
-    let mut temporary_name = std::ffi::OsString::from(".");
-    temporary_name.push(file_name);
-    temporary_name.push(format!(".{}.tmp", std::process::id()));
-    let temporary = path.with_file_name(temporary_name);
-    let written = std::fs::write(&temporary, contents).and_then(|()| std::fs::rename(&temporary, path));
-    if let Err(error) = written {
-        let _ = std::fs::remove_file(&temporary);
-        return Err(context(error));
+    if path.file_name().is_none() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{}: not a file path", path.display()),
+        ));
     }
-    Ok(())
+    let context = |error: std::io::Error| std::io::Error::new(error.kind(), format!("{}: {error}", path.display()));
+    let parent = setl_core::fs::parent_of(path);
+    // The directory must exist: a report is not written into a directory made by a typo.
+    std::fs::metadata(&parent).map_err(context)?;
+    setl_core::fs::sweep_dead(&parent).map_err(|e| context(e.into()))?;
+    let contents = contents.as_ref();
+    setl_core::fs::write_atomic(path, setl_core::fs::WriteMode::Replace, |file| Ok(file.write_all(contents)?))
+        .map_err(|e| context(e.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::write_file;
+
+    #[test]
+    fn write_file_replaces_atomically_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("report.json");
+        write_file(&path, "{}").unwrap();
+        write_file(&path, "{\"ok\":true}").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"ok\":true}");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["report.json"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn write_file_does_not_follow_a_planted_link_or_use_a_predictable_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let victim = outside.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        // The temporary name the old implementation would use, planted as a link.
+        let path = dir.path().join("report.html");
+        let predictable = dir.path().join(format!(".report.html.{}.tmp", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &predictable).unwrap();
+        write_file(&path, "<html>").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "<html>");
+        // A link at the target itself is refused, naming it.
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        let error = write_file(&path, "evil").unwrap_err();
+        assert!(error.to_string().contains("report.html` is a symbolic link"), "{error}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    }
+
+    #[test]
+    fn write_file_refuses_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let error = write_file(dir.path(), "x").unwrap_err();
+        assert!(error.to_string().contains("is a directory"), "{error}");
+    }
 }

@@ -86,6 +86,20 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A symbolic link under a directory being read leads back to a directory that contains it,
+    /// so the directory walk would never end.
+    #[error(
+        "symbolic link loop: `{}` leads back to `{}`, which contains it; remove the link, or read a \
+         path that does not include it",
+        .path.display(),
+        .ancestor.display()
+    )]
+    SymlinkLoop {
+        /// The link (as reached by the walk).
+        path: PathBuf,
+        /// The directory it leads back to.
+        ancestor: PathBuf,
+    },
     /// An Arrow error, with what setl-arrow was doing when it happened.
     #[error("{context}: {source}")]
     Arrow {

@@ -77,23 +77,49 @@ pub(crate) fn list(pattern: &Path) -> Result<Vec<DataFile>> {
     Ok(files)
 }
 
+/// Every file under `dir`, following symbolic links, skipping hidden names, each directory's
+/// entries in name order.
+///
+/// # Errors
+///
+/// [`Error::SymlinkLoop`] when a link leads back to a directory above it (the walk would never
+/// end); [`Error::Io`] when an entry cannot be read.
 fn walk(dir: &Path, found: &mut dyn FnMut(PathBuf)) -> Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, e))?
-        .map(|entry| entry.map(|e| e.path()).map_err(|e| Error::io(dir, e)))
-        .collect::<Result<_>>()?;
-    entries.sort();
-    for path in entries {
-        if path.file_name().is_some_and(is_hidden) {
-            continue;
-        }
-        if path.is_dir() {
-            walk(&path, found)?;
-        } else {
-            found(path);
+    let entries = walkdir::WalkDir::new(dir)
+        .follow_links(true)
+        .sort_by_file_name()
+        .into_iter()
+        // The directory named by the caller is read whatever its name.
+        .filter_entry(|entry| entry.depth() == 0 || !is_hidden(entry.file_name()));
+    for entry in entries {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(error) => {
+                // Errors skip `filter_entry`: a hidden name is skipped here, so that a dangling
+                // link such as an editor's `.#lock` file does not fail the read.
+                if error.path().and_then(Path::file_name).is_some_and(is_hidden) && error.depth() > 0 {
+                    continue;
+                }
+                return Err(walk_error(dir, error));
+            }
+        };
+        if !entry.file_type().is_dir() {
+            found(entry.into_path());
         }
     }
     Ok(())
+}
+
+fn walk_error(dir: &Path, error: walkdir::Error) -> Error {
+    let path = error.path().unwrap_or(dir).to_path_buf();
+    if let Some(ancestor) = error.loop_ancestor() {
+        return Error::SymlinkLoop { path, ancestor: ancestor.to_path_buf() };
+    }
+    match error.into_io_error() {
+        Some(source) => Error::io(path, source),
+        // Only loops carry no I/O error, and they returned above.
+        None => Error::io(path, std::io::Error::other("the directory walk failed")),
+    }
 }
 
 fn partitions_of(file: &Path, root: &Path) -> Vec<(String, Option<String>)> {

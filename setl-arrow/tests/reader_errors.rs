@@ -4,9 +4,11 @@
 
 use std::path::Path;
 use std::sync::mpsc;
+use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::Int64Array;
+use arrow::array::{Array, Int64Array, StringArray};
+use arrow::datatypes::{DataType, Field, Schema as ArrowSchema};
 use setl_arrow::io::CsvReader;
 use setl_arrow::{Dataset, Error};
 
@@ -74,5 +76,78 @@ fn links_without_a_loop_are_followed_and_hidden_names_skipped_in_order() -> Test
     let batch = data.compact()?;
     let column = batch.batches()[0].column(0).as_any().downcast_ref::<Int64Array>().unwrap().clone();
     assert_eq!(column.values().to_vec(), [1, 2, 3]);
+    Ok(())
+}
+
+fn csv_error(path: &Path, line: u64, column: usize, name: &str, message: &str) -> String {
+    format!("malformed CSV in `{}`, line {line}, column {column} (`{name}`): {message}", path.display())
+}
+
+const DUPLICATE: &str =
+    "the header names two columns `a` (columns 1 and 3); rename one, or read with_header(false) and a schema";
+const OPEN_QUOTE: &str =
+    "the quote that opens this field is never closed, so the rest of the file would be read into it; \
+                          close the quote, or write a quote inside a quoted field as two (\"\")";
+
+#[test]
+fn a_csv_header_naming_a_column_twice_is_an_error_naming_both_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("twice.csv");
+    write(&path, b"a,b,a\n1,2,3\n");
+    let expected = csv_error(&path, 1, 3, "a", DUPLICATE);
+    assert_eq!(CsvReader::new().read(&path).unwrap_err().to_string(), expected);
+    let schema = Arc::new(ArrowSchema::new(vec![
+        Field::new("a", DataType::Int64, true),
+        Field::new("b", DataType::Int64, true),
+    ]));
+    assert_eq!(CsvReader::new().with_schema(schema).read(&path).unwrap_err().to_string(), expected);
+    // Without a header there are no names to clash.
+    let data = CsvReader::new().with_header(false).read(&path).unwrap();
+    assert_eq!(data.column_names(), ["column_1", "column_2", "column_3"]);
+}
+
+#[test]
+fn a_csv_quote_that_never_closes_is_an_error_where_it_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("quote.csv");
+    write(&path, b"a,b\n1,x\n2,\"oops\n3,y\n4,z\n");
+    let expected = csv_error(&path, 3, 2, "b", OPEN_QUOTE);
+    // Inferred, inferred from records before the quote only, with a schema, typed.
+    assert_eq!(CsvReader::new().read(&path).unwrap_err().to_string(), expected);
+    assert_eq!(CsvReader::new().with_infer_records(Some(1)).read(&path).unwrap_err().to_string(), expected);
+    let schema =
+        Arc::new(ArrowSchema::new(vec![Field::new("a", DataType::Int64, true), Field::new("b", DataType::Utf8, true)]));
+    assert_eq!(CsvReader::new().with_schema(schema.clone()).read(&path).unwrap_err().to_string(), expected);
+    assert_eq!(CsvReader::new().with_schema(schema).with_batch_size(1).read(&path).unwrap_err().to_string(), expected);
+    // An earlier error in the same batch comes first.
+    write(&path, b"a,b\nx,1\n2,\"oops\n");
+    let schema =
+        Arc::new(ArrowSchema::new(vec![Field::new("a", DataType::Int64, true), Field::new("b", DataType::Utf8, true)]));
+    assert_eq!(
+        CsvReader::new().with_schema(schema).read(&path).unwrap_err().to_string(),
+        csv_error(&path, 2, 1, "a", "value \"x\" is not a valid Int64")
+    );
+    // In a file without a header, and in the header itself.
+    write(&path, b"1,x\n2,\"oops\n");
+    assert_eq!(
+        CsvReader::new().with_header(false).read(&path).unwrap_err().to_string(),
+        csv_error(&path, 2, 2, "column_2", OPEN_QUOTE)
+    );
+    write(&path, b"\"a,b\n1,2\n");
+    assert_eq!(CsvReader::new().read(&path).unwrap_err().to_string(), csv_error(&path, 1, 1, "column_1", OPEN_QUOTE));
+}
+
+#[test]
+fn closed_csv_quotes_still_read() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("fine.csv");
+    write(&path, b"a,b\n1,\"say \"\"hi\"\"\"\n2,\"two\nlines\"\n3,ab\"c\n");
+    let data = CsvReader::new().read(&path)?.compact()?;
+    let b = data.batches()[0].column(1).as_any().downcast_ref::<StringArray>().unwrap().clone();
+    assert_eq!(b.iter().flatten().collect::<Vec<_>>(), ["say \"hi\"", "two\nlines", "ab\"c"]);
+    write(&path, b"a,b\n1,\"x\\\"y\"\n");
+    let data = CsvReader::new().with_escape(b'\\').read(&path)?.compact()?;
+    let b = data.batches()[0].column(1).as_any().downcast_ref::<StringArray>().unwrap().clone();
+    assert_eq!(b.value(0), "x\"y");
     Ok(())
 }

@@ -29,6 +29,7 @@
 //! ```
 
 mod csv;
+mod csv_quotes;
 mod files;
 mod ipc;
 mod json;

@@ -151,3 +151,86 @@ fn closed_csv_quotes_still_read() -> TestResult {
     assert_eq!(b.value(0), "x\"y");
     Ok(())
 }
+
+fn strings(data: &Dataset, column: &str) -> Vec<Option<String>> {
+    let index = data.schema().index_of(column).unwrap();
+    let mut out = Vec::new();
+    for batch in data.batches() {
+        let array = arrow::compute::cast(batch.column(index), &DataType::Utf8).unwrap();
+        let array = array.as_any().downcast_ref::<StringArray>().unwrap();
+        out.extend(array.iter().map(|v| v.map(str::to_owned)));
+    }
+    out
+}
+
+#[test]
+fn partition_values_read_back_exactly_as_the_directories_spell_them() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let root = dir.path().join("parts");
+    write(&root.join("code=007/part-0.csv"), b"n\n1\n");
+    write(&root.join("code=7/part-0.csv"), b"n\n2\n");
+    let data = CsvReader::new().read(&root)?;
+    assert_eq!(data.schema().field_with_name("code")?.data_type(), &DataType::Utf8);
+    assert_eq!(strings(&data, "code"), [Some("007".to_owned()), Some("7".to_owned())]);
+    // Canonical integers (and nulls) are still numbers.
+    let root = dir.path().join("years");
+    write(&root.join("year=2024/part-0.csv"), b"n\n1\n");
+    write(&root.join("year=-3/part-0.csv"), b"n\n2\n");
+    write(&root.join("year=__HIVE_DEFAULT_PARTITION__/part-0.csv"), b"n\n3\n");
+    let data = CsvReader::new().read(&root)?;
+    assert_eq!(data.schema().field_with_name("year")?.data_type(), &DataType::Int64);
+    // `+7` and `-0` would read back changed too.
+    for odd in ["+7", "-0"] {
+        let root = dir.path().join(format!("odd{odd}"));
+        write(&root.join(format!("k={odd}/part-0.csv")), b"n\n1\n");
+        write(&root.join("k=1/part-0.csv"), b"n\n2\n");
+        let data = CsvReader::new().read(&root)?;
+        assert_eq!(data.schema().field_with_name("k")?.data_type(), &DataType::Utf8, "{odd}");
+    }
+    Ok(())
+}
+
+#[test]
+fn partition_columns_take_a_declared_type_and_a_value_that_does_not_parse_names_its_directory() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let root = dir.path().join("parts");
+    write(&root.join("code=007/part-0.csv"), b"n\n1\n");
+    write(&root.join("code=12/part-0.csv"), b"n\n2\n");
+    let int32 = Arc::new(ArrowSchema::new(vec![Field::new("code", DataType::Int32, true)]));
+    let data = CsvReader::new().with_partition_schema(int32.clone()).read(&root)?;
+    assert_eq!(data.schema().field_with_name("code")?.data_type(), &DataType::Int32);
+    assert_eq!(strings(&data, "code"), [Some("7".to_owned()), Some("12".to_owned())]);
+    // As part of the read's schema too.
+    let full = Arc::new(ArrowSchema::new(vec![
+        Field::new("n", DataType::Int64, true),
+        Field::new("code", DataType::Int32, true),
+    ]));
+    let data = CsvReader::new().with_schema(full).read(&root)?;
+    assert_eq!(data.schema().field_with_name("code")?.data_type(), &DataType::Int32);
+
+    write(&root.join("code=x1/part-0.csv"), b"n\n3\n");
+    let error = CsvReader::new().with_partition_schema(int32).read(&root).unwrap_err();
+    assert!(matches!(error, Error::Partition { .. }), "{error:?}");
+    let text = error.to_string();
+    let start = format!(
+        "partition layout of `{}`: value `x1` of partition column `code` is not a valid Int32 (",
+        root.join("code=x1").display()
+    );
+    assert!(text.starts_with(&start), "{text}");
+    assert!(text.ends_with("); rename the directory, or read the column as Utf8 (with_partition_schema)"), "{text}");
+
+    let unknown = Arc::new(ArrowSchema::new(vec![Field::new("kode", DataType::Int32, true)]));
+    assert_eq!(
+        CsvReader::new().with_partition_schema(unknown).read(&root).unwrap_err().to_string(),
+        "invalid option `partition_schema`: `kode` is not a partition column of this read (its directories give: \
+         `code`)"
+    );
+    let utf8 = Arc::new(ArrowSchema::new(vec![Field::new("code", DataType::Utf8, true)]));
+    let int64 = Arc::new(ArrowSchema::new(vec![Field::new("code", DataType::Int64, true)]));
+    assert_eq!(
+        CsvReader::new().with_schema(int64).with_partition_schema(utf8).read(&root).unwrap_err().to_string(),
+        "invalid option `partition_schema`: partition column `code` is Utf8 there but Int64 in the read's schema; \
+         give it one type"
+    );
+    Ok(())
+}

@@ -12,8 +12,19 @@ pub(crate) const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct DataFile {
     pub(crate) path: PathBuf,
-    /// `(column, value)`, outermost directory first; `None` is a null value.
-    pub(crate) partitions: Vec<(String, Option<String>)>,
+    /// Outermost directory first.
+    pub(crate) partitions: Vec<Partition>,
+}
+
+/// One `column=value` directory above a data file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Partition {
+    /// The column, unescaped.
+    pub(crate) column: String,
+    /// The value, unescaped, exactly as the directory spells it; `None` is a null value.
+    pub(crate) value: Option<String>,
+    /// The directory, for errors about its value.
+    pub(crate) dir: PathBuf,
 }
 
 /// True for names readers skip: hidden files, temporary files of a write in progress, `_SUCCESS`.
@@ -122,27 +133,26 @@ fn walk_error(dir: &Path, error: walkdir::Error) -> Error {
     }
 }
 
-fn partitions_of(file: &Path, root: &Path) -> Vec<(String, Option<String>)> {
+fn partitions_of(file: &Path, root: &Path) -> Vec<Partition> {
     let Some(parent) = file.parent() else { return Vec::new() };
     let Ok(relative) = parent.strip_prefix(root) else { return Vec::new() };
-    relative
-        .components()
-        .filter_map(|c| match c {
-            Component::Normal(name) => {
-                let name = name.to_string_lossy();
-                let (key, value) = name.split_once('=')?;
-                let value = if value == NULL_PARTITION { None } else { Some(unescape(value)) };
-                Some((unescape(key), value))
-            }
-            _ => None,
-        })
-        .collect()
+    let mut dir = root.to_path_buf();
+    let mut partitions = Vec::new();
+    for component in relative.components() {
+        dir.push(component);
+        let Component::Normal(name) = component else { continue };
+        let name = name.to_string_lossy();
+        let Some((key, value)) = name.split_once('=') else { continue };
+        let value = if value == NULL_PARTITION { None } else { Some(unescape(value)) };
+        partitions.push(Partition { column: unescape(key), value, dir: dir.clone() });
+    }
+    partitions
 }
 
 /// Every file must have the same partition columns, in the same order.
 fn check_partitions(files: &[DataFile]) -> Result<()> {
     let Some(first) = files.first() else { return Ok(()) };
-    let keys = |f: &DataFile| f.partitions.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+    let keys = |f: &DataFile| f.partitions.iter().map(|p| p.column.clone()).collect::<Vec<_>>();
     let expected = keys(first);
     for file in files {
         let actual = keys(file);

@@ -50,12 +50,14 @@ pub enum Error {
         message: String,
     },
     /// A malformed line of newline-delimited JSON.
-    #[error("malformed JSON in `{}`{}: {message}", .path.display(), line_suffix(.line))]
+    #[error("malformed JSON in `{}`{}{}: {message}", .path.display(), line_suffix(.line), field_suffix(.field))]
     Json {
         /// The file.
         path: PathBuf,
         /// The 1-based line, when it could be located.
         line: Option<u64>,
+        /// The top-level field at fault, when one is.
+        field: Option<String>,
         /// What is wrong.
         message: String,
     },
@@ -190,6 +192,13 @@ fn column_suffix(column: &Option<(usize, String)>) -> String {
 fn row_suffix(row: &Option<usize>) -> String {
     match row {
         Some(row) => format!(", row {row}"),
+        None => String::new(),
+    }
+}
+
+fn field_suffix(field: &Option<String>) -> String {
+    match field {
+        Some(field) => format!(", field `{field}`"),
         None => String::new(),
     }
 }

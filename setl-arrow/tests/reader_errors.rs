@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use arrow::array::{Array, Int64Array, StringArray};
 use arrow::datatypes::{DataType, Field, Schema as ArrowSchema};
-use setl_arrow::io::CsvReader;
+use setl_arrow::io::{CsvReader, JsonReader};
 use setl_arrow::{Dataset, Error};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -233,4 +233,97 @@ fn partition_columns_take_a_declared_type_and_a_value_that_does_not_parse_names_
          give it one type"
     );
     Ok(())
+}
+
+#[test]
+fn json_integers_beyond_i64_are_inferred_as_types_that_hold_them_exactly() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("big.json");
+    write(
+        &path,
+        b"{\"u\": 1, \"d\": 5, \"f\": 1.5}\n\n{\"u\": 18446744073709551615, \"d\": -9223372036854775809, \"f\": 2}\n",
+    );
+    let data = JsonReader::new().read(&path)?;
+    let types: Vec<(String, DataType)> =
+        data.schema().fields().iter().map(|f| (f.name().clone(), f.data_type().clone())).collect();
+    assert_eq!(
+        types,
+        [
+            ("d".to_owned(), DataType::Decimal128(38, 0)),
+            ("f".to_owned(), DataType::Float64),
+            ("u".to_owned(), DataType::UInt64)
+        ]
+    );
+    assert_eq!(strings(&data, "u"), [Some("1".to_owned()), Some("18446744073709551615".to_owned())]);
+    assert_eq!(strings(&data, "d"), [Some("5".to_owned()), Some("-9223372036854775809".to_owned())]);
+
+    // No inferred type holds these exactly: the error says to give a schema.
+    write(&path, b"{\"x\": 1.5}\n{\"x\": 18446744073709551616}\n");
+    assert_eq!(
+        JsonReader::new().read(&path).unwrap_err().to_string(),
+        format!(
+            "malformed JSON in `{}`, line 2, field `x`: integer 18446744073709551616 does not fit Int64, and `x` also \
+             holds numbers with a fraction or exponent (line 1), so no inferred type holds every value exactly; give \
+             a schema (with_schema) that declares `x`, as Float64 if approximate values will do",
+            path.display()
+        )
+    );
+    let long = "1".repeat(39);
+    write(&path, format!("{{\"x\": 1}}\n{{\"x\": {long}}}\n").as_bytes());
+    assert_eq!(
+        JsonReader::new().read(&path).unwrap_err().to_string(),
+        format!(
+            "malformed JSON in `{}`, line 2, field `x`: integer {long} has more than 38 digits, more than an inferred \
+             type holds; give a schema (with_schema) that declares `x`, as Decimal256(76, 0), or as Float64 if an \
+             approximate value will do",
+            path.display()
+        )
+    );
+    // A schema that holds it reads it exactly.
+    let schema = Arc::new(ArrowSchema::new(vec![Field::new("x", DataType::Decimal256(76, 0), true)]));
+    let data = JsonReader::new().with_schema(schema).read(&path)?;
+    assert_eq!(strings(&data, "x"), [Some("1".to_owned()), Some(long)]);
+    Ok(())
+}
+
+#[test]
+fn a_json_integer_out_of_range_of_the_schema_names_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.json");
+    write(&path, b"{\"id\": 1, \"n\": 5}\n{\"id\": 2, \"n\": 9223372036854775808}\n");
+    let schema = Arc::new(ArrowSchema::new(vec![
+        Field::new("id", DataType::Int64, true),
+        Field::new("n", DataType::Int64, true),
+    ]));
+    let error = JsonReader::new().with_schema(schema).read(&path).unwrap_err();
+    assert!(matches!(&error, Error::Json { field: Some(field), line: Some(2), .. } if field == "n"), "{error:?}");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "malformed JSON in `{}`, line 2, field `n`: integer 9223372036854775808 is out of range of Int64; declare \
+             `n` in the schema with a type that holds it (Int64, UInt64 for 0 to 18446744073709551615, \
+             Decimal128(38, 0) for up to 38 digits)",
+            path.display()
+        )
+    );
+    // Inferred from the first line only, the later value is out of range of the inferred Int64.
+    let error = JsonReader::new().with_infer_records(Some(1)).read(&path).unwrap_err();
+    assert!(
+        error.to_string().starts_with(&format!(
+            "malformed JSON in `{}`, line 2, field `n`: integer 9223372036854775808",
+            path.display()
+        )),
+        "{error}"
+    );
+    // A value of another kind still names its field.
+    write(&path, b"{\"id\": 1, \"n\": [1]}\n");
+    let schema = Arc::new(ArrowSchema::new(vec![
+        Field::new("id", DataType::Int64, true),
+        Field::new("n", DataType::Int64, true),
+    ]));
+    let error = JsonReader::new().with_schema(schema).read(&path).unwrap_err();
+    assert!(
+        error.to_string().starts_with(&format!("malformed JSON in `{}`, line 1, field `n`: ", path.display())),
+        "{error}"
+    );
 }

@@ -33,6 +33,7 @@ mod csv_quotes;
 mod files;
 mod ipc;
 mod json;
+mod json_infer;
 mod parquet;
 mod read;
 mod write;

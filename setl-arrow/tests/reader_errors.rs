@@ -327,3 +327,25 @@ fn a_json_integer_out_of_range_of_the_schema_names_file_line_and_field() {
         "{error}"
     );
 }
+
+/// Found by the `parquet_reader` fuzz target: a Parquet file whose embedded Arrow schema
+/// (`ARROW:schema`) has a field of flatbuffer type NONE, on which arrow-ipc 59 panics.
+const NONE_TYPE_PARQUET: &[u8] = include_bytes!("data/arrow-schema-with-a-none-type.parquet");
+
+#[test]
+fn a_file_that_makes_the_parquet_crate_panic_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("corrupt.parquet");
+    write(&path, NONE_TYPE_PARQUET);
+    let error = setl_arrow::io::ParquetReader::new().read(&path).unwrap_err();
+    assert!(matches!(error, Error::Parquet { .. }), "{error:?}");
+    let text = error.to_string();
+    assert!(
+        text.starts_with(&format!(
+            "`{}` is not a readable Parquet file: Parquet error: the parquet crate panicked on it (",
+            path.display()
+        )),
+        "{text}"
+    );
+    assert!(text.ends_with("); the file is corrupt, or uses a feature the crate does not support"), "{text}");
+}

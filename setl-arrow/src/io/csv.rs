@@ -323,13 +323,12 @@ impl Format for CsvFormat {
     }
 
     fn file_schema(&self, path: &Path, options: &ReadOptions) -> Result<Option<ArrowSchema>> {
-        let names: Vec<String> = match self.header {
-            true => match self.read_header(path)? {
-                Some(header) => header.iter().map(str::to_owned).collect(),
-                None => return Ok(None),
-            },
-            false => Vec::new(),
-        };
+        // The header is read first, for its duplicate names and for the names in errors.
+        let mut names: Vec<String> = Vec::new();
+        if self.header {
+            let Some(header) = self.read_header(path)? else { return Ok(None) };
+            names = header.iter().map(str::to_owned).collect();
+        }
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let (input, found) = self.quote_checked(file);
         let mut format = arrow::csv::reader::Format::default()
@@ -348,15 +347,10 @@ impl Format for CsvFormat {
         match format.infer_schema(BufReader::new(input), options.infer_records) {
             Ok((schema, _)) if schema.fields().is_empty() => Ok(None),
             Ok((schema, _)) => Ok(Some(schema)),
-            Err(_) if found.get().is_some() => {
-                // Set just above.
-                let Some(quote) = found.get() else { unreachable!() };
-                Err(self.open_quote_error(path, *quote, &names))
-            }
-            Err(e) => {
-                let empty = Arc::new(ArrowSchema::empty());
-                Err(self.diagnose_structure(path, &empty, &e))
-            }
+            Err(e) => match found.get() {
+                Some(quote) => Err(self.open_quote_error(path, *quote, &names)),
+                None => Err(self.diagnose_structure(path, &Arc::new(ArrowSchema::empty()), &e)),
+            },
         }
     }
 

@@ -31,6 +31,7 @@
 mod csv;
 mod csv_quotes;
 mod files;
+mod guard;
 mod ipc;
 mod json;
 mod json_infer;

@@ -349,3 +349,17 @@ fn a_file_that_makes_the_parquet_crate_panic_is_an_error_naming_it() {
     );
     assert!(text.ends_with("); the file is corrupt, or uses a feature the crate does not support"), "{text}");
 }
+
+/// Found by the `parquet_reader` fuzz target: `to_string` on a dataset read from a file with a
+/// `Timestamp(Microsecond, "UTC")` column panicked, since Arrow's printer (without chrono-tz)
+/// fails on a named time zone and `Display` passed that on as `fmt::Error`.
+#[test]
+fn a_dataset_the_printer_cannot_show_says_why_instead_of_panicking() {
+    use arrow::array::TimestampMicrosecondArray;
+    let column = TimestampMicrosecondArray::from(vec![0, 1]).with_timezone("UTC");
+    let schema = Arc::new(ArrowSchema::new(vec![Field::new("at", column.data_type().clone(), false)]));
+    let batch = arrow::array::RecordBatch::try_new(schema, vec![Arc::new(column)]).unwrap();
+    let text = Dataset::from_batch(batch).to_string();
+    assert!(text.starts_with("<a dataset of 2 rows and 1 columns that cannot be shown as a table: "), "{text}");
+    assert!(text.contains("UTC"), "{text}");
+}

@@ -436,7 +436,9 @@ impl<S> fmt::Debug for Dataset<S> {
     }
 }
 
-/// Prints the rows as a table (Arrow's pretty printer); an empty dataset prints its header.
+/// Prints the rows as a table (Arrow's pretty printer); an empty dataset prints its header. A
+/// dataset the printer cannot show (a time zone name such as `UTC`, which it reads only as an
+/// offset) prints a line saying why, never an error: `to_string` would panic on one.
 impl<S> fmt::Display for Dataset<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let batches: Vec<RecordBatch> = if self.batches.is_empty() {
@@ -446,7 +448,13 @@ impl<S> fmt::Display for Dataset<S> {
         };
         match arrow::util::pretty::pretty_format_batches(&batches) {
             Ok(table) => write!(f, "{table}"),
-            Err(_) => Err(fmt::Error),
+            // `fmt::Error` would make `to_string` panic: say why instead.
+            Err(error) => write!(
+                f,
+                "<a dataset of {} rows and {} columns that cannot be shown as a table: {error}>",
+                self.num_rows(),
+                self.schema.fields().len()
+            ),
         }
     }
 }

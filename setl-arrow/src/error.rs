@@ -50,12 +50,14 @@ pub enum Error {
         message: String,
     },
     /// A malformed line of newline-delimited JSON.
-    #[error("malformed JSON in `{}`{}: {message}", .path.display(), line_suffix(.line))]
+    #[error("malformed JSON in `{}`{}{}: {message}", .path.display(), line_suffix(.line), field_suffix(.field))]
     Json {
         /// The file.
         path: PathBuf,
         /// The 1-based line, when it could be located.
         line: Option<u64>,
+        /// The top-level field at fault, when one is.
+        field: Option<String>,
         /// What is wrong.
         message: String,
     },
@@ -85,6 +87,20 @@ pub enum Error {
         /// The I/O error.
         #[source]
         source: std::io::Error,
+    },
+    /// A symbolic link under a directory being read leads back to a directory that contains it,
+    /// so the directory walk would never end.
+    #[error(
+        "symbolic link loop: `{}` leads back to `{}`, which contains it; remove the link, or read a \
+         path that does not include it",
+        .path.display(),
+        .ancestor.display()
+    )]
+    SymlinkLoop {
+        /// The link (as reached by the walk).
+        path: PathBuf,
+        /// The directory it leads back to.
+        ancestor: PathBuf,
     },
     /// An Arrow error, with what setl-arrow was doing when it happened.
     #[error("{context}: {source}")]
@@ -176,6 +192,13 @@ fn column_suffix(column: &Option<(usize, String)>) -> String {
 fn row_suffix(row: &Option<usize>) -> String {
     match row {
         Some(row) => format!(", row {row}"),
+        None => String::new(),
+    }
+}
+
+fn field_suffix(field: &Option<String>) -> String {
+    match field {
+        Some(field) => format!(", field `{field}`"),
         None => String::new(),
     }
 }

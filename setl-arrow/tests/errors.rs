@@ -246,7 +246,7 @@ fn malformed_json_names_file_and_line() {
     write(&path, b"{\"id\": 1}\n{\"id\": \"x\"}\n");
     let error = JsonReader::new().with_infer_records(Some(1)).read(&path).unwrap_err();
     let text = error.to_string();
-    assert!(text.starts_with(&format!("malformed JSON in `{}`, line 2: ", path.display())), "{text}");
+    assert!(text.starts_with(&format!("malformed JSON in `{}`, line 2, field `id`: ", path.display())), "{text}");
     write(&path, b"{\"id\": 1}\nnot json at all\n");
     let error = JsonReader::new().read(&path).unwrap_err();
     let text = error.to_string();

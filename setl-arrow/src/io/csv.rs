@@ -1,9 +1,10 @@
 //! CSV through arrow-csv; errors located with the `csv` crate (file, line, column).
 
+use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufReader, Write};
+use std::io::{BufReader, Read, Write};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema as ArrowSchema, SchemaRef};
@@ -11,6 +12,7 @@ use arrow::error::ArrowError;
 use regex::Regex;
 
 use crate::error::{Error, Result};
+use crate::io::csv_quotes::{Dialect, OpenQuote, QuoteCheck};
 use crate::io::read::{common_read_options, FileBatches, Format, ReadOptions};
 use crate::io::write::{common_write_options, FormatWriter, WriteOptions};
 
@@ -131,7 +133,79 @@ impl CsvReader {
 }
 
 impl CsvFormat {
-    fn csv_reader(&self, file: File) -> csv::Reader<BufReader<File>> {
+    fn dialect(&self) -> Dialect {
+        Dialect { delimiter: self.delimiter, quote: self.quote, escape: self.escape, comment: self.comment }
+    }
+
+    /// `file` behind a [`QuoteCheck`], and the cell where it records a quote never closed.
+    fn quote_checked(&self, file: File) -> (QuoteCheck<File>, Arc<OnceLock<OpenQuote>>) {
+        let found = Arc::new(OnceLock::new());
+        (QuoteCheck::new(file, self.dialect(), found.clone()), found)
+    }
+
+    /// The error for a quoted field that opens at `quote` and is never closed; `names` are the
+    /// file's columns when known.
+    fn open_quote_error(&self, path: &Path, quote: OpenQuote, names: &[String]) -> Error {
+        let in_header = self.header && quote.record == 0;
+        let name = match names.get(quote.field - 1) {
+            Some(name) if !in_header => name.clone(),
+            _ => format!("column_{}", quote.field),
+        };
+        Error::Csv {
+            path: path.to_path_buf(),
+            line: quote.line,
+            column: Some((quote.field, name)),
+            message: format!(
+                "the quote that opens this field is never closed, so the rest of the file would be read into \
+                 it; close the quote, or write a quote inside a quoted field as two ({q}{q})",
+                q = char::from(self.quote)
+            ),
+        }
+    }
+
+    /// The header record of `path` (`None` for an empty file).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Csv`] when the header is malformed, its quote never closes, or two columns have
+    /// the same name (both named, with their positions).
+    fn read_header(&self, path: &Path) -> Result<Option<csv::StringRecord>> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let (input, found) = self.quote_checked(file);
+        let mut reader = self.csv_reader(input);
+        let mut header = csv::StringRecord::new();
+        match reader.read_record(&mut header) {
+            Ok(true) => {}
+            Ok(false) => return Ok(None),
+            Err(e) => {
+                if let Some(quote) = found.get() {
+                    return Err(self.open_quote_error(path, *quote, &[]));
+                }
+                let line = e.position().map_or(1, csv::Position::line);
+                return Err(Error::Csv { path: path.to_path_buf(), line, column: None, message: e.to_string() });
+            }
+        }
+        let line = header.position().map_or(1, csv::Position::line);
+        let mut seen: HashMap<&str, usize> = HashMap::with_capacity(header.len());
+        for (index, name) in header.iter().enumerate() {
+            if let Some(first) = seen.insert(name, index) {
+                return Err(Error::Csv {
+                    path: path.to_path_buf(),
+                    line,
+                    column: Some((index + 1, name.to_owned())),
+                    message: format!(
+                        "the header names two columns `{name}` (columns {} and {}); rename one, or read \
+                         with_header(false) and a schema",
+                        first + 1,
+                        index + 1
+                    ),
+                });
+            }
+        }
+        Ok(Some(header))
+    }
+
+    fn csv_reader<R: Read>(&self, input: R) -> csv::Reader<R> {
         let mut builder = csv::ReaderBuilder::new();
         builder
             .has_headers(false)
@@ -140,7 +214,7 @@ impl CsvFormat {
             .quote(self.quote)
             .escape(self.escape)
             .comment(self.comment);
-        builder.from_reader(BufReader::new(file))
+        builder.from_reader(input)
     }
 
     fn is_null(&self, value: &str) -> bool {
@@ -158,6 +232,7 @@ impl CsvFormat {
         schema: &SchemaRef,
         projection: Option<&[usize]>,
         skip: usize,
+        quote: Option<OpenQuote>,
         cause: &ArrowError,
     ) -> Error {
         let located = |line: u64, column: Option<(usize, String)>, message: String| Error::Csv {
@@ -186,6 +261,9 @@ impl CsvFormat {
             }
             let line = record.position().map_or(last_line, csv::Position::line);
             last_line = line;
+            if quote.is_some_and(|quote| line >= quote.record_line) {
+                break; // Reported below: the record that runs to the end of the file.
+            }
             let data_index = index.checked_sub(first_data);
             index += 1;
             let Some(data_index) = data_index else { continue };
@@ -210,6 +288,10 @@ impl CsvFormat {
                     return located(line, column, message);
                 }
             }
+        }
+        if let Some(quote) = quote {
+            let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+            return self.open_quote_error(path, quote, &names);
         }
         located(last_line, None, cause.to_string())
     }
@@ -241,7 +323,14 @@ impl Format for CsvFormat {
     }
 
     fn file_schema(&self, path: &Path, options: &ReadOptions) -> Result<Option<ArrowSchema>> {
+        // The header is read first, for its duplicate names and for the names in errors.
+        let mut names: Vec<String> = Vec::new();
+        if self.header {
+            let Some(header) = self.read_header(path)? else { return Ok(None) };
+            names = header.iter().map(str::to_owned).collect();
+        }
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let (input, found) = self.quote_checked(file);
         let mut format = arrow::csv::reader::Format::default()
             .with_header(self.header)
             .with_delimiter(self.delimiter)
@@ -255,13 +344,13 @@ impl Format for CsvFormat {
         if let Some(regex) = &self.null_regex {
             format = format.with_null_regex(regex.clone());
         }
-        match format.infer_schema(BufReader::new(file), options.infer_records) {
+        match format.infer_schema(BufReader::new(input), options.infer_records) {
             Ok((schema, _)) if schema.fields().is_empty() => Ok(None),
             Ok((schema, _)) => Ok(Some(schema)),
-            Err(e) => {
-                let empty = Arc::new(ArrowSchema::empty());
-                Err(self.diagnose_structure(path, &empty, &e))
-            }
+            Err(e) => match found.get() {
+                Some(quote) => Err(self.open_quote_error(path, *quote, &names)),
+                None => Err(self.diagnose_structure(path, &Arc::new(ArrowSchema::empty()), &e)),
+            },
         }
     }
 
@@ -269,17 +358,9 @@ impl Format for CsvFormat {
         if !self.header {
             return Ok(expected.clone());
         }
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let mut reader = self.csv_reader(file);
-        let mut header = csv::StringRecord::new();
-        match reader.read_record(&mut header) {
-            Ok(true) => {}
-            Ok(false) => return Ok(expected.clone()), // An empty file: no rows to read.
-            Err(e) => {
-                let line = e.position().map_or(1, csv::Position::line);
-                return Err(Error::Csv { path: path.to_path_buf(), line, column: None, message: e.to_string() });
-            }
-        }
+        let Some(header) = self.read_header(path)? else {
+            return Ok(expected.clone()); // An empty file: no rows to read.
+        };
         let fields: Vec<Field> = header
             .iter()
             .map(|name| match expected.field_with_name(name) {
@@ -298,6 +379,7 @@ impl Format for CsvFormat {
         options: &ReadOptions,
     ) -> Result<FileBatches> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let (input, found) = self.quote_checked(file);
         let mut builder = arrow::csv::ReaderBuilder::new(schema.clone())
             .with_header(self.header)
             .with_delimiter(self.delimiter)
@@ -314,7 +396,7 @@ impl Format for CsvFormat {
             builder = builder.with_null_regex(regex.clone());
         }
         let reader = builder
-            .build(BufReader::new(file))
+            .build(BufReader::new(input))
             .map_err(|e| Error::arrow(format!("opening `{}`", path.display()), e))?;
         let format = self.clone();
         let path = path.to_path_buf();
@@ -326,7 +408,7 @@ impl Format for CsvFormat {
                 rows += batch.num_rows();
                 Ok(batch)
             }
-            Err(e) => Err(format.diagnose(&path, &schema, Some(&projection), rows, &e)),
+            Err(e) => Err(format.diagnose(&path, &schema, Some(&projection), rows, found.get().copied(), &e)),
         })))
     }
 }

@@ -12,8 +12,19 @@ pub(crate) const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct DataFile {
     pub(crate) path: PathBuf,
-    /// `(column, value)`, outermost directory first; `None` is a null value.
-    pub(crate) partitions: Vec<(String, Option<String>)>,
+    /// Outermost directory first.
+    pub(crate) partitions: Vec<Partition>,
+}
+
+/// One `column=value` directory above a data file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Partition {
+    /// The column, unescaped.
+    pub(crate) column: String,
+    /// The value, unescaped, exactly as the directory spells it; `None` is a null value.
+    pub(crate) value: Option<String>,
+    /// The directory, for errors about its value.
+    pub(crate) dir: PathBuf,
 }
 
 /// True for names readers skip: hidden files, temporary files of a write in progress, `_SUCCESS`.
@@ -77,46 +88,71 @@ pub(crate) fn list(pattern: &Path) -> Result<Vec<DataFile>> {
     Ok(files)
 }
 
+/// Every file under `dir`, following symbolic links, skipping hidden names, each directory's
+/// entries in name order.
+///
+/// # Errors
+///
+/// [`Error::SymlinkLoop`] when a link leads back to a directory above it (the walk would never
+/// end); [`Error::Io`] when an entry cannot be read.
 fn walk(dir: &Path, found: &mut dyn FnMut(PathBuf)) -> Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, e))?
-        .map(|entry| entry.map(|e| e.path()).map_err(|e| Error::io(dir, e)))
-        .collect::<Result<_>>()?;
-    entries.sort();
-    for path in entries {
-        if path.file_name().is_some_and(is_hidden) {
-            continue;
-        }
-        if path.is_dir() {
-            walk(&path, found)?;
-        } else {
-            found(path);
+    let entries = walkdir::WalkDir::new(dir)
+        .follow_links(true)
+        .sort_by_file_name()
+        .into_iter()
+        // The directory named by the caller is read whatever its name.
+        .filter_entry(|entry| entry.depth() == 0 || !is_hidden(entry.file_name()));
+    for entry in entries {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(error) => {
+                // Errors skip `filter_entry`: a hidden name is skipped here, so that a dangling
+                // link such as an editor's `.#lock` file does not fail the read.
+                if error.path().and_then(Path::file_name).is_some_and(is_hidden) && error.depth() > 0 {
+                    continue;
+                }
+                return Err(walk_error(dir, error));
+            }
+        };
+        if !entry.file_type().is_dir() {
+            found(entry.into_path());
         }
     }
     Ok(())
 }
 
-fn partitions_of(file: &Path, root: &Path) -> Vec<(String, Option<String>)> {
+fn walk_error(dir: &Path, error: walkdir::Error) -> Error {
+    let path = error.path().unwrap_or(dir).to_path_buf();
+    if let Some(ancestor) = error.loop_ancestor() {
+        return Error::SymlinkLoop { path, ancestor: ancestor.to_path_buf() };
+    }
+    match error.into_io_error() {
+        Some(source) => Error::io(path, source),
+        // Only loops carry no I/O error, and they returned above.
+        None => Error::io(path, std::io::Error::other("the directory walk failed")),
+    }
+}
+
+fn partitions_of(file: &Path, root: &Path) -> Vec<Partition> {
     let Some(parent) = file.parent() else { return Vec::new() };
     let Ok(relative) = parent.strip_prefix(root) else { return Vec::new() };
-    relative
-        .components()
-        .filter_map(|c| match c {
-            Component::Normal(name) => {
-                let name = name.to_string_lossy();
-                let (key, value) = name.split_once('=')?;
-                let value = if value == NULL_PARTITION { None } else { Some(unescape(value)) };
-                Some((unescape(key), value))
-            }
-            _ => None,
-        })
-        .collect()
+    let mut dir = root.to_path_buf();
+    let mut partitions = Vec::new();
+    for component in relative.components() {
+        dir.push(component);
+        let Component::Normal(name) = component else { continue };
+        let name = name.to_string_lossy();
+        let Some((key, value)) = name.split_once('=') else { continue };
+        let value = if value == NULL_PARTITION { None } else { Some(unescape(value)) };
+        partitions.push(Partition { column: unescape(key), value, dir: dir.clone() });
+    }
+    partitions
 }
 
 /// Every file must have the same partition columns, in the same order.
 fn check_partitions(files: &[DataFile]) -> Result<()> {
     let Some(first) = files.first() else { return Ok(()) };
-    let keys = |f: &DataFile| f.partitions.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+    let keys = |f: &DataFile| f.partitions.iter().map(|p| p.column.clone()).collect::<Vec<_>>();
     let expected = keys(first);
     for file in files {
         let actual = keys(file);

@@ -11,6 +11,7 @@ use arrow::ipc::reader::FileReader;
 use arrow::ipc::writer::FileWriter;
 
 use crate::error::{Error, Result};
+use crate::io::guard::{guarded, Guarded};
 use crate::io::read::{common_read_options, FileBatches, Format, ReadOptions};
 use crate::io::write::{common_write_options, FormatWriter, WriteOptions};
 
@@ -37,10 +38,25 @@ impl IpcReader {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct IpcFormat;
 
+/// The error for a panic of arrow-ipc on `path`.
+fn panicked(path: &Path, message: &str) -> Error {
+    Error::Ipc {
+        path: path.to_path_buf(),
+        source: arrow::error::ArrowError::IpcError(format!(
+            "arrow-ipc panicked on it ({message}); the file is corrupt, or uses a feature the crate does not support"
+        )),
+    }
+}
+
 fn open_reader(path: &Path, projection: Option<Vec<usize>>) -> Result<FileReader<BufReader<File>>> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    FileReader::try_new(BufReader::new(file), projection)
-        .map_err(|source| Error::Ipc { path: path.to_path_buf(), source })
+    guarded(
+        || {
+            FileReader::try_new(BufReader::new(file), projection)
+                .map_err(|source| Error::Ipc { path: path.to_path_buf(), source })
+        },
+        |message| panicked(path, &message),
+    )
 }
 
 impl Format for IpcFormat {
@@ -59,7 +75,9 @@ impl Format for IpcFormat {
     fn open(&self, path: &Path, _: &SchemaRef, projection: &[usize], _: &ReadOptions) -> Result<FileBatches> {
         let reader = open_reader(path, Some(projection.to_vec()))?;
         let path = path.to_path_buf();
-        Ok(Box::new(reader.map(move |batch| batch.map_err(|source| Error::Ipc { path: path.clone(), source }))))
+        let panic_path = path.clone();
+        let batches = reader.map(move |batch| batch.map_err(|source| Error::Ipc { path: path.clone(), source }));
+        Ok(Box::new(Guarded::new(batches, move |message: String| panicked(&panic_path, &message))))
     }
 }
 

@@ -5,11 +5,12 @@ use std::io::{BufRead, BufReader, Cursor, Write};
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::{Schema as ArrowSchema, SchemaRef};
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Field, Schema as ArrowSchema, SchemaRef};
 use arrow::error::ArrowError;
 
 use crate::error::{Error, Result};
+use crate::io::json_infer;
 use crate::io::read::{common_read_options, FileBatches, Format, ReadOptions};
 use crate::io::write::{common_write_options, FormatWriter, WriteOptions};
 
@@ -18,7 +19,12 @@ use crate::io::write::{common_write_options, FormatWriter, WriteOptions};
 ///
 /// Types are inferred from the first 1000 lines of each file unless the read is typed or given a
 /// schema. Keys not in the schema are ignored. A malformed line is reported with its file and
-/// line number.
+/// line number, and the field at fault when one is (a value out of its type's range, say).
+///
+/// Inference keeps every integer exact: a column whose integers go beyond `i64` is `UInt64`
+/// when they are all in `0..=u64::MAX`, else `Decimal128(38, 0)`; when they have more than 38
+/// digits, or the column also holds numbers with a fraction or exponent, inference fails with an
+/// error that says to give a schema.
 #[derive(Debug, Clone, Default)]
 pub struct JsonReader {
     common: ReadOptions,
@@ -46,11 +52,14 @@ impl JsonReader {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct JsonFormat;
 
+/// What is wrong with one line: the top-level field at fault, when one is, and the message.
+type LineError = (Option<String>, String);
+
 /// The 1-based line of the first non-blank line, after `skip` of them, that fails `check`.
 fn locate(
     path: &Path,
     skip: usize,
-    check: impl Fn(&str) -> std::result::Result<(), ArrowError>,
+    check: impl Fn(&str) -> std::result::Result<(), LineError>,
     cause: &ArrowError,
 ) -> Error {
     let file = match File::open(path) {
@@ -67,6 +76,7 @@ fn locate(
             return Error::Json {
                 path: path.to_path_buf(),
                 line: Some(index as u64 + 1),
+                field: None,
                 message: "invalid UTF-8".to_owned(),
             };
         };
@@ -77,11 +87,74 @@ fn locate(
         if values <= skip {
             continue;
         }
-        if let Err(e) = check(text) {
-            return Error::Json { path: path.to_path_buf(), line: Some(index as u64 + 1), message: e.to_string() };
+        if let Err((field, message)) = check(text) {
+            return Error::Json { path: path.to_path_buf(), line: Some(index as u64 + 1), field, message };
         }
     }
-    Error::Json { path: path.to_path_buf(), line: None, message: cause.to_string() }
+    Error::Json { path: path.to_path_buf(), line: None, field: None, message: cause.to_string() }
+}
+
+/// The 1-based line of the value at 0-based `index` (blank lines hold none).
+pub(crate) fn line_of_value(path: &Path, index: usize) -> Option<u64> {
+    let file = File::open(path).ok()?;
+    let mut values = 0usize;
+    for (number, line) in BufReader::new(file).split(b'\n').enumerate() {
+        if line.ok()?.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        if values == index {
+            return Some(number as u64 + 1);
+        }
+        values += 1;
+    }
+    None
+}
+
+/// Decodes one line with `schema`.
+fn decode_line(line: &str, schema: &SchemaRef) -> std::result::Result<(), ArrowError> {
+    let mut decoder = arrow::json::ReaderBuilder::new(schema.clone()).build_decoder()?;
+    decoder.decode(line.as_bytes())?;
+    decoder.flush().map(|_| ())
+}
+
+/// The text of top-level field `name` of `line` when it is a number, string or boolean.
+pub(crate) fn raw_value(line: &str, name: &str) -> Option<String> {
+    let schema = Arc::new(ArrowSchema::new(vec![Field::new(name, DataType::Utf8, true)]));
+    let mut decoder = arrow::json::ReaderBuilder::new(schema).with_coerce_primitive(true).build_decoder().ok()?;
+    decoder.decode(line.as_bytes()).ok()?;
+    let batch = decoder.flush().ok()??;
+    let column = batch.column(0).as_string_opt::<i32>()?;
+    (batch.num_rows() == 1 && column.is_valid(0)).then(|| column.value(0).to_owned())
+}
+
+/// True for a JSON number without a fraction or exponent.
+pub(crate) fn is_integer_literal(text: &str) -> bool {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Why `line` does not decode with `schema`: the first top-level field that does not, with an
+/// integer out of its type's range said so.
+fn explain(line: &str, schema: &SchemaRef) -> std::result::Result<(), LineError> {
+    let Err(cause) = decode_line(line, schema) else { return Ok(()) };
+    if let Err(syntax) = decode_line(line, &Arc::new(ArrowSchema::empty())) {
+        return Err((None, syntax.to_string())); // Not JSON at all: no field to blame.
+    }
+    for field in schema.fields() {
+        let Err(error) = decode_line(line, &Arc::new(ArrowSchema::new(vec![field.clone()]))) else { continue };
+        let name = field.name();
+        let message = match raw_value(line, name) {
+            Some(raw) if field.data_type().is_integer() && is_integer_literal(&raw) => format!(
+                "integer {raw} is out of range of {}; declare `{name}` in the schema with a type that holds it \
+                 (Int64, UInt64 for 0 to {}, Decimal128(38, 0) for up to 38 digits)",
+                field.data_type(),
+                u64::MAX
+            ),
+            _ => error.to_string(),
+        };
+        return Err((Some(name.clone()), message));
+    }
+    Err((None, cause.to_string()))
 }
 
 impl Format for JsonFormat {
@@ -93,11 +166,15 @@ impl Format for JsonFormat {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         match arrow::json::reader::infer_json_schema_from_seekable(BufReader::new(file), options.infer_records) {
             Ok((schema, _)) if schema.fields().is_empty() => Ok(None),
-            Ok((schema, _)) => Ok(Some(schema)),
+            Ok((schema, _)) => json_infer::exact_integers(path, schema, options.infer_records).map(Some),
             Err(e) => Err(locate(
                 path,
                 0,
-                |line| arrow::json::reader::infer_json_schema(Cursor::new(line.as_bytes()), None).map(|_| ()),
+                |line| {
+                    arrow::json::reader::infer_json_schema(Cursor::new(line.as_bytes()), None)
+                        .map(|_| ())
+                        .map_err(|e| (None, e.to_string()))
+                },
                 &e,
             )),
         }
@@ -127,14 +204,7 @@ impl Format for JsonFormat {
                 rows += batch.num_rows();
                 Ok(batch)
             }
-            Err(e) => {
-                let check = |line: &str| {
-                    let mut decoder = arrow::json::ReaderBuilder::new(schema.clone()).build_decoder()?;
-                    decoder.decode(line.as_bytes())?;
-                    decoder.flush().map(|_| ())
-                };
-                Err(locate(&path, rows, check, &e))
-            }
+            Err(e) => Err(locate(&path, rows, |line| explain(line, &schema), &e)),
         })))
     }
 }

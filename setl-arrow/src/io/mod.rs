@@ -1,10 +1,14 @@
 //! File connectors: CSV, newline-delimited JSON, Parquet and Arrow IPC.
 //!
-//! Every reader reads a file, a directory (recursively, skipping names that start with `.` or
-//! `_`) or a glob (`data/*.csv`) into a [`Dataset`](crate::Dataset), or streams it batch by batch
+//! Every reader reads a file, a directory (recursively, following symbolic links, skipping names
+//! that start with `.` or `_`; a link back to a directory above it is an error) or a glob
+//! (`data/*.csv`) into a [`Dataset`](crate::Dataset), or streams it batch by batch
 //! ([`BatchStream`]). Directories written with `partition_by` (hive-style `col=value/`) are read
-//! back with the partition columns restored. A typed read (`read_typed::<S>()`) uses `S`'s schema
-//! instead of inferring one and checks every file against it.
+//! back with the partition columns restored, each value as its directory spells it: a column is
+//! `Int64` only when every value is an integer that prints back the same (`7`, not `007`), else
+//! `Utf8`, unless `with_partition_schema` or the read's schema gives its type. A typed read
+//! (`read_typed::<S>()`) uses `S`'s schema instead of inferring one and checks every file
+//! against it.
 //!
 //! Every writer writes atomically: data goes to a hidden temporary file in the target directory
 //! and is renamed into place, so a failed or interrupted write leaves no partial file where a
@@ -29,9 +33,12 @@
 //! ```
 
 mod csv;
+mod csv_quotes;
 mod files;
+mod guard;
 mod ipc;
 mod json;
+mod json_infer;
 mod parquet;
 mod read;
 mod write;

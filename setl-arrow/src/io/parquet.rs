@@ -12,6 +12,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
 use crate::error::{Error, Result};
+use crate::io::guard::{guarded, Guarded};
 use crate::io::read::{common_read_options, FileBatches, Format, ReadOptions};
 use crate::io::write::{common_write_options, FormatWriter, WriteOptions};
 
@@ -42,6 +43,17 @@ pub(crate) struct ParquetFormat {
     last: Mutex<Option<(PathBuf, ArrowReaderMetadata)>>,
 }
 
+/// The error for a panic of the parquet crate on `path`.
+fn panicked(path: &Path, message: &str) -> Error {
+    Error::Parquet {
+        path: path.to_path_buf(),
+        source: parquet::errors::ParquetError::General(format!(
+            "the parquet crate panicked on it ({message}); the file is corrupt, or uses a feature the crate does \
+             not support"
+        )),
+    }
+}
+
 impl ParquetFormat {
     fn builder(&self, path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
@@ -49,8 +61,13 @@ impl ParquetFormat {
         let metadata = match last.as_ref() {
             Some((cached, metadata)) if cached == path => metadata.clone(),
             _ => {
-                let metadata = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
-                    .map_err(|source| Error::Parquet { path: path.to_path_buf(), source })?;
+                let metadata = guarded(
+                    || {
+                        ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
+                            .map_err(|source| Error::Parquet { path: path.to_path_buf(), source })
+                    },
+                    |message| panicked(path, &message),
+                )?;
                 *last = Some((path.to_path_buf(), metadata.clone()));
                 metadata
             }
@@ -75,18 +92,25 @@ impl Format for ParquetFormat {
     fn open(&self, path: &Path, _: &SchemaRef, projection: &[usize], options: &ReadOptions) -> Result<FileBatches> {
         let builder = self.builder(path)?;
         let mask = ProjectionMask::roots(builder.parquet_schema(), projection.iter().copied());
-        let reader = builder
-            .with_batch_size(options.batch_size)
-            .with_projection(mask)
-            .build()
-            .map_err(|source| Error::Parquet { path: path.to_path_buf(), source })?;
+        let reader = guarded(
+            || {
+                builder
+                    .with_batch_size(options.batch_size)
+                    .with_projection(mask)
+                    .build()
+                    .map_err(|source| Error::Parquet { path: path.to_path_buf(), source })
+            },
+            |message| panicked(path, &message),
+        )?;
         let path = path.to_path_buf();
-        Ok(Box::new(reader.map(move |batch| {
+        let panic_path = path.clone();
+        let batches = reader.map(move |batch| {
             batch.map_err(|e| Error::Parquet {
                 path: path.clone(),
                 source: parquet::errors::ParquetError::ArrowError(e.to_string()),
             })
-        })))
+        });
+        Ok(Box::new(Guarded::new(batches, move |message: String| panicked(&panic_path, &message))))
     }
 }
 

@@ -38,12 +38,20 @@ pub(crate) struct ReadOptions {
     pub(crate) batch_size: usize,
     pub(crate) projection: Option<Vec<String>>,
     pub(crate) schema: Option<SchemaRef>,
+    /// The types of partition columns, from `with_partition_schema`.
+    pub(crate) partition_schema: Option<SchemaRef>,
     pub(crate) infer_records: Option<usize>,
 }
 
 impl Default for ReadOptions {
     fn default() -> Self {
-        ReadOptions { batch_size: 8192, projection: None, schema: None, infer_records: Some(1000) }
+        ReadOptions {
+            batch_size: 8192,
+            projection: None,
+            schema: None,
+            partition_schema: None,
+            infer_records: Some(1000),
+        }
     }
 }
 
@@ -80,6 +88,20 @@ macro_rules! common_read_options {
         /// checked against it. Partition columns may be part of it.
         pub fn with_schema(mut self, schema: arrow::datatypes::SchemaRef) -> Self {
             self.common.schema = Some(schema);
+            self
+        }
+
+        /// The types of partition columns (the `column=value` directories of a hive-style
+        /// layout). Without it, a partition column is `Int64` when every value is an integer
+        /// written as Rust writes it (`7` and `-3`, but not `007` or `+7`, which would read back
+        /// changed) and `Utf8` otherwise. A column's type in [`with_schema`](Self::with_schema)
+        /// or a typed read is used as well; the two must agree.
+        ///
+        /// Every directory's value is parsed as its column's type when the read starts; one that
+        /// does not parse is an error naming the directory. A column here that the directories
+        /// do not give is an error.
+        pub fn with_partition_schema(mut self, schema: arrow::datatypes::SchemaRef) -> Self {
+            self.common.partition_schema = Some(schema);
             self
         }
 
@@ -236,7 +258,7 @@ fn with_partitions(batch: RecordBatch, file: &DataFile, fields: &[(usize, Field)
     let (schema, mut columns, _) = batch.into_parts();
     let mut all_fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
     for (index, field) in fields {
-        let value = &file.partitions[*index].1;
+        let value = &file.partitions[*index].value;
         if all_fields.iter().any(|f| f.name() == field.name()) {
             continue; // The file itself has the column: its values win.
         }
@@ -265,14 +287,101 @@ fn with_partitions(batch: RecordBatch, file: &DataFile, fields: &[(usize, Field)
         .map_err(|e| Error::arrow(format!("adding partition columns to `{}`", file.path.display()), e))
 }
 
-/// The type of an untyped partition column: `Int64` when every value is an integer, else `Utf8`.
+/// The type of an undeclared partition column: `Int64` when every value is an integer that
+/// formats back to the directory's text (`7`, not `007`), so that reading changes no value;
+/// else `Utf8`.
 fn infer_partition_type(files: &[DataFile], index: usize) -> DataType {
-    let all_integers = files.iter().filter_map(|f| f.partitions[index].1.as_deref()).all(|v| v.parse::<i64>().is_ok());
-    if all_integers && files.iter().any(|f| f.partitions[index].1.is_some()) {
+    let mut values = files.iter().filter_map(|f| f.partitions[index].value.as_deref()).peekable();
+    let any = values.peek().is_some();
+    let round_trips = values.all(|v| v.parse::<i64>().is_ok_and(|n| n.to_string() == v));
+    if any && round_trips {
         DataType::Int64
     } else {
         DataType::Utf8
     }
+}
+
+/// The field of partition column `key`: its type in the given schema, else in the partition
+/// schema, else inferred (without a given schema) or `Utf8` (with one).
+fn partition_field(
+    key: &str,
+    index: usize,
+    files: &[DataFile],
+    given: Option<&SchemaRef>,
+    declared: Option<&SchemaRef>,
+) -> Result<Field> {
+    let from_given = given.and_then(|schema| schema.field_with_name(key).ok());
+    let from_declared = declared.and_then(|schema| schema.field_with_name(key).ok());
+    match (from_given, from_declared) {
+        (Some(given), Some(declared)) if given.data_type() != declared.data_type() => Err(Error::InvalidOption {
+            option: "partition_schema",
+            reason: format!(
+                "partition column `{key}` is {} there but {} in the read's schema; give it one type",
+                declared.data_type(),
+                given.data_type()
+            ),
+        }),
+        (Some(field), _) | (None, Some(field)) => Ok(field.clone()),
+        (None, None) if given.is_some() => Ok(Field::new(key, DataType::Utf8, true)),
+        (None, None) => Ok(Field::new(key, infer_partition_type(files, index), true)),
+    }
+}
+
+/// Every partition value of `files` parses as its column's type.
+///
+/// # Errors
+///
+/// [`Error::Partition`] naming the first directory whose value does not.
+fn check_partition_values(files: &[DataFile], fields: &[Field]) -> Result<()> {
+    let options = arrow::compute::CastOptions { safe: false, ..Default::default() };
+    for (index, field) in fields.iter().enumerate() {
+        if field.data_type() == &DataType::Utf8 {
+            continue;
+        }
+        let mut checked = std::collections::HashSet::new();
+        for partition in files.iter().map(|f| &f.partitions[index]) {
+            let Some(value) = partition.value.as_deref() else { continue };
+            if !checked.insert(value) {
+                continue;
+            }
+            let text: ArrayRef = Arc::new(StringArray::from(vec![value]));
+            if let Err(e) = arrow::compute::cast_with_options(&text, field.data_type(), &options) {
+                return Err(Error::Partition {
+                    path: partition.dir.clone(),
+                    reason: format!(
+                        "value `{value}` of partition column `{}` is not a valid {} ({e}); rename the directory, \
+                         or read the column as Utf8 (with_partition_schema)",
+                        field.name(),
+                        field.data_type()
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A partition schema naming columns the directories do not give is a mistake.
+fn check_partition_schema(declared: Option<&SchemaRef>, keys: &[String], files: &[DataFile]) -> Result<()> {
+    let Some(declared) = declared else { return Ok(()) };
+    if files.is_empty() {
+        return Ok(()); // An empty directory gives no columns to compare with.
+    }
+    let unknown: Vec<String> =
+        declared.fields().iter().map(|f| f.name().clone()).filter(|name| !keys.contains(name)).collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let quoted = |names: &[String]| names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+    Err(Error::InvalidOption {
+        option: "partition_schema",
+        reason: format!(
+            "{} {} not a partition column of this read (its directories give: {})",
+            quoted(&unknown),
+            if unknown.len() == 1 { "is" } else { "are" },
+            if keys.is_empty() { "none".to_owned() } else { quoted(keys) }
+        ),
+    })
 }
 
 /// Plans a read of `path` and returns its stream.
@@ -291,7 +400,9 @@ pub(crate) fn stream<F: Format>(
         Err(error) => return Err(error),
     };
     let keys: Vec<String> =
-        files.first().map(|f| f.partitions.iter().map(|(k, _)| k.clone()).collect()).unwrap_or_default();
+        files.first().map(|f| f.partitions.iter().map(|p| p.column.clone()).collect()).unwrap_or_default();
+    let declared = options.partition_schema.as_ref();
+    check_partition_schema(declared, &keys, &files)?;
 
     // The schema of the data in the files (without partition columns), and of the partitions.
     let (data_schema, partition_fields, expected_name): (SchemaRef, Vec<Field>, String) = match &given {
@@ -300,11 +411,9 @@ pub(crate) fn stream<F: Format>(
                 schema.fields().iter().filter(|f| !keys.contains(f.name())).map(|f| f.as_ref().clone()).collect();
             let partitions = keys
                 .iter()
-                .map(|k| match schema.field_with_name(k) {
-                    Ok(field) => field.clone(),
-                    Err(_) => Field::new(k, DataType::Utf8, true),
-                })
-                .collect();
+                .enumerate()
+                .map(|(i, k)| partition_field(k, i, &files, Some(schema), declared))
+                .collect::<Result<_>>()?;
             (Arc::new(ArrowSchema::new(data)), partitions, name.clone())
         }
         None => {
@@ -330,11 +439,16 @@ pub(crate) fn stream<F: Format>(
             };
             let data: Vec<Field> =
                 schema.fields().iter().filter(|f| !keys.contains(f.name())).map(|f| f.as_ref().clone()).collect();
-            let partitions =
-                keys.iter().enumerate().map(|(i, k)| Field::new(k, infer_partition_type(&files, i), true)).collect();
+            let partitions = keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| partition_field(k, i, &files, None, declared))
+                .collect::<Result<_>>()?;
             (Arc::new(ArrowSchema::new(data)), partitions, format!("inferred from `{first}`"))
         }
     };
+
+    check_partition_values(&files, &partition_fields)?;
 
     // The output schema and the data columns each file is read for.
     let full: Vec<Field> =

@@ -10,6 +10,9 @@ use arrow::array::{RecordBatch, UInt32Array};
 use arrow::datatypes::SchemaRef;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 
+use setl_core::fs::{AtomicWrite, WriteError, WriteMode};
+use setl_core::BoxError;
+
 use crate::dataset::column_indices;
 use crate::error::{Error, Result};
 use crate::io::files::{escape, NULL_PARTITION};
@@ -146,56 +149,44 @@ where
             reason: "write_atomically writes one file; Append adds files to a directory".to_owned(),
         });
     }
+    sweep(&setl_core::fs::parent_of(path));
     atomic_file(path, mode, true, |file| {
         write(file).map_err(|source| Error::Write { path: path.to_path_buf(), source })
     })
 }
 
-/// [`write_atomically`] with a closure returning setl-arrow's error.
+/// [`write_atomically`] with a closure returning setl-arrow's error, through
+/// [`setl_core::fs::AtomicWrite`]. `mode` `Overwrite` replaces a file, never a directory.
 pub(crate) fn atomic_file(
     path: &Path,
     mode: SaveMode,
     sync: bool,
     write: impl FnOnce(&mut File) -> Result<()>,
 ) -> Result<()> {
-    let parent = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-        _ => PathBuf::from("."),
+    let fs_mode = match mode {
+        SaveMode::Overwrite => WriteMode::Replace,
+        _ => WriteMode::CreateNew,
     };
-    if mode == SaveMode::ErrorIfExists && path.exists() {
-        return Err(Error::AlreadyExists { path: path.to_path_buf() });
+    let written = AtomicWrite::new(fs_mode).sync(sync).write(path, |file| write(file).map_err(BoxError::from));
+    written.map_err(|error| from_write_error(path, error))
+}
+
+/// setl-arrow's error for an error of the atomic write: the closure's own error comes back
+/// as it was.
+pub(crate) fn from_write_error(path: &Path, error: WriteError) -> Error {
+    match error {
+        WriteError::AlreadyExists { path } => Error::AlreadyExists { path },
+        WriteError::Write { source, path } => match source.downcast::<Error>() {
+            Ok(error) => *error,
+            Err(source) => Error::Write { path, source },
+        },
+        other => Error::io(path, other.into()),
     }
-    std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".setl-").suffix(".tmp");
-    // The file keeps the mode a plain `File::create` gives (0666 less the umask), not the
-    // owner-only 0600 of temporary files: it is the output, readable as any other file.
-    #[cfg(unix)]
-    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
-    let mut temp = builder.tempfile_in(&parent).map_err(|e| Error::io(&parent, e))?;
-    // On error or panic, `temp` is dropped here, which deletes the temporary file.
-    write(temp.as_file_mut())?;
-    if sync {
-        temp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
-    }
-    match mode {
-        SaveMode::Overwrite => {
-            if path.is_dir() {
-                std::fs::remove_dir_all(path).map_err(|e| Error::io(path, e))?;
-            }
-            temp.persist(path).map_err(|e| Error::io(path, e.error))?;
-        }
-        _ => {
-            temp.persist_noclobber(path).map_err(|e| {
-                if e.error.kind() == std::io::ErrorKind::AlreadyExists {
-                    Error::AlreadyExists { path: path.to_path_buf() }
-                } else {
-                    Error::io(path, e.error)
-                }
-            })?;
-        }
-    }
-    Ok(())
+}
+
+/// Removes the temporaries of dead writers from `dir`; a failure only leaves them there.
+pub(crate) fn sweep(dir: &Path) -> Vec<PathBuf> {
+    setl_core::fs::sweep_dead(dir).map(|swept| swept.removed).unwrap_or_default()
 }
 
 /// A file name no other write of this process or another one uses.

@@ -83,6 +83,10 @@ impl IpcWriter {
 }
 
 impl FormatWriter for IpcWriter {
+    fn stored_schema(&self, path: &Path) -> Result<Option<SchemaRef>> {
+        Ok(Some(open_reader(path, None)?.schema()))
+    }
+
     fn extension(&self) -> &'static str {
         "arrow"
     }

@@ -164,6 +164,10 @@ impl ParquetWriter {
 }
 
 impl FormatWriter for ParquetWriter {
+    fn stored_schema(&self, path: &Path) -> Result<Option<SchemaRef>> {
+        Ok(Some(ParquetFormat::default().builder(path)?.schema().clone()))
+    }
+
     fn extension(&self) -> &'static str {
         "parquet"
     }

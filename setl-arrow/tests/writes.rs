@@ -131,8 +131,19 @@ fn version(n: i64) -> Dataset<Row> {
     rows(3 + n % 5, &format!("g{n}-"))
 }
 
+/// A read sees one overwrite's version `gN-` whole, plus whole appends of 4 rows each.
+fn assert_whole_version(rows: &[Row]) {
+    let generations: std::collections::BTreeSet<&str> =
+        rows.iter().filter(|r| r.k.starts_with('g')).map(|r| r.k.split_once('-').unwrap().0).collect();
+    assert_eq!(generations.len(), 1, "one version, not {generations:?}");
+    let generation: i64 = generations.first().unwrap()[1..].parse().unwrap();
+    let base = rows.iter().filter(|r| r.k.starts_with('g')).count();
+    assert_eq!(base, version(generation).num_rows(), "version {generation} whole");
+    let appended = rows.iter().filter(|r| r.k.starts_with("app")).count();
+    assert_eq!(appended % 4, 0, "whole appends only: {appended} appended rows");
+}
+
 #[test]
-#[ignore = "readers pin their files in the next commit"]
 fn readers_see_a_whole_version_during_overwrites_and_appends() {
     with_watchdog(Duration::from_secs(120), || {
         let dir = tempfile::tempdir().unwrap();
@@ -147,10 +158,9 @@ fn readers_see_a_whole_version_during_overwrites_and_appends() {
                 std::thread::spawn(move || {
                     let mut reads = 0;
                     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                        let read = ParquetReader::new().read(&target).unwrap_or_else(|e| panic!("read failed: {e}"));
-                        let n = read.num_rows() as i64;
-                        // Any version has 3..=7 rows, appends add 4 each: rows = base + 4 * appends.
-                        assert!(n >= 3, "{n} rows");
+                        let read: Dataset<Row> =
+                            ParquetReader::new().read_typed(&target).unwrap_or_else(|e| panic!("read failed: {e}"));
+                        assert_whole_version(&read.to_rows().unwrap());
                         reads += 1;
                     }
                     reads
@@ -210,4 +220,24 @@ fn concurrent_appenders_keep_each_others_files() {
         }
         assert_eq!(ParquetReader::new().read(&target).unwrap().num_rows(), 3 * 8 * 3);
     });
+}
+
+#[test]
+fn readers_never_list_writers_temporaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("t");
+    ParquetWriter::new().with_partition_by(["k"]).write(&rows(3, "a"), &target).unwrap();
+    // What killed writers leave next to and inside a target.
+    let staging = dir.path().join(".setl-staging-999999-abc/k=x");
+    std::fs::create_dir_all(&staging).unwrap();
+    std::fs::copy(
+        std::fs::read_dir(target.join("k=a0")).unwrap().next().unwrap().unwrap().path(),
+        staging.join("part-1.parquet"),
+    )
+    .unwrap();
+    std::fs::write(target.join("k=a0/.setl-999999-abcdef.tmp"), "half a file").unwrap();
+    for pattern in [target.clone(), dir.path().join("*"), dir.path().join("*/*"), dir.path().join("*/*/*.parquet")] {
+        let read = ParquetReader::new().read(&pattern).unwrap_or_else(|e| panic!("{}: {e}", pattern.display()));
+        assert_eq!(read.num_rows(), 3, "{}", pattern.display());
+    }
 }

@@ -241,7 +241,7 @@ impl Format for CsvFormat {
     }
 
     fn file_schema(&self, path: &Path, options: &ReadOptions) -> Result<Option<ArrowSchema>> {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let file = options.open(path)?;
         let mut format = arrow::csv::reader::Format::default()
             .with_header(self.header)
             .with_delimiter(self.delimiter)
@@ -265,11 +265,11 @@ impl Format for CsvFormat {
         }
     }
 
-    fn schema_for(&self, path: &Path, expected: &SchemaRef, _: &ReadOptions) -> Result<SchemaRef> {
+    fn schema_for(&self, path: &Path, expected: &SchemaRef, options: &ReadOptions) -> Result<SchemaRef> {
         if !self.header {
             return Ok(expected.clone());
         }
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let file = options.open(path)?;
         let mut reader = self.csv_reader(file);
         let mut header = csv::StringRecord::new();
         match reader.read_record(&mut header) {
@@ -297,7 +297,7 @@ impl Format for CsvFormat {
         projection: &[usize],
         options: &ReadOptions,
     ) -> Result<FileBatches> {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let file = options.open(path)?;
         let mut builder = arrow::csv::ReaderBuilder::new(schema.clone())
             .with_header(self.header)
             .with_delimiter(self.delimiter)

@@ -37,8 +37,12 @@ impl IpcReader {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct IpcFormat;
 
-fn open_reader(path: &Path, projection: Option<Vec<usize>>) -> Result<FileReader<BufReader<File>>> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+fn open_reader(
+    path: &Path,
+    projection: Option<Vec<usize>>,
+    options: &ReadOptions,
+) -> Result<FileReader<BufReader<File>>> {
+    let file = options.open(path)?;
     FileReader::try_new(BufReader::new(file), projection)
         .map_err(|source| Error::Ipc { path: path.to_path_buf(), source })
 }
@@ -48,16 +52,16 @@ impl Format for IpcFormat {
         true
     }
 
-    fn file_schema(&self, path: &Path, _: &ReadOptions) -> Result<Option<ArrowSchema>> {
-        Ok(Some(open_reader(path, None)?.schema().as_ref().clone()))
+    fn file_schema(&self, path: &Path, options: &ReadOptions) -> Result<Option<ArrowSchema>> {
+        Ok(Some(open_reader(path, None, options)?.schema().as_ref().clone()))
     }
 
-    fn schema_for(&self, path: &Path, _: &SchemaRef, _: &ReadOptions) -> Result<SchemaRef> {
-        Ok(open_reader(path, None)?.schema())
+    fn schema_for(&self, path: &Path, _: &SchemaRef, options: &ReadOptions) -> Result<SchemaRef> {
+        Ok(open_reader(path, None, options)?.schema())
     }
 
-    fn open(&self, path: &Path, _: &SchemaRef, projection: &[usize], _: &ReadOptions) -> Result<FileBatches> {
-        let reader = open_reader(path, Some(projection.to_vec()))?;
+    fn open(&self, path: &Path, _: &SchemaRef, projection: &[usize], options: &ReadOptions) -> Result<FileBatches> {
+        let reader = open_reader(path, Some(projection.to_vec()), options)?;
         let path = path.to_path_buf();
         Ok(Box::new(reader.map(move |batch| batch.map_err(|source| Error::Ipc { path: path.clone(), source }))))
     }
@@ -84,7 +88,7 @@ impl IpcWriter {
 
 impl FormatWriter for IpcWriter {
     fn stored_schema(&self, path: &Path) -> Result<Option<SchemaRef>> {
-        Ok(Some(open_reader(path, None)?.schema()))
+        Ok(Some(open_reader(path, None, &ReadOptions::default())?.schema()))
     }
 
     fn extension(&self) -> &'static str {

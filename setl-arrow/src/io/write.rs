@@ -447,6 +447,7 @@ fn commit_dir(
         let lock = setl_core::fs::DirLock::lock(path).map_err(|e| from_write_error(path, e))?;
         let exists = std::fs::symlink_metadata(path).is_ok();
         if exists && commit == Commit::Append {
+            check_append_schema(format, path, schema)?;
             link_target(path, staging.path())?;
         }
         sync_dirs(staging.path())?;
@@ -539,9 +540,6 @@ pub(crate) fn write_dataset(
                     option: "mode",
                     reason: format!("Append adds files to a directory, but `{}` is a file", path.display()),
                 });
-            }
-            if path.is_dir() {
-                check_append_schema(format, path, &file_schema)?;
             }
             commit_dir(format, options.sync, &file_schema, path, layout, Commit::Append)
         }

@@ -13,20 +13,25 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use arrow::ipc::reader::FileReader;
 use arrow::ipc::writer::FileWriter;
+use setl_core::fs::{AtomicWrite, WriteMode};
 use setl_core::{BoxError, LazyCounter, Storable};
 
 use crate::dataset::Dataset;
 use crate::lazy::LazyDataset;
 
-/// Writes `batches` to a new Arrow IPC file at `path`.
+/// Writes `batches` to an Arrow IPC file at `path`, atomically (through
+/// [`setl_core::fs::AtomicWrite`]): a reload never finds half a file. Not synced to disk: a
+/// spill file does not outlive its process.
 fn write_ipc(path: &Path, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<(), BoxError> {
-    let file = File::create(path)?;
-    let mut writer = FileWriter::try_new(BufWriter::new(file), schema)?;
-    for batch in batches {
-        writer.write(batch)?;
-    }
-    writer.finish()?;
-    writer.into_inner()?.flush()?;
+    AtomicWrite::new(WriteMode::Replace).sync(false).write(path, |file| {
+        let mut writer = FileWriter::try_new(BufWriter::new(file), schema)?;
+        for batch in batches {
+            writer.write(batch)?;
+        }
+        writer.finish()?;
+        writer.into_inner()?.flush()?;
+        Ok(())
+    })?;
     Ok(())
 }
 
@@ -133,5 +138,26 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
         assert!(<Dataset as Storable>::reload(&path).is_err());
+    }
+
+    #[test]
+    fn a_spill_leaves_no_temporary_and_does_not_follow_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0000-Sample.arrow");
+        sample().spill(&path).unwrap();
+        sample().spill(&path).unwrap(); // again, replacing it
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["0000-Sample.arrow"]);
+        #[cfg(unix)]
+        {
+            let outside = tempfile::tempdir().unwrap();
+            let victim = outside.path().join("victim");
+            std::fs::write(&victim, "precious").unwrap();
+            let linked = dir.path().join("0001-Sample.arrow");
+            std::os::unix::fs::symlink(&victim, &linked).unwrap();
+            let error = sample().spill(&linked).unwrap_err();
+            assert!(error.to_string().contains("is a symbolic link"), "{error}");
+            assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        }
     }
 }

@@ -153,6 +153,22 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// An Append's data does not have the schema of the files already in the target; every
+    /// column that differs is listed (the existing file's view is the expected one).
+    #[error(
+        "cannot append to `{}`: the data's schema differs from that of `{}` ({} column{} differ{}){}\n\
+         append data of the same schema, or write with SaveMode::Overwrite to replace the directory",
+        .target.display(), .existing.display(), .columns.len(), plural(.columns.len()), verb_s(.columns.len()),
+        diff_lines(.columns)
+    )]
+    AppendSchema {
+        /// The target directory.
+        target: PathBuf,
+        /// The existing file compared with.
+        existing: PathBuf,
+        /// Every column that differs.
+        columns: Vec<ColumnDiff>,
+    },
     /// An option has a value that cannot work.
     #[error("invalid option `{option}`: {reason}")]
     InvalidOption {
@@ -173,6 +189,26 @@ impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io { path: path.into(), source }
     }
+}
+
+fn plural(count: usize) -> &'static str {
+    if count == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+fn verb_s(count: usize) -> &'static str {
+    if count == 1 {
+        "s"
+    } else {
+        ""
+    }
+}
+
+fn diff_lines(columns: &[ColumnDiff]) -> String {
+    columns.iter().map(|c| format!("\n  - {c}")).collect()
 }
 
 fn quoted(names: &[String]) -> String {

@@ -169,8 +169,8 @@ impl CsvFormat {
     ///
     /// [`Error::Csv`] when the header is malformed, its quote never closes, or two columns have
     /// the same name (both named, with their positions).
-    fn read_header(&self, path: &Path) -> Result<Option<csv::StringRecord>> {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    fn read_header(&self, path: &Path, options: &ReadOptions) -> Result<Option<csv::StringRecord>> {
+        let file = options.open(path)?;
         let (input, found) = self.quote_checked(file);
         let mut reader = self.csv_reader(input);
         let mut header = csv::StringRecord::new();
@@ -326,10 +326,10 @@ impl Format for CsvFormat {
         // The header is read first, for its duplicate names and for the names in errors.
         let mut names: Vec<String> = Vec::new();
         if self.header {
-            let Some(header) = self.read_header(path)? else { return Ok(None) };
+            let Some(header) = self.read_header(path, options)? else { return Ok(None) };
             names = header.iter().map(str::to_owned).collect();
         }
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let file = options.open(path)?;
         let (input, found) = self.quote_checked(file);
         let mut format = arrow::csv::reader::Format::default()
             .with_header(self.header)
@@ -354,11 +354,11 @@ impl Format for CsvFormat {
         }
     }
 
-    fn schema_for(&self, path: &Path, expected: &SchemaRef, _: &ReadOptions) -> Result<SchemaRef> {
+    fn schema_for(&self, path: &Path, expected: &SchemaRef, options: &ReadOptions) -> Result<SchemaRef> {
         if !self.header {
             return Ok(expected.clone());
         }
-        let Some(header) = self.read_header(path)? else {
+        let Some(header) = self.read_header(path, options)? else {
             return Ok(expected.clone()); // An empty file: no rows to read.
         };
         let fields: Vec<Field> = header
@@ -378,7 +378,7 @@ impl Format for CsvFormat {
         projection: &[usize],
         options: &ReadOptions,
     ) -> Result<FileBatches> {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let file = options.open(path)?;
         let (input, found) = self.quote_checked(file);
         let mut builder = arrow::csv::ReaderBuilder::new(schema.clone())
             .with_header(self.header)

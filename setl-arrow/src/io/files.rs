@@ -1,6 +1,8 @@
 //! Which files a path, directory or glob stands for, and the hive-style partition values in their
 //! directory names (`country=fr/year=2024/part-0.parquet`).
 
+use std::fs::File;
+use std::io::{Seek, SeekFrom};
 use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -54,7 +56,10 @@ pub(crate) fn list(pattern: &Path) -> Result<Vec<DataFile>> {
         })?;
         for entry in paths {
             let path = entry.map_err(|e| Error::io(e.path().to_path_buf(), e.into()))?;
-            if path.file_name().is_some_and(is_hidden) {
+            // A hidden name anywhere below the glob's literal root (`t/*/x.csv` matching
+            // `t/.setl-staging-1-a/x.csv`) is a writer's temporary, not data.
+            let relative = path.strip_prefix(&root).unwrap_or(&path);
+            if relative.components().any(|c| matches!(c, Component::Normal(name) if is_hidden(name))) {
                 continue;
             }
             if path.is_dir() {
@@ -87,6 +92,121 @@ pub(crate) fn list(pattern: &Path) -> Result<Vec<DataFile>> {
     check_partitions(&files)?;
     Ok(files)
 }
+
+/// The data files of a read, opened when it was planned: reading them gives the version that
+/// was listed, even after a writer replaced or removed them.
+pub(crate) struct Pinned(std::collections::HashMap<PathBuf, File>);
+
+impl std::fmt::Debug for Pinned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pinned").field("files", &self.0.len()).finish()
+    }
+}
+
+impl Pinned {
+    /// A new handle on the pinned file at `path`, read from its start.
+    pub(crate) fn get(&self, path: &Path) -> Option<Result<File>> {
+        let file = self.0.get(path)?;
+        // The clone shares the file offset with the pinned handle: rewound here, and the
+        // formats use the handles of one read one after another, never two at once.
+        Some(file.try_clone().and_then(|mut f| f.seek(SeekFrom::Start(0)).map(|_| f)).map_err(|e| Error::io(path, e)))
+    }
+}
+
+/// Most files a read keeps open; a larger listing is read by path, without the isolation.
+const MAX_PINNED: usize = 512;
+
+/// How many times a read lists its path again when a writer replaced it meanwhile.
+const ATTEMPTS: u64 = 50;
+
+/// Lists `pattern` as [`list`] does and opens every file, so that the read sees one version:
+///
+/// - a directory that a setl-rs writer replaces (Overwrite, Append, both swap in a new
+///   directory) is listed and opened again when it was replaced while being listed and opened,
+///   or a listed file vanished: the files are those of exactly one version;
+/// - a glob gets the files it matched, listed again only when one vanished;
+/// - past [`MAX_PINNED`] files, files are opened by path as they are read.
+///
+/// # Errors
+///
+/// As [`list`]; [`Error::Io`] when the path was replaced during each of [`ATTEMPTS`] attempts.
+pub(crate) fn snapshot(pattern: &Path) -> Result<(Vec<DataFile>, Pinned)> {
+    let mut last_error = None;
+    for attempt in 0..ATTEMPTS {
+        if attempt > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(attempt.min(10)));
+        }
+        // Held open for the attempt: its inode cannot be reused by a later version.
+        let root = dir_identity(pattern);
+        let files = match list(pattern) {
+            Ok(files) => files,
+            // A directory replaced mid-listing may give a mix of two versions, inconsistent.
+            Err(error) if vanished(&error) || changed(pattern, &root) => {
+                last_error = Some(error);
+                continue;
+            }
+            Err(error) => return Err(error),
+        };
+        let mut pinned = std::collections::HashMap::new();
+        if files.len() <= MAX_PINNED {
+            for file in &files {
+                match File::open(&file.path) {
+                    Ok(handle) => {
+                        pinned.insert(file.path.clone(), handle);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        last_error = Some(Error::io(&file.path, e));
+                        break;
+                    }
+                    Err(e) => return Err(Error::io(&file.path, e)),
+                }
+            }
+            if pinned.len() < files.len() {
+                continue;
+            }
+        }
+        if changed(pattern, &root) {
+            continue;
+        }
+        return Ok((files, Pinned(pinned)));
+    }
+    Err(last_error.unwrap_or_else(|| {
+        Error::io(
+            pattern,
+            std::io::Error::other(format!("it was replaced during each of {ATTEMPTS} attempts to read it; try again")),
+        )
+    }))
+}
+
+/// An open handle on the directory `path` and its identity, or `None` if it is not one.
+fn dir_identity(path: &Path) -> Option<(File, (u64, u64))> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let dir = File::open(path).ok()?;
+        let meta = dir.metadata().ok()?;
+        meta.is_dir().then(|| (dir, (meta.dev(), meta.ino())))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
+
+/// Whether the directory `path` is no longer the one held in `root`.
+fn changed(path: &Path, root: &Option<(File, (u64, u64))>) -> bool {
+    match root {
+        Some((_held, id)) => dir_identity(path).map(|(_, now)| now) != Some(*id),
+        None => false,
+    }
+}
+
+/// True for the error of a file or directory that disappeared while being listed.
+fn vanished(error: &Error) -> bool {
+    matches!(error, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+}
+
 
 /// Every file under `dir`, following symbolic links, skipping hidden names, each directory's
 /// entries in name order.

@@ -48,8 +48,12 @@ fn panicked(path: &Path, message: &str) -> Error {
     }
 }
 
-fn open_reader(path: &Path, projection: Option<Vec<usize>>) -> Result<FileReader<BufReader<File>>> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+fn open_reader(
+    path: &Path,
+    projection: Option<Vec<usize>>,
+    options: &ReadOptions,
+) -> Result<FileReader<BufReader<File>>> {
+    let file = options.open(path)?;
     guarded(
         || {
             FileReader::try_new(BufReader::new(file), projection)
@@ -64,16 +68,16 @@ impl Format for IpcFormat {
         true
     }
 
-    fn file_schema(&self, path: &Path, _: &ReadOptions) -> Result<Option<ArrowSchema>> {
-        Ok(Some(open_reader(path, None)?.schema().as_ref().clone()))
+    fn file_schema(&self, path: &Path, options: &ReadOptions) -> Result<Option<ArrowSchema>> {
+        Ok(Some(open_reader(path, None, options)?.schema().as_ref().clone()))
     }
 
-    fn schema_for(&self, path: &Path, _: &SchemaRef, _: &ReadOptions) -> Result<SchemaRef> {
-        Ok(open_reader(path, None)?.schema())
+    fn schema_for(&self, path: &Path, _: &SchemaRef, options: &ReadOptions) -> Result<SchemaRef> {
+        Ok(open_reader(path, None, options)?.schema())
     }
 
-    fn open(&self, path: &Path, _: &SchemaRef, projection: &[usize], _: &ReadOptions) -> Result<FileBatches> {
-        let reader = open_reader(path, Some(projection.to_vec()))?;
+    fn open(&self, path: &Path, _: &SchemaRef, projection: &[usize], options: &ReadOptions) -> Result<FileBatches> {
+        let reader = open_reader(path, Some(projection.to_vec()), options)?;
         let path = path.to_path_buf();
         let panic_path = path.clone();
         let batches = reader.map(move |batch| batch.map_err(|source| Error::Ipc { path: path.clone(), source }));
@@ -101,6 +105,10 @@ impl IpcWriter {
 }
 
 impl FormatWriter for IpcWriter {
+    fn stored_schema(&self, path: &Path) -> Result<Option<SchemaRef>> {
+        Ok(Some(open_reader(path, None, &ReadOptions::default())?.schema()))
+    }
+
     fn extension(&self) -> &'static str {
         "arrow"
     }

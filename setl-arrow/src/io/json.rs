@@ -163,7 +163,7 @@ impl Format for JsonFormat {
     }
 
     fn file_schema(&self, path: &Path, options: &ReadOptions) -> Result<Option<ArrowSchema>> {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let file = options.open(path)?;
         match arrow::json::reader::infer_json_schema_from_seekable(BufReader::new(file), options.infer_records) {
             Ok((schema, _)) if schema.fields().is_empty() => Ok(None),
             Ok((schema, _)) => json_infer::exact_integers(path, schema, options.infer_records).map(Some),
@@ -191,7 +191,7 @@ impl Format for JsonFormat {
         projection: &[usize],
         options: &ReadOptions,
     ) -> Result<FileBatches> {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let file = options.open(path)?;
         let schema = Arc::new(schema.project(projection).map_err(|e| Error::arrow("projecting", e))?);
         let reader = arrow::json::ReaderBuilder::new(schema.clone())
             .with_batch_size(options.batch_size)

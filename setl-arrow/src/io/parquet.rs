@@ -55,8 +55,8 @@ fn panicked(path: &Path, message: &str) -> Error {
 }
 
 impl ParquetFormat {
-    fn builder(&self, path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    fn builder(&self, path: &Path, options: &ReadOptions) -> Result<ParquetRecordBatchReaderBuilder<File>> {
+        let file = options.open(path)?;
         let mut last = self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let metadata = match last.as_ref() {
             Some((cached, metadata)) if cached == path => metadata.clone(),
@@ -81,16 +81,16 @@ impl Format for ParquetFormat {
         true
     }
 
-    fn file_schema(&self, path: &Path, _: &ReadOptions) -> Result<Option<ArrowSchema>> {
-        Ok(Some(self.builder(path)?.schema().as_ref().clone()))
+    fn file_schema(&self, path: &Path, options: &ReadOptions) -> Result<Option<ArrowSchema>> {
+        Ok(Some(self.builder(path, options)?.schema().as_ref().clone()))
     }
 
-    fn schema_for(&self, path: &Path, _: &SchemaRef, _: &ReadOptions) -> Result<SchemaRef> {
-        Ok(self.builder(path)?.schema().clone())
+    fn schema_for(&self, path: &Path, _: &SchemaRef, options: &ReadOptions) -> Result<SchemaRef> {
+        Ok(self.builder(path, options)?.schema().clone())
     }
 
     fn open(&self, path: &Path, _: &SchemaRef, projection: &[usize], options: &ReadOptions) -> Result<FileBatches> {
-        let builder = self.builder(path)?;
+        let builder = self.builder(path, options)?;
         let mask = ProjectionMask::roots(builder.parquet_schema(), projection.iter().copied());
         let reader = guarded(
             || {
@@ -188,6 +188,10 @@ impl ParquetWriter {
 }
 
 impl FormatWriter for ParquetWriter {
+    fn stored_schema(&self, path: &Path) -> Result<Option<SchemaRef>> {
+        Ok(Some(ParquetFormat::default().builder(path, &ReadOptions::default())?.schema().clone()))
+    }
+
     fn extension(&self) -> &'static str {
         "parquet"
     }

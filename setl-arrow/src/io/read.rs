@@ -41,6 +41,8 @@ pub(crate) struct ReadOptions {
     /// The types of partition columns, from `with_partition_schema`.
     pub(crate) partition_schema: Option<SchemaRef>,
     pub(crate) infer_records: Option<usize>,
+    /// The files of this read, opened when it was planned (see [`files::snapshot`]).
+    pub(crate) pinned: Option<Arc<files::Pinned>>,
 }
 
 impl Default for ReadOptions {
@@ -51,11 +53,21 @@ impl Default for ReadOptions {
             schema: None,
             partition_schema: None,
             infer_records: Some(1000),
+            pinned: None,
         }
     }
 }
 
 impl ReadOptions {
+    /// Opens a data file of this read: the handle pinned when the read was planned (so the
+    /// version listed, even if a writer replaced it since), else by path.
+    pub(crate) fn open(&self, path: &Path) -> Result<std::fs::File> {
+        match self.pinned.as_ref().and_then(|pinned| pinned.get(path)) {
+            Some(file) => file,
+            None => std::fs::File::open(path).map_err(|e| Error::io(path, e)),
+        }
+    }
+
     pub(crate) fn check(&self) -> Result<()> {
         if self.batch_size == 0 {
             return Err(Error::InvalidOption { option: "batch_size", reason: "must be at least 1".to_owned() });
@@ -393,12 +405,17 @@ pub(crate) fn stream<F: Format>(
 ) -> Result<BatchStream> {
     options.check()?;
     let given = typed.clone().or_else(|| options.schema.clone().map(|s| (s, "given".to_owned())));
-    let files = match files::list(path) {
-        Ok(files) => files,
+    let mut options = options.clone();
+    let files = match files::snapshot(path) {
+        Ok((files, pinned)) => {
+            options.pinned = Some(Arc::new(pinned));
+            files
+        }
         // An empty directory is an empty dataset when the schema is known.
         Err(Error::NoFiles { .. }) if given.is_some() && path.is_dir() => Vec::new(),
         Err(error) => return Err(error),
     };
+    let options = &options;
     let keys: Vec<String> =
         files.first().map(|f| f.partitions.iter().map(|p| p.column.clone()).collect()).unwrap_or_default();
     let declared = options.partition_schema.as_ref();

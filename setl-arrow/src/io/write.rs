@@ -10,8 +10,11 @@ use arrow::array::{RecordBatch, UInt32Array};
 use arrow::datatypes::SchemaRef;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 
+use setl_core::fs::{AtomicWrite, WriteError, WriteMode};
+use setl_core::BoxError;
+
 use crate::dataset::column_indices;
-use crate::error::{Error, Result};
+use crate::error::{ColumnDiff, Error, Result};
 use crate::io::files::{escape, NULL_PARTITION};
 
 /// What a write does when its target already exists.
@@ -47,6 +50,12 @@ pub(crate) trait FormatWriter {
 
     /// Writes `batches` (all of `schema`) to `file`, which will become `path`.
     fn write_file(&self, file: &mut File, path: &Path, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<()>;
+
+    /// The schema stored in an existing file of this format, to check an Append against;
+    /// `None` for formats whose files store none (CSV, JSON).
+    fn stored_schema(&self, _path: &Path) -> Result<Option<SchemaRef>> {
+        Ok(None)
+    }
 }
 
 /// Generates the writer options every format shares.
@@ -146,56 +155,44 @@ where
             reason: "write_atomically writes one file; Append adds files to a directory".to_owned(),
         });
     }
+    sweep(&setl_core::fs::parent_of(path));
     atomic_file(path, mode, true, |file| {
         write(file).map_err(|source| Error::Write { path: path.to_path_buf(), source })
     })
 }
 
-/// [`write_atomically`] with a closure returning setl-arrow's error.
+/// [`write_atomically`] with a closure returning setl-arrow's error, through
+/// [`setl_core::fs::AtomicWrite`]. `mode` `Overwrite` replaces a file, never a directory.
 pub(crate) fn atomic_file(
     path: &Path,
     mode: SaveMode,
     sync: bool,
     write: impl FnOnce(&mut File) -> Result<()>,
 ) -> Result<()> {
-    let parent = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-        _ => PathBuf::from("."),
+    let fs_mode = match mode {
+        SaveMode::Overwrite => WriteMode::Replace,
+        _ => WriteMode::CreateNew,
     };
-    if mode == SaveMode::ErrorIfExists && path.exists() {
-        return Err(Error::AlreadyExists { path: path.to_path_buf() });
+    let written = AtomicWrite::new(fs_mode).sync(sync).write(path, |file| write(file).map_err(BoxError::from));
+    written.map_err(|error| from_write_error(path, error))
+}
+
+/// setl-arrow's error for an error of the atomic write: the closure's own error comes back
+/// as it was.
+pub(crate) fn from_write_error(path: &Path, error: WriteError) -> Error {
+    match error {
+        WriteError::AlreadyExists { path } => Error::AlreadyExists { path },
+        WriteError::Write { source, path } => match source.downcast::<Error>() {
+            Ok(error) => *error,
+            Err(source) => Error::Write { path, source },
+        },
+        other => Error::io(path, other.into()),
     }
-    std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".setl-").suffix(".tmp");
-    // The file keeps the mode a plain `File::create` gives (0666 less the umask), not the
-    // owner-only 0600 of temporary files: it is the output, readable as any other file.
-    #[cfg(unix)]
-    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
-    let mut temp = builder.tempfile_in(&parent).map_err(|e| Error::io(&parent, e))?;
-    // On error or panic, `temp` is dropped here, which deletes the temporary file.
-    write(temp.as_file_mut())?;
-    if sync {
-        temp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
-    }
-    match mode {
-        SaveMode::Overwrite => {
-            if path.is_dir() {
-                std::fs::remove_dir_all(path).map_err(|e| Error::io(path, e))?;
-            }
-            temp.persist(path).map_err(|e| Error::io(path, e.error))?;
-        }
-        _ => {
-            temp.persist_noclobber(path).map_err(|e| {
-                if e.error.kind() == std::io::ErrorKind::AlreadyExists {
-                    Error::AlreadyExists { path: path.to_path_buf() }
-                } else {
-                    Error::io(path, e.error)
-                }
-            })?;
-        }
-    }
-    Ok(())
+}
+
+/// Removes the temporaries of dead writers from `dir`; a failure only leaves them there.
+pub(crate) fn sweep(dir: &Path) -> Vec<PathBuf> {
+    setl_core::fs::sweep_dead(dir).map(|swept| swept.removed).unwrap_or_default()
 }
 
 /// A file name no other write of this process or another one uses.
@@ -287,6 +284,226 @@ fn write_files(
     Ok(written)
 }
 
+/// Refuses partition columns whose directories readers would skip as hidden.
+fn check_partition_names(columns: &[String]) -> Result<()> {
+    for column in columns {
+        if column.is_empty() || column.starts_with(['.', '_']) {
+            return Err(Error::InvalidOption {
+                option: "partition_by",
+                reason: format!(
+                    "column `{column}` would name directories `{}=<value>`, which readers skip (hidden names \
+                     start with `.` or `_`, and a name needs a column); rename the column before partitioning by it",
+                    escape(column)
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A symbolic link inside (or at) a target directory: a writer never writes through one.
+fn symlink_error(link: &Path, target: &Path) -> Error {
+    Error::InvalidOption {
+        option: "path",
+        reason: format!(
+            "`{}` is a symbolic link inside the target `{}`; setl-rs writes only inside its target and does not \
+             follow links: replace the link by a directory, or write with SaveMode::Overwrite",
+            link.display(),
+            target.display()
+        ),
+    }
+}
+
+/// Walks the target `root` (which must not be a link), refusing links; calls `found` with each
+/// entry's path relative to `root` and whether it is a directory, parents first, skipping the
+/// temporaries of writers (`.setl-*`).
+fn walk_target(root: &Path, dir: &Path, found: &mut dyn FnMut(&Path, bool) -> Result<()>) -> Result<()> {
+    let mut entries: Vec<std::fs::DirEntry> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .collect::<std::io::Result<_>>()
+        .map_err(|e| Error::io(dir, e))?;
+    entries.sort_by_key(std::fs::DirEntry::file_name);
+    for entry in entries {
+        let path = entry.path();
+        if setl_core::fs::leftover_pid(&entry.file_name()).is_some() {
+            continue;
+        }
+        let kind = entry.file_type().map_err(|e| Error::io(&path, e))?;
+        if kind.is_symlink() {
+            return Err(symlink_error(&path, root));
+        }
+        // Relative to `root`, which `path` is under by construction.
+        let relative = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
+        found(&relative, kind.is_dir())?;
+        if kind.is_dir() {
+            walk_target(root, &path, found)?;
+        }
+    }
+    Ok(())
+}
+
+/// Hard-links every file of the target `root` into `staging` (same relative paths), so that
+/// the staging directory holds the target's files plus the new ones without copying data.
+fn link_target(root: &Path, staging: &Path) -> Result<()> {
+    walk_target(root, root, &mut |relative, is_dir| {
+        let to = staging.join(relative);
+        if is_dir {
+            return std::fs::create_dir_all(&to).map_err(|e| Error::io(&to, e));
+        }
+        match std::fs::hard_link(root.join(relative), &to) {
+            Ok(()) => Ok(()),
+            // Linked by an earlier attempt of this commit.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(Error::io(&to, e)),
+        }
+    })
+}
+
+/// Checks an Append's data schema against a file already in the target.
+fn check_append_schema(format: &dyn FormatWriter, root: &Path, schema: &SchemaRef) -> Result<()> {
+    let mut existing = None;
+    let extension = format!(".{}", format.extension());
+    walk_target(root, root, &mut |relative, is_dir| {
+        let name = relative.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let hidden = relative.components().any(|c| c.as_os_str().to_string_lossy().starts_with(['.', '_']));
+        if existing.is_none() && !is_dir && !hidden && name.ends_with(&extension) {
+            existing = Some(root.join(relative));
+        }
+        Ok(())
+    })?;
+    let Some(existing) = existing else { return Ok(()) };
+    let Some(stored) = format.stored_schema(&existing)? else { return Ok(()) };
+    let mut columns = Vec::new();
+    for field in stored.fields() {
+        match schema.field_with_name(field.name()) {
+            Err(_) => {
+                columns.push(ColumnDiff::Missing { name: field.name().clone(), data_type: field.data_type().clone() })
+            }
+            Ok(new) if new.data_type() != field.data_type() => columns.push(ColumnDiff::WrongType {
+                name: field.name().clone(),
+                expected: field.data_type().clone(),
+                actual: new.data_type().clone(),
+            }),
+            Ok(new) if new.is_nullable() && !field.is_nullable() => {
+                columns.push(ColumnDiff::Nullable { name: field.name().clone() })
+            }
+            Ok(_) => {}
+        }
+    }
+    for field in schema.fields() {
+        if stored.field_with_name(field.name()).is_err() {
+            columns.push(ColumnDiff::Extra { name: field.name().clone(), data_type: field.data_type().clone() });
+        }
+    }
+    if columns.is_empty() {
+        return Ok(());
+    }
+    Err(Error::AppendSchema { target: root.to_path_buf(), existing, columns })
+}
+
+/// How a staged directory takes the target's place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Commit {
+    /// The staged directory replaces the target (or fails if there is one, with `ErrorIfExists`).
+    Replace { error_if_exists: bool },
+    /// The staged directory gets the target's files too, then replaces it.
+    Append,
+}
+
+/// Writes `groups` into a staging directory next to `path` and makes it `path` in one step; see
+/// the module doc of `crate::io` for what readers see.
+fn commit_dir(
+    format: &dyn FormatWriter,
+    sync: bool,
+    schema: &SchemaRef,
+    path: &Path,
+    groups: Vec<(PathBuf, Vec<RecordBatch>)>,
+    commit: Commit,
+) -> Result<Vec<PathBuf>> {
+    let parent = setl_core::fs::parent_of(path);
+    std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
+    let prefix = setl_core::fs::temp_prefix(Some("staging"));
+    // Dropped on every return: removes the staging directory, or the replaced data it holds.
+    let staging = tempfile::Builder::new().prefix(&prefix).tempdir_in(&parent).map_err(|e| Error::io(&parent, e))?;
+    let groups = groups
+        .into_iter()
+        .map(|(dir, batches)| (staging.path().join(dir.strip_prefix(path).unwrap_or(&dir)), batches))
+        .collect();
+    let staged = write_files(format, sync, schema, groups)?;
+    let sync_dirs = |root: &Path| -> Result<()> {
+        if sync {
+            let mut dirs: Vec<PathBuf> = staged.iter().filter_map(|f| f.parent().map(Path::to_path_buf)).collect();
+            dirs.sort();
+            dirs.dedup();
+            dirs.push(root.to_path_buf());
+            for dir in dirs {
+                setl_core::fs::sync_dir(&dir).map_err(|e| from_write_error(&dir, e))?;
+            }
+        }
+        Ok(())
+    };
+    for _ in 0..100 {
+        // Held until the commit: no other setl-rs writer replaces `path` meanwhile.
+        let lock = setl_core::fs::DirLock::lock(path).map_err(|e| from_write_error(path, e))?;
+        let exists = std::fs::symlink_metadata(path).is_ok();
+        if exists && commit == Commit::Append {
+            check_append_schema(format, path, schema)?;
+            link_target(path, staging.path())?;
+        }
+        sync_dirs(staging.path())?;
+        if !exists {
+            match setl_core::fs::rename_noreplace(staging.path(), path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    if commit == (Commit::Replace { error_if_exists: true }) {
+                        return Err(Error::AlreadyExists { path: path.to_path_buf() });
+                    }
+                    continue; // Another writer created it meanwhile: build on it.
+                }
+                Err(e) => return Err(Error::io(path, e)),
+            }
+        } else if commit == (Commit::Replace { error_if_exists: true }) {
+            return Err(Error::AlreadyExists { path: path.to_path_buf() });
+        } else {
+            match setl_core::fs::exchange(staging.path(), path) {
+                Ok(()) => {
+                    // `staging` now holds the replaced data; a replaced file is removed here,
+                    // a directory when `staging` is dropped.
+                    if std::fs::symlink_metadata(staging.path()).is_ok_and(|m| !m.is_dir()) {
+                        let _ = std::fs::remove_file(staging.path());
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Unsupported => two_renames(staging.path(), path, &parent)?,
+                Err(e) => return Err(Error::io(path, e)),
+            }
+        }
+        drop(lock);
+        if sync {
+            setl_core::fs::sync_dir(&parent).map_err(|e| from_write_error(&parent, e))?;
+        }
+        return Ok(staged
+            .into_iter()
+            .filter_map(|f| f.strip_prefix(staging.path()).ok().map(|rel| path.join(rel)))
+            .collect());
+    }
+    Err(Error::io(path, std::io::Error::other("other writers kept creating and replacing it; try again")))
+}
+
+/// Where names cannot be exchanged: the target moves aside, then the staging directory takes its
+/// place. A reader between the two renames finds no target; a crash between them leaves the
+/// old data in `.setl-old-<pid>-*` next to it.
+fn two_renames(staging: &Path, path: &Path, parent: &Path) -> Result<()> {
+    let prefix = setl_core::fs::temp_prefix(Some("old"));
+    let old = tempfile::Builder::new().prefix(&prefix).tempdir_in(parent).map_err(|e| Error::io(parent, e))?;
+    let old_path = old.path().join("old");
+    std::fs::rename(path, &old_path).map_err(|e| Error::io(path, e))?;
+    if let Err(e) = std::fs::rename(staging, path) {
+        let _ = std::fs::rename(&old_path, path);
+        return Err(Error::io(path, e));
+    }
+    Ok(())
+}
+
 /// Writes a dataset as the options say; see the writers' `write`.
 pub(crate) fn write_dataset(
     format: &dyn FormatWriter,
@@ -296,9 +513,14 @@ pub(crate) fn write_dataset(
     path: &Path,
 ) -> Result<Vec<PathBuf>> {
     let partitioned = !options.partition_by.is_empty();
+    check_partition_names(&options.partition_by)?;
+    sweep(&setl_core::fs::parent_of(path));
     if !partitioned && options.mode != SaveMode::Append {
         atomic_file(path, options.mode, options.sync, |file| format.write_file(file, path, schema, batches))?;
         return Ok(vec![path.to_path_buf()]);
+    }
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(symlink_error(path, path));
     }
     let (file_schema, groups) = if partitioned {
         let (data_schema, groups) = group_by_partitions(schema, batches, &options.partition_by)?;
@@ -307,9 +529,10 @@ pub(crate) fn write_dataset(
     } else {
         (schema.clone(), vec![(Vec::new(), batches.to_vec())])
     };
-    let layout = |root: &Path| -> Vec<(PathBuf, Vec<RecordBatch>)> {
-        groups.iter().map(|(key, batches)| (partition_dir(root, &options.partition_by, key), batches.clone())).collect()
-    };
+    let layout: Vec<(PathBuf, Vec<RecordBatch>)> = groups
+        .iter()
+        .map(|(key, batches)| (partition_dir(path, &options.partition_by, key), batches.clone()))
+        .collect();
     match options.mode {
         SaveMode::Append => {
             if path.is_file() {
@@ -318,49 +541,14 @@ pub(crate) fn write_dataset(
                     reason: format!("Append adds files to a directory, but `{}` is a file", path.display()),
                 });
             }
-            std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
-            write_files(format, options.sync, &file_schema, layout(path))
+            commit_dir(format, options.sync, &file_schema, path, layout, Commit::Append)
         }
         SaveMode::ErrorIfExists | SaveMode::Overwrite => {
-            if options.mode == SaveMode::ErrorIfExists && path.exists() {
+            let error_if_exists = options.mode == SaveMode::ErrorIfExists;
+            if error_if_exists && path.exists() {
                 return Err(Error::AlreadyExists { path: path.to_path_buf() });
             }
-            // Everything is written to a hidden staging directory next to the target, which
-            // then takes the target's place.
-            let parent = match path.parent() {
-                Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-                _ => PathBuf::from("."),
-            };
-            std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
-            let staging = tempfile::Builder::new()
-                .prefix(".setl-staging-")
-                .tempdir_in(&parent)
-                .map_err(|e| Error::io(&parent, e))?;
-            let staged = write_files(format, options.sync, &file_schema, layout(staging.path()))?;
-            let old = if path.exists() {
-                let old = tempfile::Builder::new()
-                    .prefix(".setl-old-")
-                    .tempdir_in(&parent)
-                    .map_err(|e| Error::io(&parent, e))?;
-                let old_path = old.path().join("old");
-                std::fs::rename(path, &old_path).map_err(|e| Error::io(path, e))?;
-                Some(old)
-            } else {
-                None
-            };
-            let staging_path = staging.keep();
-            if let Err(e) = std::fs::rename(&staging_path, path) {
-                let _ = std::fs::remove_dir_all(&staging_path);
-                if let Some(old) = &old {
-                    let _ = std::fs::rename(old.path().join("old"), path);
-                }
-                return Err(Error::io(path, e));
-            }
-            drop(old); // Removes the replaced data.
-            Ok(staged
-                .into_iter()
-                .filter_map(|f| f.strip_prefix(&staging_path).ok().map(|rel| path.join(rel)))
-                .collect())
+            commit_dir(format, options.sync, &file_schema, path, layout, Commit::Replace { error_if_exists })
         }
     }
 }

@@ -352,14 +352,16 @@ fn a_file_that_makes_the_parquet_crate_panic_is_an_error_naming_it() {
 
 /// Found by the `parquet_reader` fuzz target: `to_string` on a dataset read from a file with a
 /// `Timestamp(Microsecond, "UTC")` column panicked, since Arrow's printer (without chrono-tz)
-/// fails on a named time zone and `Display` passed that on as `fmt::Error`.
+/// fails on a named time zone and `Display` passed that on as `fmt::Error`. A zone no time
+/// zone database knows fails the printer with chrono-tz too (which DataFusion's features enable
+/// in a workspace build).
 #[test]
 fn a_dataset_the_printer_cannot_show_says_why_instead_of_panicking() {
     use arrow::array::TimestampMicrosecondArray;
-    let column = TimestampMicrosecondArray::from(vec![0, 1]).with_timezone("UTC");
+    let column = TimestampMicrosecondArray::from(vec![0, 1]).with_timezone("Mars/Olympus_Mons");
     let schema = Arc::new(ArrowSchema::new(vec![Field::new("at", column.data_type().clone(), false)]));
     let batch = arrow::array::RecordBatch::try_new(schema, vec![Arc::new(column)]).unwrap();
     let text = Dataset::from_batch(batch).to_string();
     assert!(text.starts_with("<a dataset of 2 rows and 1 columns that cannot be shown as a table: "), "{text}");
-    assert!(text.contains("UTC"), "{text}");
+    assert!(text.contains("Mars/Olympus_Mons"), "{text}");
 }

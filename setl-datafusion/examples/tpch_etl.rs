@@ -158,6 +158,7 @@ fn run(args: Args) -> setl_core::Result<()> {
         config.out.display()
     );
 
+    tpch_job::clean_up_on_signal(vec![config.data.clone(), config.out.clone()])?;
     let mut pipeline = tpch_job::pipeline(&setl, &config)?;
     pipeline.observe(Arc::new(report::Progress::default()));
     pipeline.run()?;

@@ -372,10 +372,12 @@ fn a_job_killed_at_any_point_leaves_complete_results_and_the_next_run_cleans_up(
     let reference: Vec<(String, Vec<u8>)> =
         visible(out.path()).into_iter().map(|n| (n.clone(), std::fs::read(out.path().join(&n)).unwrap())).collect();
     assert_eq!(reference.len(), 12);
-    let (kills, mut states, mut leftovers) = (12, 0, 0);
+    let (kills, mut states) = (16, 0);
+    let mut leftovers = std::collections::BTreeSet::new();
     for kill in 0..kills {
-        // Kill points spread over the run, from the start to its end.
-        let delay = run_time.mul_f64(f64::from(kill) / f64::from(kills - 1));
+        // Kill points spread over the run, most of them in its second half, where Load writes.
+        let fraction = if kill < 4 { f64::from(kill) / 8.0 } else { 0.5 + f64::from(kill - 4) / 22.0 };
+        let delay = run_time.mul_f64(fraction);
         let mut child = spawn_child(out.path());
         std::thread::sleep(delay);
         let _ = child.kill(); // SIGKILL; fails only when the child already ended
@@ -385,11 +387,54 @@ fn a_job_killed_at_any_point_leaves_complete_results_and_the_next_run_cleans_up(
             states += 1;
         }
         assert_eq!(visible(out.path()).len(), 12, "only the results are visible after kill {kill}");
-        leftovers += files_in(out.path()).len() - 12;
+        leftovers.extend(files_in(out.path()).into_iter().filter(|n| n.starts_with('.')));
     }
     // The next run removes what the killed ones left, and commits complete results.
     let status = wait_at_most(&mut spawn_child(out.path()), Duration::from_secs(120)).expect("the job ends");
     assert!(status.success());
     assert_eq!(files_in(out.path()).len(), 12, "the next run removed the leftovers: {:?}", files_in(out.path()));
-    eprintln!("main job: {kills} kills, {states} result files checked complete, {leftovers} leftovers found and removed");
+    eprintln!(
+        "main job: {kills} kills, {states} result files checked complete, {} leftovers found, all removed",
+        leftovers.len()
+    );
+}
+
+/// Set in a child process of the signal test: the directory it generates tables into.
+const CHILD_DATA: &str = "SETL_TPCH_SIGNAL_TEST_DATA";
+
+/// Generates the tables at scale 0.05 as the main job does, removing its temporaries on
+/// SIGTERM (a no-op in a normal test run).
+#[test]
+#[ignore = "run as a child process by the signal test"]
+fn child_generates_tables() {
+    let Some(data) = std::env::var_os(CHILD_DATA) else { return };
+    tpch_job::clean_up_on_signal(vec![PathBuf::from(&data)]).unwrap();
+    ensure_tables(Path::new(&data), 0.05).unwrap();
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_while_generating_removes_the_half_written_tables() {
+    use std::time::Duration;
+    let data = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_generates_tables", "--ignored", "--quiet"])
+        .env(CHILD_DATA, data.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the generation has temporaries in the directory (bounded), then SIGTERM.
+    let started = std::time::Instant::now();
+    while !files_in(data.path()).iter().any(|name| name.starts_with(".setl-")) {
+        assert!(started.elapsed() < Duration::from_secs(60), "no temporary file appeared");
+        assert!(child.try_wait().unwrap().is_none(), "the child ended before it was signalled");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = wait_at_most(&mut child, Duration::from_secs(60)).expect("the child exits on SIGTERM");
+    assert_eq!(status.code(), Some(128 + 15));
+    let left: Vec<String> = files_in(data.path()).into_iter().filter(|name| name.starts_with(".setl-")).collect();
+    assert!(left.is_empty(), "temporaries left: {left:?}");
 }

@@ -207,7 +207,6 @@ fn vanished(error: &Error) -> bool {
     matches!(error, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
 }
 
-
 /// Every file under `dir`, following symbolic links, skipping hidden names, each directory's
 /// entries in name order.
 ///

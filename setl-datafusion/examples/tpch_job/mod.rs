@@ -412,8 +412,10 @@ impl Staging {
                 }
             }
         }
+        // What killed runs left (their staging directories) goes first.
+        setl_core::fs::sweep_dead(out)?;
         let dir = tempfile::Builder::new()
-            .prefix(&format!(".setl-staging-{}-", std::process::id()))
+            .prefix(&setl_core::fs::temp_prefix(Some("staging")))
             .tempdir_in(out)
             .map_err(|error| Error::msg(format!("cannot stage the results in {}: {error}", out.display())))?;
         Ok(Staging { out: out.to_path_buf(), names: names.to_vec(), dir })
@@ -433,10 +435,44 @@ impl Staging {
                 Error::msg(format!("cannot move {} into place as {}: {error}", staged.display(), target.display()))
             })?;
         }
-        std::fs::File::open(&self.out)
-            .and_then(|dir| dir.sync_all())
-            .map_err(|error| Error::msg(format!("cannot sync the output directory {}: {error}", self.out.display())))?;
-        Ok(())
+        Ok(setl_core::fs::sync_dir(&self.out)?)
+    }
+}
+
+/// On SIGINT or SIGTERM, removes this process's temporaries (half-written tables, staged
+/// results) from `dirs`, then exits with 128 + the signal's number, as a shell reports it.
+/// Without it they would stay until the next run's sweep removes them.
+pub(crate) fn clean_up_on_signal(dirs: Vec<PathBuf>) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+        std::thread::Builder::new().name("signals".to_owned()).spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                for dir in &dirs {
+                    remove_own_temporaries(dir);
+                }
+                eprintln!("interrupted: this run's temporary files are removed, earlier results are as they were");
+                std::process::exit(128 + signal);
+            }
+        })?;
+    }
+    #[cfg(not(unix))]
+    let _ = dirs;
+    Ok(())
+}
+
+/// Removes the temporaries of this process in `dir` (see `setl_core::fs::temp_prefix`).
+fn remove_own_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        if setl_core::fs::leftover_pid(&entry.file_name()) == Some(std::process::id()) {
+            let path = entry.path();
+            let _ = match entry.file_type() {
+                Ok(kind) if kind.is_dir() => std::fs::remove_dir_all(&path),
+                _ => std::fs::remove_file(&path),
+            };
+        }
     }
 }
 

@@ -505,17 +505,33 @@ fn commit_dir(
 
 /// Where names cannot be exchanged: the target moves aside, then the staging directory takes its
 /// place. A reader between the two renames finds no target; a crash between them leaves the
-/// old data in `.setl-old-<pid>-*` next to it.
+/// old data in `.setl-old-<pid>-*/<target's name>` next to it, which [`restore_interrupted`]
+/// puts back.
 fn two_renames(staging: &Path, path: &Path, parent: &Path) -> Result<()> {
     let prefix = setl_core::fs::temp_prefix(Some("old"));
     let old = tempfile::Builder::new().prefix(&prefix).tempdir_in(parent).map_err(|e| Error::io(parent, e))?;
-    let old_path = old.path().join("old");
+    let old_path = old.path().join(path.file_name().unwrap_or(std::ffi::OsStr::new("old")));
     std::fs::rename(path, &old_path).map_err(|e| Error::io(path, e))?;
     if let Err(e) = std::fs::rename(staging, path) {
         let _ = std::fs::rename(&old_path, path);
         return Err(Error::io(path, e));
     }
     Ok(())
+}
+
+/// Puts back a target that a dead writer moved aside (in [`two_renames`]) and could not replace:
+/// the sweep would otherwise remove the only copy of its data.
+fn restore_interrupted(path: &Path) {
+    let (Some(name), Err(_)) = (path.file_name(), std::fs::symlink_metadata(path)) else { return };
+    let Ok(entries) = std::fs::read_dir(setl_core::fs::parent_of(path)) else { return };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let dead = file_name.to_string_lossy().starts_with(".setl-old-")
+            && setl_core::fs::leftover_pid(&file_name).and_then(setl_core::fs::process_is_gone) == Some(true);
+        if dead && std::fs::rename(entry.path().join(name), path).is_ok() {
+            return;
+        }
+    }
 }
 
 /// Writes a dataset as the options say; see the writers' `write`.
@@ -528,6 +544,7 @@ pub(crate) fn write_dataset(
 ) -> Result<Vec<PathBuf>> {
     let partitioned = !options.partition_by.is_empty();
     check_partition_names(&options.partition_by)?;
+    restore_interrupted(path);
     sweep(&setl_core::fs::parent_of(path));
     if !partitioned && options.mode != SaveMode::Append {
         atomic_file(path, options.mode, options.sync, |file| format.write_file(file, path, schema, batches))?;

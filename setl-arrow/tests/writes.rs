@@ -241,3 +241,21 @@ fn readers_never_list_writers_temporaries() {
         assert_eq!(read.num_rows(), 3, "{}", pattern.display());
     }
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_target_moved_aside_by_a_dead_writer_is_put_back_not_swept() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("t");
+    ParquetWriter::new().with_partition_by(["k"]).write(&rows(3, "a"), &target).unwrap();
+    // A writer without RENAME_EXCHANGE, killed between its two renames.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let old = dir.path().join(format!(".setl-old-{dead}-Xy12Zq"));
+    std::fs::create_dir(&old).unwrap();
+    std::fs::rename(&target, old.join("t")).unwrap();
+    ParquetWriter::new().with_mode(SaveMode::Append).with_partition_by(["k"]).write(&rows(3, "b"), &target).unwrap();
+    assert_eq!(ParquetReader::new().read(&target).unwrap().num_rows(), 6, "the old rows are back");
+    assert_eq!(names(dir.path()), ["t"]);
+}

@@ -707,4 +707,46 @@ mod tests {
         assert_eq!(leftover_pid(OsStr::new("setl-12-x")), None);
         assert_eq!(leftover_pid(OsStr::new(".setl-99999999999-x")), None);
     }
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn exchange_swaps_two_directories_and_noreplace_refuses_an_existing_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::create_dir(&a).unwrap();
+        std::fs::write(a.join("one"), "1").unwrap();
+        std::fs::create_dir(&b).unwrap();
+        std::fs::write(b.join("two"), "2").unwrap();
+        exchange(&a, &b).unwrap();
+        assert_eq!(names(&a), ["two"]);
+        assert_eq!(names(&b), ["one"]);
+        let error = rename_noreplace(&a, &b).unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::AlreadyExists);
+        let c = dir.path().join("c");
+        rename_noreplace(&a, &c).unwrap();
+        assert_eq!(names(&c), ["two"]);
+        assert!(exchange(&a, &b).is_err(), "a is gone");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_dir_lock_excludes_a_second_holder_until_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = Arc::new(dir.path().join("t"));
+        assert!(DirLock::lock(&target).unwrap().is_none(), "nothing to lock");
+        std::fs::create_dir(&*target).unwrap();
+        let held = DirLock::lock(&target).unwrap().unwrap();
+        let acquired = Arc::new(AtomicBool::new(false));
+        let waiter = {
+            let (target, acquired) = (target.clone(), acquired.clone());
+            std::thread::spawn(move || {
+                let _lock = DirLock::lock(&target).unwrap().unwrap();
+                acquired.store(true, Ordering::SeqCst);
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(!acquired.load(Ordering::SeqCst), "the second holder waits");
+        drop(held);
+        waiter.join().unwrap();
+        assert!(acquired.load(Ordering::SeqCst));
+    }
 }

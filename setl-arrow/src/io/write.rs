@@ -23,9 +23,12 @@ pub enum SaveMode {
     /// Fail with [`Error::AlreadyExists`] (the default): nothing is overwritten by accident.
     #[default]
     ErrorIfExists,
-    /// Replace the target (a file is replaced atomically by a rename).
+    /// Replace the target: a file by an atomic rename (never a directory: that is an error), a
+    /// partitioned directory by swapping in a complete new one (see the module doc of
+    /// [`crate::io`]).
     Overwrite,
-    /// Add new files to the target directory, next to those already there.
+    /// Add new files to the target directory, next to those already there, all at once: a
+    /// reader sees all of them or none. The data must have the schema of the files there.
     Append,
 }
 
@@ -67,9 +70,10 @@ macro_rules! common_write_options {
             self
         }
 
-        /// Whether each file is flushed to disk (`fsync`) before it is renamed into place
-        /// (default true), so that after a crash the target holds either the old or the
-        /// complete new data. Turning it off trades that for speed; the rename stays atomic.
+        /// Whether each file is flushed to disk (`fsync`) before it is renamed into place, and
+        /// each directory changed after it (default true), so that after a power loss the
+        /// target holds either the old or the complete new data. Turning it off trades that
+        /// for speed; what concurrent readers see stays the same.
         pub fn with_sync(mut self, sync: bool) -> Self {
             self.common.sync = sync;
             self
@@ -91,13 +95,19 @@ macro_rules! common_write_options {
         ///
         /// Without partitioning and in modes `ErrorIfExists` and `Overwrite`, `path` is one
         /// file. With partitioning, or in mode `Append`, `path` is a directory and files are
-        /// named `part-<unique>.<extension>`. Every file is written to a hidden temporary file
-        /// in its directory and renamed into place, so a failed write leaves nothing behind.
+        /// named `part-<unique>.<extension>`. A file is written to a hidden temporary file
+        /// and renamed into place; a directory is staged next to the target and swapped in
+        /// whole, so a failed or killed write leaves the target as it was and a concurrent
+        /// reader sees the old or the new version (details in the module doc of
+        /// [`crate::io`]). Temporaries of dead writers next to the target are removed first.
         ///
         /// # Errors
         ///
         /// [`Error::AlreadyExists`](crate::Error::AlreadyExists) in mode `ErrorIfExists`;
-        /// an I/O or format error naming the file.
+        /// [`Error::AppendSchema`](crate::Error::AppendSchema) for an Append of another schema;
+        /// [`Error::InvalidOption`](crate::Error::InvalidOption) for a symbolic link at or in
+        /// the target, or a partition column starting with `.` or `_`; an I/O or format error
+        /// naming the file.
         pub fn write<S>(
             &self,
             dataset: &$crate::Dataset<S>,
@@ -115,16 +125,20 @@ macro_rules! common_write_options {
 }
 pub(crate) use common_write_options;
 
-/// Writes a file atomically: `write` fills a hidden temporary file in `path`'s directory, which is
-/// then renamed to `path`. If `write` fails (or panics), the temporary file is removed and `path`
-/// is untouched.
+/// Writes a file atomically, through [`setl_core::fs::write_atomic`]: `write` fills an
+/// unpredictable temporary file `.setl-<pid>-<random>.tmp`, created exclusively in `path`'s
+/// directory; it is flushed to disk (`fsync`), renamed to `path`, and the directory flushed. A
+/// concurrent reader of `path` sees the old file or the complete new one. If `write` fails (or
+/// panics), the temporary file is removed and `path` is untouched. Temporaries of dead
+/// processes in that directory are removed first.
 ///
 /// Useful for a format setl-arrow does not know. `mode` is `ErrorIfExists` (the rename fails if
 /// `path` appeared meanwhile) or `Overwrite`; `Append` is for directories and is rejected here.
 ///
 /// # Errors
 ///
-/// [`Error::AlreadyExists`], [`Error::Io`], or [`Error::Write`] wrapping `write`'s error.
+/// [`Error::AlreadyExists`]; [`Error::Io`], also when `path` is a directory or a symbolic link
+/// (neither is replaced); or [`Error::Write`] wrapping `write`'s error.
 ///
 /// # Examples
 ///
@@ -491,17 +505,33 @@ fn commit_dir(
 
 /// Where names cannot be exchanged: the target moves aside, then the staging directory takes its
 /// place. A reader between the two renames finds no target; a crash between them leaves the
-/// old data in `.setl-old-<pid>-*` next to it.
+/// old data in `.setl-old-<pid>-*/<target's name>` next to it, which [`restore_interrupted`]
+/// puts back.
 fn two_renames(staging: &Path, path: &Path, parent: &Path) -> Result<()> {
     let prefix = setl_core::fs::temp_prefix(Some("old"));
     let old = tempfile::Builder::new().prefix(&prefix).tempdir_in(parent).map_err(|e| Error::io(parent, e))?;
-    let old_path = old.path().join("old");
+    let old_path = old.path().join(path.file_name().unwrap_or(std::ffi::OsStr::new("old")));
     std::fs::rename(path, &old_path).map_err(|e| Error::io(path, e))?;
     if let Err(e) = std::fs::rename(staging, path) {
         let _ = std::fs::rename(&old_path, path);
         return Err(Error::io(path, e));
     }
     Ok(())
+}
+
+/// Puts back a target that a dead writer moved aside (in [`two_renames`]) and could not replace:
+/// the sweep would otherwise remove the only copy of its data.
+fn restore_interrupted(path: &Path) {
+    let (Some(name), Err(_)) = (path.file_name(), std::fs::symlink_metadata(path)) else { return };
+    let Ok(entries) = std::fs::read_dir(setl_core::fs::parent_of(path)) else { return };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let dead = file_name.to_string_lossy().starts_with(".setl-old-")
+            && setl_core::fs::leftover_pid(&file_name).and_then(setl_core::fs::process_is_gone) == Some(true);
+        if dead && std::fs::rename(entry.path().join(name), path).is_ok() {
+            return;
+        }
+    }
 }
 
 /// Writes a dataset as the options say; see the writers' `write`.
@@ -514,6 +544,7 @@ pub(crate) fn write_dataset(
 ) -> Result<Vec<PathBuf>> {
     let partitioned = !options.partition_by.is_empty();
     check_partition_names(&options.partition_by)?;
+    restore_interrupted(path);
     sweep(&setl_core::fs::parent_of(path));
     if !partitioned && options.mode != SaveMode::Append {
         atomic_file(path, options.mode, options.sync, |file| format.write_file(file, path, schema, batches))?;

@@ -390,3 +390,25 @@ fn an_ipc_footer_block_past_the_end_of_the_file_is_an_error_not_an_abort() {
         "{text}"
     );
 }
+
+/// Found by the `ipc_reader` fuzz target: an IPC file stating a column of type
+/// `Decimal128(0, 3)`. arrow-ipc reads it; Arrow's printer then overflows on it (a panic in
+/// `to_string`). The type is now rejected when the file's schema is read.
+const DECIMAL_OF_PRECISION_0_IPC: &[u8] = include_bytes!("data/decimal-of-precision-0.arrow");
+
+#[test]
+fn a_file_stating_a_type_no_arrow_array_may_have_is_an_error_naming_the_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("corrupt.arrow");
+    write(&path, DECIMAL_OF_PRECISION_0_IPC);
+    let error = setl_arrow::io::IpcReader::new().read(&path).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "`{}` is not a readable Arrow IPC file: Schema error: column `amount` has type Decimal128(0, 3), which no \
+             Arrow array may have (Invalid argument error: precision cannot be 0, has to be between [1, 38]); the file \
+             is corrupt",
+            path.display()
+        )
+    );
+}

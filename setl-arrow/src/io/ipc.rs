@@ -11,7 +11,7 @@ use arrow::ipc::reader::FileReader;
 use arrow::ipc::writer::FileWriter;
 
 use crate::error::{Error, Result};
-use crate::io::guard::{guarded, Guarded};
+use crate::io::guard::{check_types, guarded, Guarded};
 use crate::io::read::{common_read_options, FileBatches, Format, ReadOptions};
 use crate::io::write::{common_write_options, FormatWriter, WriteOptions};
 
@@ -104,13 +104,15 @@ fn check_blocks(path: &Path, file: &mut File) -> Result<()> {
 fn open_reader(path: &Path, projection: Option<Vec<usize>>) -> Result<FileReader<BufReader<File>>> {
     let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
     check_blocks(path, &mut file)?;
-    guarded(
+    let reader = guarded(
         || {
             FileReader::try_new(BufReader::new(file), projection)
                 .map_err(|source| Error::Ipc { path: path.to_path_buf(), source })
         },
         |message| panicked(path, &message),
-    )
+    )?;
+    check_types(&reader.schema()).map_err(|source| Error::Ipc { path: path.to_path_buf(), source })?;
+    Ok(reader)
 }
 
 impl Format for IpcFormat {

@@ -365,3 +365,52 @@ fn a_dataset_the_printer_cannot_show_says_why_instead_of_panicking() {
     assert!(text.starts_with("<a dataset of 2 rows and 1 columns that cannot be shown as a table: "), "{text}");
     assert!(text.contains("Mars/Olympus_Mons"), "{text}");
 }
+
+/// Found by the `ipc_reader` fuzz target: an IPC file whose footer states a record batch of
+/// about 4 EiB. arrow-ipc allocates a block's stated length before reading it, which aborts the
+/// process (an allocation failure, not a panic); the footer is now checked first.
+const HUGE_BLOCK_IPC: &[u8] = include_bytes!("data/footer-block-past-the-end.arrow");
+
+#[test]
+fn an_ipc_footer_block_past_the_end_of_the_file_is_an_error_not_an_abort() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("corrupt.arrow");
+    write(&path, HUGE_BLOCK_IPC);
+    let error = setl_arrow::io::IpcReader::new().read(&path).unwrap_err();
+    assert!(matches!(error, Error::Ipc { .. }), "{error:?}");
+    let text = error.to_string();
+    let start = format!(
+        "`{}` is not a readable Arrow IPC file: Ipc error: record batch 0 of its footer (offset ",
+        path.display()
+    );
+    assert!(text.starts_with(&start), "{text}");
+    assert!(
+        text.ends_with(&format!(
+            ") does not lie within the file ({} bytes); the file is truncated or corrupt",
+            HUGE_BLOCK_IPC.len()
+        )),
+        "{text}"
+    );
+}
+
+/// Found by the `ipc_reader` fuzz target: an IPC file stating a column of type
+/// `Decimal128(0, 3)`. arrow-ipc reads it; Arrow's printer then overflows on it (a panic in
+/// `to_string`). The type is now rejected when the file's schema is read.
+const DECIMAL_OF_PRECISION_0_IPC: &[u8] = include_bytes!("data/decimal-of-precision-0.arrow");
+
+#[test]
+fn a_file_stating_a_type_no_arrow_array_may_have_is_an_error_naming_the_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("corrupt.arrow");
+    write(&path, DECIMAL_OF_PRECISION_0_IPC);
+    let error = setl_arrow::io::IpcReader::new().read(&path).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "`{}` is not a readable Arrow IPC file: Schema error: column `amount` has type Decimal128(0, 3), which no \
+             Arrow array may have (Invalid argument error: precision cannot be 0, has to be between [1, 38]); the file \
+             is corrupt",
+            path.display()
+        )
+    );
+}

@@ -7,10 +7,60 @@
 //! so the calls into those crates on file contents go through [`guarded`] and [`Guarded`]: a
 //! panic becomes an error naming the file. The panic message is still printed by the panic
 //! hook; the read goes on as an error.
+//!
+//! Some file contents make no panic at once but later: arrow-ipc accepts a stated type of
+//! `Decimal128(0, 3)`, on which Arrow's printer overflows. [`check_types`] rejects, when a file's
+//! schema is read, the types no Arrow array may have.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use arrow::datatypes::{
+    validate_decimal_precision_and_scale, DataType, Decimal128Type, Decimal256Type, Decimal32Type, Decimal64Type,
+    Schema,
+};
+use arrow::error::ArrowError;
+
 use crate::error::Result;
+
+/// Checks that no column of `schema`, at any depth, has a type no Arrow array may have (a
+/// decimal of precision 0 or above its maximum, or a scale above its precision).
+///
+/// # Errors
+///
+/// The first such column, its type and why, as an [`ArrowError::SchemaError`] for the caller to
+/// name the file with.
+pub(crate) fn check_types(schema: &Schema) -> std::result::Result<(), ArrowError> {
+    for field in schema.fields() {
+        check_type(field.data_type()).map_err(|e| {
+            ArrowError::SchemaError(format!(
+                "column `{}` has type {}, which no Arrow array may have ({e}); the file is corrupt",
+                field.name(),
+                field.data_type()
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+fn check_type(data_type: &DataType) -> std::result::Result<(), ArrowError> {
+    match data_type {
+        DataType::Decimal32(p, s) => validate_decimal_precision_and_scale::<Decimal32Type>(*p, *s),
+        DataType::Decimal64(p, s) => validate_decimal_precision_and_scale::<Decimal64Type>(*p, *s),
+        DataType::Decimal128(p, s) => validate_decimal_precision_and_scale::<Decimal128Type>(*p, *s),
+        DataType::Decimal256(p, s) => validate_decimal_precision_and_scale::<Decimal256Type>(*p, *s),
+        DataType::List(field)
+        | DataType::LargeList(field)
+        | DataType::ListView(field)
+        | DataType::LargeListView(field)
+        | DataType::FixedSizeList(field, _)
+        | DataType::Map(field, _) => check_type(field.data_type()),
+        DataType::Struct(fields) => fields.iter().try_for_each(|f| check_type(f.data_type())),
+        DataType::Union(fields, _) => fields.iter().try_for_each(|(_, f)| check_type(f.data_type())),
+        DataType::Dictionary(_, values) => check_type(values),
+        DataType::RunEndEncoded(_, values) => check_type(values.data_type()),
+        _ => Ok(()),
+    }
+}
 
 /// The message of a caught panic.
 fn message(payload: &(dyn std::any::Any + Send)) -> String {

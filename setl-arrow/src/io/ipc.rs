@@ -1,7 +1,7 @@
 //! Arrow IPC files (the Feather v2 format) through arrow-ipc.
 
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use arrow::ipc::reader::FileReader;
 use arrow::ipc::writer::FileWriter;
 
 use crate::error::{Error, Result};
-use crate::io::guard::{guarded, Guarded};
+use crate::io::guard::{check_types, guarded, Guarded};
 use crate::io::read::{common_read_options, FileBatches, Format, ReadOptions};
 use crate::io::write::{common_write_options, FormatWriter, WriteOptions};
 
@@ -48,19 +48,75 @@ fn panicked(path: &Path, message: &str) -> Error {
     }
 }
 
+/// Checks that every block the footer of `file` lists lies inside the file.
+///
+/// arrow-ipc allocates a block's stated length before reading it, so a corrupt footer that
+/// states exabytes aborts the process (an allocation failure is no panic). Anything else wrong
+/// with the footer is left to arrow-ipc, which reports it.
+///
+/// # Errors
+///
+/// [`Error::Ipc`] naming the block and the file's length.
+fn check_blocks(path: &Path, file: &mut File) -> Result<()> {
+    let io = |e| Error::io(path, e);
+    let length = file.metadata().map_err(io)?.len();
+    if length < 10 {
+        return Ok(());
+    }
+    let mut trailer = [0u8; 10];
+    file.seek(SeekFrom::End(-10)).map_err(io)?;
+    file.read_exact(&mut trailer).map_err(io)?;
+    let Ok(footer_length) = arrow::ipc::reader::read_footer_length(trailer) else { return Ok(()) };
+    let corrupt = |message: String| Error::Ipc {
+        path: path.to_path_buf(),
+        source: arrow::error::ArrowError::IpcError(format!("{message}; the file is truncated or corrupt")),
+    };
+    if footer_length as u64 > length - 10 {
+        return Err(corrupt(format!("its footer is {footer_length} bytes, longer than the file ({length} bytes)")));
+    }
+    let mut footer = vec![0u8; footer_length];
+    file.seek(SeekFrom::End(-10 - footer_length as i64)).map_err(io)?;
+    file.read_exact(&mut footer).map_err(io)?;
+    file.rewind().map_err(io)?;
+    let Ok(footer) = arrow::ipc::root_as_footer(&footer) else { return Ok(()) };
+    let kinds = [("dictionary", footer.dictionaries()), ("record batch", footer.recordBatches())];
+    for (kind, blocks) in kinds {
+        for (index, block) in blocks.iter().flatten().enumerate() {
+            let end = u64::try_from(block.offset()).ok().and_then(|offset| {
+                let metadata = u64::try_from(block.metaDataLength()).ok()?;
+                let body = u64::try_from(block.bodyLength()).ok()?;
+                offset.checked_add(metadata)?.checked_add(body)
+            });
+            if end.is_none_or(|end| end > length) {
+                return Err(corrupt(format!(
+                    "{kind} {index} of its footer (offset {}, {} bytes of metadata, {} bytes of body) does not lie \
+                     within the file ({length} bytes)",
+                    block.offset(),
+                    block.metaDataLength(),
+                    block.bodyLength()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn open_reader(
     path: &Path,
     projection: Option<Vec<usize>>,
     options: &ReadOptions,
 ) -> Result<FileReader<BufReader<File>>> {
-    let file = options.open(path)?;
-    guarded(
+    let mut file = options.open(path)?;
+    check_blocks(path, &mut file)?;
+    let reader = guarded(
         || {
             FileReader::try_new(BufReader::new(file), projection)
                 .map_err(|source| Error::Ipc { path: path.to_path_buf(), source })
         },
         |message| panicked(path, &message),
-    )
+    )?;
+    check_types(&reader.schema()).map_err(|source| Error::Ipc { path: path.to_path_buf(), source })?;
+    Ok(reader)
 }
 
 impl Format for IpcFormat {

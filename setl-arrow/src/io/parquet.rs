@@ -12,7 +12,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
 use crate::error::{Error, Result};
-use crate::io::guard::{guarded, Guarded};
+use crate::io::guard::{check_types, guarded, Guarded};
 use crate::io::read::{common_read_options, FileBatches, Format, ReadOptions};
 use crate::io::write::{common_write_options, FormatWriter, WriteOptions};
 
@@ -68,6 +68,10 @@ impl ParquetFormat {
                     },
                     |message| panicked(path, &message),
                 )?;
+                check_types(metadata.schema()).map_err(|e| Error::Parquet {
+                    path: path.to_path_buf(),
+                    source: parquet::errors::ParquetError::ArrowError(e.to_string()),
+                })?;
                 *last = Some((path.to_path_buf(), metadata.clone()));
                 metadata
             }

@@ -52,6 +52,7 @@
 //! - [`delivery`](mod@delivery): `Delivery<T>`, the input slot.
 //! - [`validate`]: resolution of every slot to one deliverable, and the validation errors.
 //! - `run` (private): the dataflow executor over Rayon.
+//! - `guard` (private): runs user code so that a panic becomes an error naming the factory.
 //! - `shelf` (private): where factories wait for their run, one vector per factory type.
 //! - [`pipeline`], [`stage`], [`setl`]: the user-facing builders.
 //! - [`store`]: the value store between factories: release after the last consumer, the
@@ -67,6 +68,7 @@ mod diagram;
 pub mod error;
 pub mod factory;
 pub mod graph;
+mod guard;
 pub mod observe;
 pub mod pipeline;
 mod prefetch;
@@ -81,7 +83,7 @@ pub mod validate;
 
 pub use benchmark::{BenchmarkResult, HasBenchmark};
 pub use delivery::{Delivery, Payload};
-pub use error::{BoxError, Error, ErrorKind, Phase, Result};
+pub use error::{BoxError, Error, ErrorKind, Operation, Phase, Result};
 pub use factory::{BoxedFactory, Factory, FactoryExt, FactoryRef, FactoryWiring, InputDecl, Signature, TypeInfo};
 pub use graph::{GraphExternal, GraphFactory, GraphInput, GraphSource, PipelineGraph};
 pub use observe::{Event, EventKind, FactoryId, Observer, OutputRef};

@@ -344,7 +344,10 @@ impl Pipeline {
     ///
     /// `Validation` before anything runs; `FactoryFailed` or `FactoryPanicked` naming the first
     /// factory and phase that failed (no new factory starts after a failure, running ones
-    /// finish); `AlreadyRan` on a second call.
+    /// finish); `Panicked` naming the factory and the [`Operation`](crate::Operation) when user
+    /// code outside the phases panicked (its output's `Storable` operations, `writable`, the
+    /// drop of the factory or of its output); `AlreadyRan` on a second call. No panic of user
+    /// code unwinds out of `run()`.
     pub fn run(&mut self) -> Result<&mut Self> {
         if self.outcome.is_some() {
             return Err(ErrorKind::AlreadyRan.into());

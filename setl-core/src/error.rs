@@ -54,6 +54,51 @@ impl fmt::Display for Phase {
     }
 }
 
+/// What the runtime was doing for a factory, outside its phases, when user code panicked (see
+/// [`ErrorKind::Panicked`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Operation {
+    /// Calling `Factory::writable`.
+    Writable,
+    /// Dropping the factory after its run (with its shares of its inputs).
+    Drop,
+    /// Dropping its output after the last consumer (or the store) let go of it.
+    DropOutput,
+    /// Weighing its output with `Storable::byte_size`.
+    Weigh,
+    /// Writing its output to a spill file with `Storable::spill`.
+    Spill,
+    /// Reading its output back from a spill file with `Storable::reload`.
+    Reload,
+    /// Materializing its (lazy) output with `Storable::materialize`.
+    Materialize,
+    /// Asking its (lazy) output for its run counter with `Storable::lazy_counter`.
+    LazyCounter,
+}
+
+impl Operation {
+    /// What was being done, as the error message says it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Writable => "deciding whether to write",
+            Operation::Drop => "being dropped",
+            Operation::DropOutput => "dropping its output",
+            Operation::Weigh => "weighing its output",
+            Operation::Spill => "spilling its output",
+            Operation::Reload => "reading its output back from a spill file",
+            Operation::Materialize => "materializing its output",
+            Operation::LazyCounter => "asking its output for its lazy run counter",
+        }
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What went wrong. Match on it through [`Error::kind`].
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -79,6 +124,18 @@ pub enum ErrorKind {
         factory: String,
         /// The phase that panicked.
         phase: Phase,
+        /// The panic message (or a placeholder when the payload was not a string).
+        message: String,
+    },
+    /// User code the runtime called for a factory outside its phases panicked: the output's
+    /// `Storable` operations, `writable`, or the drop of the factory or of its output. The panic
+    /// was caught and the run stopped cleanly.
+    #[error("factory `{factory}` panicked while {operation}: {message}")]
+    Panicked {
+        /// The factory's name.
+        factory: String,
+        /// What the runtime was doing for it.
+        operation: Operation,
         /// The panic message (or a placeholder when the payload was not a string).
         message: String,
     },

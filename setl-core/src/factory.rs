@@ -539,8 +539,16 @@ impl DeliveryKey {
 /// (validation, the scheduler, events, reports) reads plain `&'static` signatures and adding an
 /// instance allocates nothing after the first time. Memory grows with the number of distinct
 /// instance ids a process uses, not with the number of pipelines or runs.
+/// Every derived signature, by base signature (its address) and change.
+type Derived = HashMap<(usize, Change), &'static Signature>;
+
+static DERIVED: OnceLock<Mutex<Derived>> = OnceLock::new();
+
+fn derived_count() -> usize {
+    lock_table(&DERIVED).len()
+}
+
 fn derived_signature(base: &'static Signature, change: Change) -> &'static Signature {
-    static DERIVED: OnceLock<Mutex<HashMap<(usize, Change), &'static Signature>>> = OnceLock::new();
     let key = (std::ptr::from_ref(base) as usize, change);
     lock_table(&DERIVED).entry(key).or_insert_with(|| {
         let mut signature = base.clone();
@@ -559,6 +567,17 @@ fn derived_signature(base: &'static Signature, change: Change) -> &'static Signa
         }
         Box::leak(Box::new(signature))
     })
+}
+
+/// The entries of the process-wide interning tables: interned texts, delivery keys and derived
+/// signatures. For tests of memory that grows with instance ids; not public API.
+///
+/// Today these tables only grow: every distinct instance id stays for the life of the process.
+#[doc(hidden)]
+pub fn __interned_entries() -> usize {
+    let texts = texts().len();
+    let keys = DeliveryKey::table().len();
+    texts + keys + derived_count()
 }
 
 /// Makes a boxed default instance of `F` when `F: Default`, and `None` otherwise, chosen at

@@ -52,6 +52,7 @@
 //! - [`delivery`](mod@delivery): `Delivery<T>`, the input slot.
 //! - [`validate`]: resolution of every slot to one deliverable, and the validation errors.
 //! - `run` (private): the dataflow executor over Rayon.
+//! - `guard` (private): runs user code so that a panic becomes an error naming the factory.
 //! - `shelf` (private): where factories wait for their run, one vector per factory type.
 //! - [`pipeline`], [`stage`], [`setl`]: the user-facing builders.
 //! - [`store`]: the value store between factories: release after the last consumer, the
@@ -70,6 +71,7 @@ pub mod error;
 pub mod factory;
 pub mod fs;
 pub mod graph;
+mod guard;
 pub mod observe;
 pub mod pipeline;
 mod prefetch;
@@ -84,7 +86,7 @@ pub mod validate;
 
 pub use benchmark::{BenchmarkResult, HasBenchmark};
 pub use delivery::{Delivery, Payload};
-pub use error::{BoxError, Error, ErrorKind, Phase, Result};
+pub use error::{BoxError, Error, ErrorKind, Operation, Phase, Result};
 pub use factory::{BoxedFactory, Factory, FactoryExt, FactoryRef, FactoryWiring, InputDecl, Signature, TypeInfo};
 pub use graph::{GraphExternal, GraphFactory, GraphInput, GraphSource, PipelineGraph};
 pub use observe::{Event, EventKind, FactoryId, Observer, OutputRef};
@@ -113,6 +115,7 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::delivery::{Delivery, Payload};
+    pub use crate::factory::__interned_entries;
     pub use crate::factory::{
         assert_producer_output, BoxedFactory, DefaultProbe, Factory, FactoryRef, FactoryWiring, InjectError, InputDecl,
         Signature, ViaDefault, ViaNoDefault,

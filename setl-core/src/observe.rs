@@ -5,7 +5,6 @@
 //! factory's timings over with its output, and the events carry the same timings. When nothing
 //! is benchmarked or observed, no clock is read and no event is built.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -228,10 +227,13 @@ impl Observers {
             if attached.detached.load(Ordering::Relaxed) {
                 continue;
             }
-            let delivered = catch_unwind(AssertUnwindSafe(|| attached.observer.on_event(event)));
-            if delivered.is_err() {
+            // `guard::catch` also survives a panic payload whose own `Drop` panics.
+            if let Err(message) = crate::guard::catch(|| attached.observer.on_event(event)) {
                 attached.detached.store(true, Ordering::Relaxed);
-                tracing::warn!("an observer panicked on {:?}; it is detached for the rest of the run", event.kind);
+                tracing::warn!(
+                    "an observer panicked on {:?}: {message}; it is detached for the rest of the run",
+                    event.kind
+                );
             }
         }
     }

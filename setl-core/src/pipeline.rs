@@ -344,7 +344,10 @@ impl Pipeline {
     ///
     /// `Validation` before anything runs; `FactoryFailed` or `FactoryPanicked` naming the first
     /// factory and phase that failed (no new factory starts after a failure, running ones
-    /// finish); `AlreadyRan` on a second call.
+    /// finish); `Panicked` naming the factory and the [`Operation`](crate::Operation) when user
+    /// code outside the phases panicked (its output's `Storable` operations, `writable`, the
+    /// drop of the factory or of its output); `AlreadyRan` on a second call. No panic of user
+    /// code unwinds out of `run()`.
     pub fn run(&mut self) -> Result<&mut Self> {
         if self.outcome.is_some() {
             return Err(ErrorKind::AlreadyRan.into());
@@ -508,10 +511,18 @@ impl Pipeline {
         };
         match &outcome.outputs[index] {
             Some(Kept::Memory(payload)) => Ok(payload.clone()),
-            Some(Kept::Disk(file, ops)) => ops.reload(file.path()).map_err(|source| {
-                ErrorKind::Spill { factory: name.to_owned(), action: "read back", path: file.path().to_owned(), source }
+            Some(Kept::Disk(file, ops)) => match crate::guard::catch(|| ops.reload(file.path())) {
+                Ok(reloaded) => reloaded.map_err(|source| {
+                    ErrorKind::Spill {
+                        factory: name.to_owned(),
+                        action: "read back",
+                        path: file.path().to_owned(),
+                        source,
+                    }
                     .into()
-            }),
+                }),
+                Err(message) => Err(crate::guard::panicked(name, crate::error::Operation::Reload, message)),
+            },
             None if !outcome.kept[index] => Err(ErrorKind::OutputReleased { factory: name.to_owned() }.into()),
             None => Err(ErrorKind::NotRun { factory: name.to_owned() }.into()),
         }
@@ -641,6 +652,30 @@ impl StageView<'_> {
 impl HasBenchmark for StageView<'_> {
     fn benchmarks(&self) -> Vec<BenchmarkResult> {
         self.pipeline.benchmarks().into_iter().filter(|result| result.stage == self.index).collect()
+    }
+}
+
+/// Drops what the pipeline still holds (kept outputs, factories that never ran) with each drop
+/// guarded: a panic in user code's `Drop` is logged, never unwound out of the pipeline's drop.
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        if let Some(mut outcome) = self.outcome.take() {
+            for (index, output) in outcome.outputs.drain(..).enumerate() {
+                if let Err(message) = crate::guard::catch(move || drop(output)) {
+                    let name = self.entries.get(index).map_or("?", |entry| entry.factory.signature.name);
+                    tracing::error!("factory `{name}` panicked while dropping its output: {message}");
+                }
+            }
+            drop(outcome);
+        }
+        let shelves = std::mem::take(&mut self.shelves);
+        if let Err(message) = crate::guard::catch(move || drop(shelves)) {
+            tracing::error!("a factory that did not run panicked while being dropped: {message}");
+        }
+        let inputs = std::mem::take(&mut self.inputs);
+        if let Err(message) = crate::guard::catch(move || drop(inputs)) {
+            tracing::error!("a pipeline input panicked while being dropped: {message}");
+        }
     }
 }
 

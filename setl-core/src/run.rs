@@ -9,7 +9,6 @@
 //! factories spread over every thread.
 
 use std::collections::{BinaryHeap, VecDeque};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -17,8 +16,9 @@ use std::time::{Duration, Instant};
 use smallvec::SmallVec;
 
 use crate::delivery::Payload;
-use crate::error::{Error, ErrorKind, Phase};
+use crate::error::{Error, ErrorKind, Operation, Phase};
 use crate::factory::{ErasedFactory, Signature};
+use crate::guard;
 use crate::observe::{EventKind, FactoryId, Observers, OutputRef};
 use crate::prefetch::prefetch_value;
 use crate::store::{
@@ -243,6 +243,16 @@ pub(crate) fn execute<'a>(
     });
 
     let mut state = shared.lock();
+    // Jobs taken but never started (the run failed meanwhile) hold shares of their inputs, which
+    // may be the last ones: dropped here, where a panic in an output's `Drop` is caught.
+    let unstarted = std::mem::take(&mut state.handed_back);
+    drop(state);
+    for job in unstarted {
+        if let Err(error) = drop_inputs(shared, job) {
+            record_error(shared, error);
+        }
+    }
+    let mut state = shared.lock();
     let mut outcome = RunOutcome {
         outputs: state.store.finish(&shared.spec.slots),
         finished: std::mem::take(&mut state.finished),
@@ -298,7 +308,8 @@ const MAX_BATCH: usize = 32;
 fn worker<'scope, 'a: 'scope>(scope: &rayon::Scope<'scope>, shared: &'scope Shared<'a>, first: Job<'a>) {
     let mut batch: VecDeque<Job<'a>> = VecDeque::from([first]);
     let mut done: Vec<(usize, Result<Finished, Error>)> = Vec::new();
-    let mut released: Vec<Produced> = Vec::new();
+    // Outputs released at once (nobody takes them), with their producers, to drop outside the lock.
+    let mut released: Vec<(usize, Produced)> = Vec::new();
     // One clock reading per factory: each one ends the previous factory's time and starts the
     // next one's (the lock in between counts too, which only makes batching more careful). The
     // last factory of a batch is read only when its time decides something: the size of the next
@@ -310,7 +321,15 @@ fn worker<'scope, 'a: 'scope>(scope: &rayon::Scope<'scope>, shared: &'scope Shar
         let mut unread = false;
         while let Some(job) = batch.pop_front() {
             let index = job.index;
-            let result = run_factory(shared, job);
+            // Every call into user code inside is guarded; this only catches a bug of the runtime,
+            // so that it stops the run instead of unwinding through the pool.
+            let result = guard::catch(|| run_factory(shared, job)).unwrap_or_else(|message| {
+                Err(ErrorKind::Internal(format!(
+                    "a panic escaped while running `{}`: {message}",
+                    shared.spec.signatures[index].name
+                ))
+                .into())
+            });
             // A timed factory's end was read already.
             let ended = match &result {
                 Ok(Finished { timing: Some(timing), .. }) => Some(timing.started + timing.total),
@@ -338,7 +357,9 @@ fn worker<'scope, 'a: 'scope>(scope: &rayon::Scope<'scope>, shared: &'scope Shar
             state.handed_back.extend(batch.drain(..));
         }
         for (index, result) in done.drain(..) {
-            released.extend(complete(shared, &mut state, index, result));
+            if let Some(produced) = complete(shared, &mut state, index, result) {
+                released.push((index, produced));
+            }
         }
         // Under a memory budget, one at a time: a batch would hold its inputs in memory early.
         let share = state.ready.len() / shared.threads;
@@ -373,7 +394,11 @@ fn worker<'scope, 'a: 'scope>(scope: &rayon::Scope<'scope>, shared: &'scope Shar
         let spills = state.store.plan_spills(&shared.spec.slots);
         drop(state);
         // Dropping a released output may free a large buffer or delete a file: outside the lock.
-        released.clear();
+        for (producer, produced) in released.drain(..) {
+            if let Err(error) = guard::drop_guarded(produced, shared.spec.slots[producer].name, Operation::DropOutput) {
+                record_error(shared, error);
+            }
+        }
         run_spills(shared, spills);
         if batch.is_empty() {
             return;
@@ -505,11 +530,19 @@ fn run_spills(shared: &Shared<'_>, jobs: Vec<SpillJob>) {
     if jobs.is_empty() {
         return;
     }
+    let mut failed: Option<Error> = None;
     let written: Vec<bool> = jobs
         .iter()
-        .map(|job| match job.ops.spill(&job.payload, &job.path) {
-            Ok(()) => true,
-            Err(error) => {
+        .map(|job| match guard::catch(|| job.ops.spill(&job.payload, &job.path)) {
+            Ok(Ok(())) => true,
+            // A panic is a bug of the `Storable`, unlike an I/O error: the run stops.
+            Err(message) => {
+                let _ = std::fs::remove_file(&job.path);
+                let error = guard::panicked(shared.spec.slots[job.producer].name, Operation::Spill, message);
+                failed.get_or_insert(error);
+                false
+            }
+            Ok(Err(error)) => {
                 let _ = std::fs::remove_file(&job.path);
                 tracing::warn!(
                     factory = shared.spec.signatures[job.producer].name,
@@ -523,6 +556,9 @@ fn run_spills(shared: &Shared<'_>, jobs: Vec<SpillJob>) {
     let mut state = shared.lock();
     let results: Vec<(Option<Arc<SpillFile>>, bool)> =
         jobs.iter().zip(&written).map(|(job, &written)| state.store.finish_spill(job, written)).collect();
+    if let Some(error) = failed {
+        record_error_locked(&mut state, error);
+    }
     drop(state);
     let observers = shared.spec.observers;
     for (job, (unused_file, spilled)) in jobs.iter().zip(results) {
@@ -533,8 +569,47 @@ fn run_spills(shared: &Shared<'_>, jobs: Vec<SpillJob>) {
             observers.emit(EventKind::OutputSpilled { factory: shared.id(job.producer), bytes: job.bytes });
         }
     }
-    // The jobs' shares of the values go last, outside the lock.
-    drop(jobs);
+    // The jobs' shares of the values go last, outside the lock; one may be the last share.
+    for job in jobs {
+        let producer = job.producer;
+        if let Err(error) = guard::drop_guarded(job.payload, shared.spec.slots[producer].name, Operation::DropOutput) {
+            record_error(shared, error);
+        }
+    }
+}
+
+/// Records an error found outside the lock (a panic while dropping or spilling an output): the
+/// run stops as after a failed factory.
+fn record_error(shared: &Shared<'_>, error: Error) {
+    let mut state = shared.lock();
+    record_error_locked(&mut state, error);
+}
+
+fn record_error_locked(state: &mut State<'_>, error: Error) {
+    if state.error.is_none() {
+        state.error = Some(error);
+    } else {
+        tracing::error!("another failure: {error}");
+    }
+}
+
+/// Drops the inputs of a job that never started, each share of an output guarded and named
+/// after its producer. Returns the first panic.
+fn drop_inputs(shared: &Shared<'_>, job: Job<'_>) -> Result<(), Error> {
+    let mut first = Ok(());
+    let sources = shared.spec.plan.sources.get(job.index);
+    for input in job.inputs {
+        let name = match sources[input.slot as usize].get() {
+            Some(Source::Factory(producer)) => shared.spec.slots[producer].name,
+            _ => shared.spec.slots[job.index].name,
+        };
+        if let Err(error) = guard::drop_guarded(input.taken, name, Operation::DropOutput) {
+            if first.is_ok() {
+                first = Err(error);
+            }
+        }
+    }
+    first
 }
 
 /// Releases, when dropped, the bytes a job held alone (outputs whose last share it took, values
@@ -559,9 +634,40 @@ fn run_factory(shared: &Shared<'_>, job: Job<'_>) -> Result<Finished, Error> {
     if result.is_err() {
         // A factory that failed goes as one that finished (which `run_phases` disposed of): its
         // inputs are released now. A panic in its `Drop` adds nothing to the error.
-        let _ = catch_unwind(AssertUnwindSafe(|| factory.dispose()));
+        let _ = guard::catch(|| factory.dispose());
     }
     result
+}
+
+/// Reads a spilled input back for its consumer and weighs it.
+fn reload_input(shared: &Shared<'_>, reload: &Reload) -> Result<(Payload, u64), Error> {
+    let name = shared.spec.slots[reload.producer].name;
+    let payload = match guard::catch(|| reload.ops.reload(reload.file.path())) {
+        Ok(Ok(payload)) => payload,
+        Ok(Err(source)) => {
+            return Err(ErrorKind::Spill {
+                factory: name.to_owned(),
+                action: "read back",
+                path: reload.file.path().to_owned(),
+                source,
+            }
+            .into())
+        }
+        Err(message) => return Err(guard::panicked(name, Operation::Reload, message)),
+    };
+    match guard::catch(|| reload.ops.byte_size(&payload)) {
+        Ok(bytes) => Ok((payload, bytes)),
+        Err(message) => Err(discard(guard::panicked(name, Operation::Weigh, message), payload, name)),
+    }
+}
+
+/// Drops `payload` (an output of `name`) after `error`, a panic in its drop logged, and returns
+/// `error`.
+fn discard(error: Error, payload: Payload, name: &str) -> Error {
+    if let Err(again) = guard::drop_guarded(payload, name, Operation::DropOutput) {
+        tracing::error!("another failure: {again}");
+    }
+    error
 }
 
 /// Injects a factory's inputs, runs its phases, takes its output and disposes of it.
@@ -584,41 +690,44 @@ fn run_phases(
     if let Some(at) = started {
         observers.emit_at(EventKind::FactoryStarted(id), at);
     }
+    let fail = |phase: Phase, error: Error| {
+        observers.emit(EventKind::FactoryFailed { factory: id, phase, message: error.to_string() });
+        error
+    };
 
     let mut reloaded = false;
     let mut released: SmallVec<[usize; 3]> = SmallVec::new();
+    // Shares of outputs this factory may hold last (the store let go of them, or they were read
+    // back for it alone), kept until the factory is dropped so that the drop of such an output
+    // happens here, guarded and named after its producer, rather than inside the factory's drop.
+    let mut last_shares: SmallVec<[(usize, Payload); 2]> = SmallVec::new();
     for JobInput { slot, released: last_share, taken } in inputs {
         let slot = slot as usize;
+        let producer = match spec.plan.sources.get(index)[slot].get() {
+            Some(Source::Factory(producer)) => Some(producer),
+            _ => None,
+        };
         let payload = match taken {
-            Taken::Value(payload) => payload,
-            Taken::Reload(reload) => match reload.ops.reload(reload.file.path()) {
-                Ok(payload) => {
-                    let Reload { producer, file, ops } = *reload;
+            Taken::Value(payload) => {
+                if let (Some(producer), true) = (producer, last_share) {
+                    last_shares.push((producer, payload.clone()));
+                }
+                payload
+            }
+            Taken::Reload(reload) => match reload_input(shared, &reload) {
+                Ok((payload, bytes)) => {
+                    let Reload { producer, file, ops: _ } = *reload;
                     reloaded = true;
-                    let bytes = ops.byte_size(&payload);
                     spec.counters.reloaded(bytes);
                     spec.counters.add_held(bytes);
                     held.bytes += bytes;
                     observers.emit(EventKind::OutputReloaded { factory: shared.id(producer), consumer: id, bytes });
                     // When this was the file's last handle, dropping it deletes the file.
                     drop(file);
+                    last_shares.push((producer, payload.clone()));
                     payload
                 }
-                Err(source) => {
-                    let error: Error = ErrorKind::Spill {
-                        factory: spec.signatures[reload.producer].name.to_owned(),
-                        action: "read back",
-                        path: reload.file.path().to_owned(),
-                        source,
-                    }
-                    .into();
-                    observers.emit(EventKind::FactoryFailed {
-                        factory: id,
-                        phase: Phase::Read,
-                        message: error.to_string(),
-                    });
-                    return Err(error);
-                }
+                Err(error) => return Err(fail(Phase::Read, error)),
             },
         };
         if let Err(error) = factory.inject(slot, payload) {
@@ -629,10 +738,6 @@ fn run_phases(
             .into());
         }
         if let Some(at) = started {
-            let producer = match spec.plan.sources.get(index)[slot].get() {
-                Some(Source::Factory(producer)) => Some(producer),
-                _ => None,
-            };
             if let (Some(producer), true) = (producer, last_share) {
                 released.push(producer);
             }
@@ -647,7 +752,11 @@ fn run_phases(
         }
     }
 
-    let writable = spec.stage_writable[spec.stage_of[index]] && factory.writable();
+    let writable = spec.stage_writable[spec.stage_of[index]]
+        && match guard::catch(|| factory.writable()) {
+            Ok(writable) => writable,
+            Err(message) => return Err(fail(Phase::Write, guard::panicked(id.name, Operation::Writable, message))),
+        };
     // Each phase boundary reads the clock once: a phase ends when the next one starts. Handing
     // over inputs takes no time worth a clock reading, unless one was read back from disk or
     // observers were told about each one.
@@ -662,7 +771,7 @@ fn run_phases(
         if let Some(at) = boundary {
             observers.emit_at(EventKind::PhaseStarted { factory: id, phase }, at);
         }
-        let result = catch_unwind(AssertUnwindSafe(|| factory.run_phase(phase)));
+        let result = guard::catch(|| factory.run_phase(phase));
         if let Some(phase_started) = boundary {
             let now = Instant::now();
             let ok = matches!(result, Ok(Ok(())));
@@ -679,28 +788,41 @@ fn run_phases(
         let error = match result {
             Ok(Ok(())) => continue,
             Ok(Err(error)) => phase_failed(id.name, phase, error),
-            Err(panic) => panicked(id.name, phase, panic),
+            Err(message) => panicked(id.name, phase, message),
         };
-        observers.emit(EventKind::FactoryFailed { factory: id, phase, message: error.to_string() });
-        return Err(error);
+        return Err(fail(phase, error));
     }
 
-    let output = catch_unwind(AssertUnwindSafe(|| factory.output()));
+    let output = guard::catch(|| factory.output()).map_err(|message| panicked(id.name, Phase::Get, message));
     // Weighed while the factory and its inputs still exist, so the peak counts both.
     let provisional = match (&output, spec.slots[index].ops) {
-        (Ok(output), Some(ops)) => ops.byte_size(output),
-        _ => 0,
+        (Ok(output), Some(ops)) => guard::catch(|| ops.byte_size(output))
+            .map_err(|message| guard::panicked(id.name, Operation::Weigh, message)),
+        _ => Ok(0),
     };
-    spec.counters.add_held(provisional);
+    let provisional_bytes = provisional.as_ref().copied().unwrap_or(0);
+    spec.counters.add_held(provisional_bytes);
     // Dropping the factory drops its shares of its inputs, so they can be released.
-    let dropped = catch_unwind(AssertUnwindSafe(move || factory.dispose()));
-    let output = match (output, dropped) {
-        (Ok(output), Ok(())) => output,
-        (Err(panic), _) | (_, Err(panic)) => {
-            spec.counters.sub_held(provisional);
-            let error = panicked(id.name, Phase::Get, panic);
-            observers.emit(EventKind::FactoryFailed { factory: id, phase: Phase::Get, message: error.to_string() });
-            return Err(error);
+    let dropped =
+        guard::catch(move || factory.dispose()).map_err(|message| guard::panicked(id.name, Operation::Drop, message));
+    let mut inputs_dropped = Ok(());
+    for (producer, payload) in last_shares {
+        let dropped = guard::drop_guarded(payload, spec.slots[producer].name, Operation::DropOutput);
+        if inputs_dropped.is_ok() {
+            inputs_dropped = dropped;
+        }
+    }
+    let output = match (output, provisional, dropped, inputs_dropped) {
+        (Ok(output), Ok(_), Ok(()), Ok(())) => output,
+        (output, provisional, dropped, inputs_dropped) => {
+            spec.counters.sub_held(provisional_bytes);
+            let error = [provisional.err(), dropped.err(), inputs_dropped.err()].into_iter().flatten().next();
+            let error = match (output, error) {
+                (Err(error), _) => error,
+                (Ok(output), Some(error)) => discard(error, output, id.name),
+                (Ok(_), None) => ErrorKind::Internal("a factory failed without an error".into()).into(),
+            };
+            return Err(fail(Phase::Get, error));
         }
     };
     if observed {
@@ -708,12 +830,9 @@ fn run_phases(
     }
     // Persisting (materializing once, writing a disk-only copy) is part of the factory's time,
     // as the seed's `persist` + `count()` inside `process` is.
-    let produced = match prepare(shared, index, output, provisional) {
+    let produced = match prepare(shared, index, output, provisional_bytes) {
         Ok(produced) => produced,
-        Err(error) => {
-            observers.emit(EventKind::FactoryFailed { factory: id, phase: Phase::Get, message: error.to_string() });
-            return Err(error);
-        }
+        Err(error) => return Err(fail(Phase::Get, error)),
     };
     let timing = started.map(|started| {
         let now = Instant::now();
@@ -736,30 +855,45 @@ fn prepare(shared: &Shared<'_>, index: usize, output: Payload, provisional: u64)
     let slot = &spec.slots[index];
     let Some(ops) = slot.ops else { return Ok(Produced { payload: Some(output), file: None, bytes: 0 }) };
     let counters = &spec.counters;
-    if let Some(counter) = ops.lazy_counter(&output) {
-        counters.track_lazy(counter);
+    match guard::catch(|| ops.lazy_counter(&output)) {
+        Ok(Some(counter)) => counters.track_lazy(counter),
+        Ok(None) => {}
+        Err(message) => {
+            counters.sub_held(provisional);
+            return Err(discard(guard::panicked(slot.name, Operation::LazyCounter, message), output, slot.name));
+        }
     }
-    let mut payload = output;
-    if slot.level.is_some() {
-        let materialized = catch_unwind(AssertUnwindSafe(|| ops.materialize(&payload)));
-        let failed: Error = match materialized {
-            Ok(Ok(Some(materialized))) => {
-                payload = materialized;
-                counters.materialized();
-                let bytes = ops.byte_size(&payload);
-                spec.observers.emit(EventKind::OutputMaterialized { factory: shared.id(index), bytes });
-                return store_prepared(shared, index, ops, payload, provisional);
-            }
-            Ok(Ok(None)) => return store_prepared(shared, index, ops, payload, provisional),
-            Ok(Err(source)) => {
-                ErrorKind::FactoryFailed { factory: slot.name.to_owned(), phase: Phase::Get, source }.into()
-            }
-            Err(panic) => panicked(slot.name, Phase::Get, panic),
-        };
-        counters.sub_held(provisional);
-        return Err(failed);
+    if slot.level.is_none() {
+        return store_prepared(shared, index, ops, output, provisional);
     }
-    store_prepared(shared, index, ops, payload, provisional)
+    let failed: Error = match guard::catch(|| ops.materialize(&output)) {
+        Ok(Ok(Some(materialized))) => {
+            counters.materialized();
+            // The recipe goes: its drop is user code too.
+            if let Err(error) = guard::drop_guarded(output, slot.name, Operation::DropOutput) {
+                counters.sub_held(provisional);
+                return Err(discard(error, materialized, slot.name));
+            }
+            let bytes = match guard::catch(|| ops.byte_size(&materialized)) {
+                Ok(bytes) => bytes,
+                Err(message) => {
+                    counters.sub_held(provisional);
+                    return Err(discard(
+                        guard::panicked(slot.name, Operation::Weigh, message),
+                        materialized,
+                        slot.name,
+                    ));
+                }
+            };
+            spec.observers.emit(EventKind::OutputMaterialized { factory: shared.id(index), bytes });
+            return store_prepared(shared, index, ops, materialized, provisional);
+        }
+        Ok(Ok(None)) => return store_prepared(shared, index, ops, output, provisional),
+        Ok(Err(source)) => ErrorKind::FactoryFailed { factory: slot.name.to_owned(), phase: Phase::Get, source }.into(),
+        Err(message) => guard::panicked(slot.name, Operation::Materialize, message),
+    };
+    counters.sub_held(provisional);
+    Err(discard(failed, output, slot.name))
 }
 
 /// Weighs a (materialized) output and, when disk-only, writes it to its spill file.
@@ -773,7 +907,13 @@ fn store_prepared(
     let spec = &shared.spec;
     let slot = &spec.slots[index];
     let counters = &spec.counters;
-    let bytes = ops.byte_size(&payload);
+    let bytes = match guard::catch(|| ops.byte_size(&payload)) {
+        Ok(bytes) => bytes,
+        Err(message) => {
+            counters.sub_held(provisional);
+            return Err(discard(guard::panicked(slot.name, Operation::Weigh, message), payload, slot.name));
+        }
+    };
     // The value as it is now replaces its provisional weight (they differ when materialized).
     if bytes >= provisional {
         counters.add_held(bytes - provisional);
@@ -786,11 +926,15 @@ fn store_prepared(
     let written: Result<std::path::PathBuf, Error> = match &spec.spill_dir {
         Some(dir) => {
             let path = dir.join(store::spill_file_name(index, slot.name, ops.extension()));
-            match ops.spill(&payload, &path) {
-                Ok(()) => Ok(path),
-                Err(source) => {
+            match guard::catch(|| ops.spill(&payload, &path)) {
+                Ok(Ok(())) => Ok(path),
+                Ok(Err(source)) => {
                     let _ = std::fs::remove_file(&path);
                     Err(ErrorKind::Spill { factory: slot.name.to_owned(), action: "write", path, source }.into())
+                }
+                Err(message) => {
+                    let _ = std::fs::remove_file(&path);
+                    Err(guard::panicked(slot.name, Operation::Spill, message))
                 }
             }
         }
@@ -798,9 +942,10 @@ fn store_prepared(
             Err(ErrorKind::Internal(format!("`{}` is disk-only but the run has no spill directory", slot.name)).into())
         }
     };
-    drop(payload);
+    let dropped = guard::drop_guarded(payload, slot.name, Operation::DropOutput);
     counters.sub_held(bytes);
     let path = written?;
+    dropped?;
     counters.spilled(bytes);
     spec.observers.emit(EventKind::OutputSpilled { factory: shared.id(index), bytes });
     Ok(Produced { payload: None, file: Some(Arc::new(SpillFile::new(path, counters.clone()))), bytes })
@@ -812,11 +957,6 @@ fn phase_failed(factory: &str, phase: Phase, error: crate::error::Error) -> Erro
 }
 
 /// A panic in a phase, as the run's error naming factory, phase and the panic's message.
-fn panicked(factory: &str, phase: Phase, panic: Box<dyn std::any::Any + Send>) -> Error {
-    let message = panic
-        .downcast_ref::<&str>()
-        .map(|message| (*message).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic with a non-string payload".to_owned());
+fn panicked(factory: &str, phase: Phase, message: String) -> Error {
     ErrorKind::FactoryPanicked { factory: factory.to_owned(), phase, message }.into()
 }

@@ -64,9 +64,19 @@ fn input_label(payload: &str, id: &str) -> String {
     }
 }
 
+/// The stages that hold a factory, in order: walking `0..graph.stages` would take as long as a
+/// hand-edited count says.
+fn occupied_stages(graph: &Graph) -> Vec<usize> {
+    let mut stages: Vec<usize> =
+        graph.factories.iter().map(|node| node.stage).filter(|&stage| stage < graph.stages).collect();
+    stages.sort_unstable();
+    stages.dedup();
+    stages
+}
+
 fn mermaid(graph: &Graph, critical: &[usize]) -> String {
     let mut out = String::from("flowchart LR\n");
-    for stage in 0..graph.stages {
+    for stage in occupied_stages(graph) {
         let members: Vec<usize> = (0..graph.factories.len()).filter(|&i| graph.factories[i].stage == stage).collect();
         if members.is_empty() {
             continue;
@@ -123,7 +133,7 @@ fn dot(graph: &Graph, critical: &[usize]) -> String {
     out.push_str("    rankdir=LR;\n");
     out.push_str("    node [shape=box, style=rounded, fontname=\"Helvetica\"];\n");
     out.push_str("    edge [fontname=\"Helvetica\", fontsize=10];\n");
-    for stage in 0..graph.stages {
+    for stage in occupied_stages(graph) {
         let members: Vec<usize> = (0..graph.factories.len()).filter(|&i| graph.factories[i].stage == stage).collect();
         if members.is_empty() {
             continue;

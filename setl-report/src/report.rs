@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 /// The version of the JSON form written by this crate.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// The most worker threads a report may say its run had.
+const MAX_THREADS: usize = 1 << 16;
+
 /// The JSON Schema of the report, as committed under `setl-report/schema/`.
 pub const JSON_SCHEMA: &str = include_str!("../schema/run-report.v1.schema.json");
 
@@ -406,7 +409,116 @@ impl RunReport {
             Some(_) => {}
             None => return Err(ReportError::Version { found: 0, supported: SCHEMA_VERSION }),
         }
-        serde_json::from_value(value).map_err(ReportError::Json)
+        let report: RunReport = serde_json::from_value(value).map_err(ReportError::Json)?;
+        report.validate()?;
+        Ok(report)
+    }
+
+    /// Checks what the JSON schema cannot: every index refers to an existing factory, stage,
+    /// pipeline input or worker thread, and every time is a finite, non-negative number. A report
+    /// this crate wrote always passes; a hand-edited or damaged one fails here, rather than
+    /// making a renderer panic or loop.
+    ///
+    /// # Errors
+    ///
+    /// [`ReportError::Invalid`] naming the first bad field by its JSON path, with its value.
+    pub fn validate(&self) -> Result<(), ReportError> {
+        let invalid = |path: String, value: String, reason: String| Err(ReportError::Invalid { path, value, reason });
+        if self.schema_version == 0 || self.schema_version > SCHEMA_VERSION {
+            return invalid(
+                "schema_version".into(),
+                self.schema_version.to_string(),
+                format!("this setl-report reads versions 1 to {SCHEMA_VERSION}"),
+            );
+        }
+        let time = |path: &str, value: f64| {
+            if value.is_finite() && value >= 0.0 {
+                Ok(())
+            } else {
+                invalid(path.to_owned(), value.to_string(), "expected a finite, non-negative number of seconds".into())
+            }
+        };
+        let optional_time = |path: &str, value: Option<f64>| value.map_or(Ok(()), |value| time(path, value));
+        let graph_factories = self.graph.factories.len();
+        let factories = self.factories.len();
+        let index = |path: String, value: usize, count: usize, what: &str| {
+            if value < count {
+                Ok(())
+            } else {
+                invalid(path, value.to_string(), format!("not the index of {what} (the report has {count})"))
+            }
+        };
+        let thread = |path: String, value: Option<usize>| match value {
+            Some(value) => index(path, value, self.threads, "a worker thread"),
+            None => Ok(()),
+        };
+        time("elapsed_s", self.elapsed_s)?;
+        optional_time("started_at_unix_s", self.started_at_unix_s)?;
+        if self.threads == 0 || self.threads > MAX_THREADS {
+            return invalid("threads".into(), self.threads.to_string(), format!("expected 1 to {MAX_THREADS} threads"));
+        }
+        // A stage without factories is possible (an empty `Stage`), but not more of them than
+        // factories plus one: renderers walk the stages.
+        if self.graph.stages > graph_factories + 1 {
+            return invalid(
+                "graph.stages".into(),
+                self.graph.stages.to_string(),
+                format!("more stages than the graph's {graph_factories} factories"),
+            );
+        }
+        for (at, node) in self.graph.factories.iter().enumerate() {
+            index(format!("graph.factories[{at}].stage"), node.stage, self.graph.stages, "a stage")?;
+            for (slot, input) in node.inputs.iter().enumerate() {
+                let path = format!("graph.factories[{at}].inputs[{slot}].source.index");
+                match input.source {
+                    Some(Source::Factory(producer)) => index(path, producer, graph_factories, "a factory")?,
+                    Some(Source::External(input)) => {
+                        index(path, input, self.graph.external_inputs.len(), "a pipeline input")?
+                    }
+                    None => {}
+                }
+            }
+        }
+        for (at, worker) in self.workers.iter().enumerate() {
+            thread(format!("workers[{at}].index"), worker.index)?;
+        }
+        for (at, factory) in self.factories.iter().enumerate() {
+            index(format!("factories[{at}].index"), factory.index, factories, "a factory")?;
+            index(format!("factories[{at}].stage"), factory.stage, self.graph.stages.max(1), "a stage")?;
+            thread(format!("factories[{at}].thread"), factory.thread)?;
+            optional_time(&format!("factories[{at}].start_s"), factory.start_s)?;
+            optional_time(&format!("factories[{at}].end_s"), factory.end_s)?;
+            optional_time(&format!("factories[{at}].total_s"), factory.total_s)?;
+            optional_time(&format!("factories[{at}].released_s"), factory.released_s)?;
+            for (number, phase) in factory.phases.iter().enumerate() {
+                time(&format!("factories[{at}].phases[{number}].start_s"), phase.start_s)?;
+                time(&format!("factories[{at}].phases[{number}].elapsed_s"), phase.elapsed_s)?;
+            }
+        }
+        for (at, delivery) in self.deliveries.iter().enumerate() {
+            if let Some(producer) = delivery.producer {
+                index(format!("deliveries[{at}].producer"), producer, factories, "a factory")?;
+            }
+            index(format!("deliveries[{at}].consumer"), delivery.consumer, factories, "a factory")?;
+            time(&format!("deliveries[{at}].at_s"), delivery.at_s)?;
+            thread(format!("deliveries[{at}].thread"), delivery.thread)?;
+        }
+        for (at, &factory) in self.critical_path.factories.iter().enumerate() {
+            index(format!("critical_path.factories[{at}]"), factory, factories, "a factory")?;
+        }
+        time("critical_path.elapsed_s", self.critical_path.elapsed_s)?;
+        for (at, sample) in self.memory.iter().enumerate() {
+            time(&format!("memory[{at}].at_s"), sample.at_s)?;
+        }
+        for (at, event) in self.cache_events.iter().enumerate() {
+            index(format!("cache_events[{at}].factory"), event.factory, factories, "a factory")?;
+            if let Some(consumer) = event.consumer {
+                index(format!("cache_events[{at}].consumer"), consumer, factories, "a factory")?;
+            }
+            time(&format!("cache_events[{at}].at_s"), event.at_s)?;
+            thread(format!("cache_events[{at}].thread"), event.thread)?;
+        }
+        Ok(())
     }
 
     /// The JSON form, pretty-printed.
@@ -430,6 +542,16 @@ pub enum ReportError {
         /// The newest version this crate reads.
         supported: u32,
     },
+    /// The report parsed but a field's value cannot be right: an index that refers to nothing,
+    /// a count its own arrays contradict, a time that is not a finite non-negative number.
+    Invalid {
+        /// The field, as a JSON path (`factories[3].thread`).
+        path: String,
+        /// Its value.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl std::fmt::Display for ReportError {
@@ -443,6 +565,9 @@ impl std::fmt::Display for ReportError {
                 f,
                 "run report schema_version {found} is newer than this setl-report reads ({supported}); upgrade setl-report"
             ),
+            ReportError::Invalid { path, value, reason } => {
+                write!(f, "invalid run report: `{path}` is {value}: {reason}")
+            }
         }
     }
 }
@@ -451,7 +576,7 @@ impl std::error::Error for ReportError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             ReportError::Json(error) => Some(error),
-            ReportError::Version { .. } => None,
+            ReportError::Version { .. } | ReportError::Invalid { .. } => None,
         }
     }
 }

@@ -434,7 +434,8 @@ fn sigterm_while_generating_removes_the_half_written_tables() {
     let pid = child.id().to_string();
     assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let status = wait_at_most(&mut child, Duration::from_secs(60)).expect("the child exits on SIGTERM");
-    assert_eq!(status.code(), Some(128 + 15));
+    // 143 = 128 + SIGTERM; 0 only if the generation ended between the poll and the signal.
+    assert!(matches!(status.code(), Some(143) | Some(0)), "{status:?}");
     let left: Vec<String> = files_in(data.path()).into_iter().filter(|name| name.starts_with(".setl-")).collect();
     assert!(left.is_empty(), "temporaries left: {left:?}");
 }

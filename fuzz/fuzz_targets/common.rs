@@ -29,3 +29,30 @@ pub fn scratch(data: &[u8], extension: &str) -> PathBuf {
     std::fs::write(&path, data).expect("scratch file");
     path
 }
+
+/// Reads `$path` with `$reader` in every way a user may: untyped (printed, and projected on its
+/// first column), typed as [`Row`] (which must give `Row`'s schema and convert to rows), and
+/// streamed to the first error.
+#[allow(unused_macros, reason = "every target but json_reader uses it")]
+macro_rules! read_every_way {
+    ($reader:expr, $path:expr) => {{
+        let (reader, path) = (&$reader, &$path);
+        if let Ok(dataset) = reader.read(path) {
+            let _ = dataset.to_string();
+            if let Some(first) = dataset.column_names().first() {
+                let _ = reader.clone().with_projection([first.to_string()]).read(path);
+            }
+        }
+        if let Ok(dataset) = reader.read_typed::<common::Row>(path) {
+            assert_eq!(dataset.schema(), &<common::Row as setl_arrow::Schema>::arrow_schema());
+            let _ = dataset.to_rows().expect("a checked dataset converts to rows");
+        }
+        if let Ok(stream) = reader.stream(path) {
+            for batch in stream {
+                if batch.is_err() {
+                    break;
+                }
+            }
+        }
+    }};
+}

@@ -4,8 +4,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use setl_arrow::io::CsvReader;
-use setl_arrow::Schema;
 
+#[macro_use]
 #[path = "common.rs"]
 mod common;
 
@@ -22,18 +22,5 @@ fuzz_target!(|data: &[u8]| {
     if options & 8 != 0 {
         reader = reader.with_escape(b'\\');
     }
-    if let Ok(dataset) = reader.read(&path) {
-        let _ = dataset.to_string();
-    }
-    if let Ok(dataset) = reader.read_typed::<common::Row>(&path) {
-        assert_eq!(dataset.schema(), &common::Row::arrow_schema());
-        let _ = dataset.to_rows().expect("a checked dataset converts to rows");
-    }
-    if let Ok(stream) = reader.stream(&path) {
-        for batch in stream {
-            if batch.is_err() {
-                break;
-            }
-        }
-    }
+    read_every_way!(reader, path);
 });

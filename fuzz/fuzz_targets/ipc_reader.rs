@@ -5,8 +5,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use setl_arrow::io::IpcReader;
-use setl_arrow::Schema;
 
+#[macro_use]
 #[path = "common.rs"]
 mod common;
 #[path = "dependency_panics.rs"]
@@ -17,21 +17,5 @@ fuzz_target!(|data: &[u8]| {
     let Some((&options, body)) = data.split_first() else { return };
     let path = common::scratch(body, "arrow");
     let reader = IpcReader::new().with_batch_size(usize::from(options >> 4) + 1);
-    if let Ok(dataset) = reader.read(&path) {
-        let _ = dataset.to_string();
-        if let Some(first) = dataset.column_names().first() {
-            let _ = reader.clone().with_projection([first.to_string()]).read(&path);
-        }
-    }
-    if let Ok(dataset) = reader.read_typed::<common::Row>(&path) {
-        assert_eq!(dataset.schema(), &common::Row::arrow_schema());
-        let _ = dataset.to_rows().expect("a checked dataset converts to rows");
-    }
-    if let Ok(stream) = reader.stream(&path) {
-        for batch in stream {
-            if batch.is_err() {
-                break;
-            }
-        }
-    }
+    read_every_way!(reader, path);
 });

@@ -9,37 +9,10 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use setl_arrow::io::{ParquetReader, ParquetWriter, SaveMode};
-use setl_arrow::{Dataset, Schema};
+use setl_arrow::Dataset;
 
-#[derive(Schema, Debug, Clone, PartialEq)]
-struct Row {
-    k: String,
-    v: i64,
-}
-
-fn rows(n: i64, tag: &str) -> Dataset<Row> {
-    let rows: Vec<Row> = (0..n).map(|i| Row { k: format!("{tag}{}", i % 3), v: i }).collect();
-    Dataset::from_rows(&rows).unwrap()
-}
-
-/// Version `n` of an overwritten target: 3 to 7 rows, partitions `gN-0` to `gN-2`.
-fn version(n: i64) -> Dataset<Row> {
-    rows(3 + n % 5, &format!("g{n}-"))
-}
-
-const APPEND_ROWS: i64 = 4;
-
-/// Checks a read holds one whole version plus whole appends.
-fn assert_whole(rows: &[Row], context: &str) {
-    let generations: std::collections::BTreeSet<&str> =
-        rows.iter().filter(|r| r.k.starts_with('g')).map(|r| r.k.split_once('-').unwrap().0).collect();
-    assert_eq!(generations.len(), 1, "{context}: one version, not {generations:?}");
-    let generation: i64 = generations.first().unwrap()[1..].parse().unwrap();
-    let base = rows.iter().filter(|r| r.k.starts_with('g')).count();
-    assert_eq!(base, version(generation).num_rows(), "{context}: version {generation} whole");
-    let appended = rows.iter().filter(|r| r.k.starts_with("app")).count();
-    assert_eq!(appended % APPEND_ROWS as usize, 0, "{context}: whole appends only, {appended} rows");
-}
+mod common;
+use common::{assert_whole, rows, version, Row, APPEND_ROWS};
 
 /// The child: writes in a loop in the mode `SETL_FAULT_CHILD` names until it is killed.
 #[test]

@@ -8,16 +8,8 @@ use std::time::Duration;
 use setl_arrow::io::{CsvWriter, ParquetReader, ParquetWriter, SaveMode};
 use setl_arrow::{Dataset, Error, Schema};
 
-#[derive(Schema, Debug, Clone, PartialEq)]
-struct Row {
-    k: String,
-    v: i64,
-}
-
-fn rows(n: i64, tag: &str) -> Dataset<Row> {
-    let rows: Vec<Row> = (0..n).map(|i| Row { k: format!("{tag}{}", i % 3), v: i }).collect();
-    Dataset::from_rows(&rows).unwrap()
-}
+mod common;
+use common::{assert_whole, rows, version, Row};
 
 fn names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> =
@@ -126,23 +118,6 @@ fn append_with_another_schema_is_refused_listing_the_columns() {
     assert_eq!(ParquetReader::new().read(&target).unwrap().num_rows(), 6);
 }
 
-/// Total of `v` and rows in a version written by `version(n)`: distinct per n.
-fn version(n: i64) -> Dataset<Row> {
-    rows(3 + n % 5, &format!("g{n}-"))
-}
-
-/// A read sees one overwrite's version `gN-` whole, plus whole appends of 4 rows each.
-fn assert_whole_version(rows: &[Row]) {
-    let generations: std::collections::BTreeSet<&str> =
-        rows.iter().filter(|r| r.k.starts_with('g')).map(|r| r.k.split_once('-').unwrap().0).collect();
-    assert_eq!(generations.len(), 1, "one version, not {generations:?}");
-    let generation: i64 = generations.first().unwrap()[1..].parse().unwrap();
-    let base = rows.iter().filter(|r| r.k.starts_with('g')).count();
-    assert_eq!(base, version(generation).num_rows(), "version {generation} whole");
-    let appended = rows.iter().filter(|r| r.k.starts_with("app")).count();
-    assert_eq!(appended % 4, 0, "whole appends only: {appended} appended rows");
-}
-
 #[test]
 fn readers_see_a_whole_version_during_overwrites_and_appends() {
     with_watchdog(Duration::from_secs(120), || {
@@ -160,7 +135,7 @@ fn readers_see_a_whole_version_during_overwrites_and_appends() {
                     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                         let read: Dataset<Row> =
                             ParquetReader::new().read_typed(&target).unwrap_or_else(|e| panic!("read failed: {e}"));
-                        assert_whole_version(&read.to_rows().unwrap());
+                        assert_whole(&read.to_rows().unwrap(), "a read beside the writers");
                         reads += 1;
                     }
                     reads

@@ -77,6 +77,7 @@ pub mod pipeline;
 mod prefetch;
 pub mod registry;
 mod run;
+mod running;
 pub mod setl;
 mod shelf;
 pub mod stage;
@@ -92,6 +93,7 @@ pub use graph::{GraphExternal, GraphFactory, GraphInput, GraphSource, PipelineGr
 pub use observe::{Event, EventKind, FactoryId, Observer, OutputRef};
 pub use pipeline::{ExecutionMode, InputBuilder, Pipeline, StageView};
 pub use registry::Registration;
+pub use running::{running, Running};
 pub use setl::{Setl, SetlBuilder};
 pub use setl_macros::{delivery, factory};
 pub use stage::Stage;

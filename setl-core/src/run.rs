@@ -21,6 +21,7 @@ use crate::factory::{ErasedFactory, Signature};
 use crate::guard;
 use crate::observe::{EventKind, FactoryId, Observers, OutputRef};
 use crate::prefetch::prefetch_value;
+use crate::running::RunningGuard;
 use crate::store::{
     self, Counters, Kept, Produced, Reload, SlotSpec, SpillFile, SpillJob, StorageLevel, Store, StoreOps, Taken,
 };
@@ -771,7 +772,10 @@ fn run_phases(
         if let Some(at) = boundary {
             observers.emit_at(EventKind::PhaseStarted { factory: id, phase }, at);
         }
-        let result = guard::catch(|| factory.run_phase(phase));
+        let result = {
+            let _running = RunningGuard::enter(id.name, phase);
+            guard::catch(|| factory.run_phase(phase))
+        };
         if let Some(phase_started) = boundary {
             let now = Instant::now();
             let ok = matches!(result, Ok(Ok(())));
@@ -793,7 +797,10 @@ fn run_phases(
         return Err(fail(phase, error));
     }
 
-    let output = guard::catch(|| factory.output()).map_err(|message| panicked(id.name, Phase::Get, message));
+    let output = {
+        let _running = RunningGuard::enter(id.name, Phase::Get);
+        guard::catch(|| factory.output()).map_err(|message| panicked(id.name, Phase::Get, message))
+    };
     // Weighed while the factory and its inputs still exist, so the peak counts both.
     let provisional = match (&output, spec.slots[index].ops) {
         (Ok(output), Some(ops)) => guard::catch(|| ops.byte_size(output))

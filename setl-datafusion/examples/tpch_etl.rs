@@ -197,9 +197,10 @@ fn run(args: Args) -> setl_core::Result<()> {
         _ => String::new(),
     };
     println!(
-        "done: {rows_in} rows in, {rows_out} rows out, wall {:.2} s{cpu}, peak held {}, peak rss {}",
+        "done: {rows_in} rows in, {rows_out} rows out, wall {:.2} s{cpu}, peak held {}, spilled {}, peak rss {}",
         started.elapsed().as_secs_f64(),
         report::bytes(engine.peak_held_bytes()),
+        report::bytes(engine.shared_spilled_bytes() as usize),
         report::peak_rss().map_or_else(|| "n/a".to_owned(), report::bytes),
     );
     Ok(())

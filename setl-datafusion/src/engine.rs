@@ -225,6 +225,16 @@ impl Engine {
         self.inner.held.shared_reads.load(Ordering::Relaxed)
     }
 
+    /// Bytes of shared scans' batches written to disk for queries that lagged while their
+    /// partition's buffer was full (see [`shared`](crate::shared)); zero when the buffer sufficed.
+    pub fn shared_spilled_bytes(&self) -> u64 {
+        self.inner.held.shared_spilled_bytes.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_shared_spill(&self, bytes: usize) {
+        self.inner.held.shared_spilled_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
     /// [`EngineSettings::shared_buffer_bytes`].
     pub(crate) fn shared_buffer_bytes(&self) -> usize {
         self.inner.shared_buffer_bytes
@@ -268,6 +278,7 @@ struct HeldBytes {
     peak: AtomicUsize,
     executions: AtomicU64,
     shared_reads: AtomicU64,
+    shared_spilled_bytes: AtomicU64,
 }
 
 /// A share of [`HeldBytes`], given back on drop (when the frame's data is released).

@@ -11,26 +11,35 @@ use datafusion::error::DataFusionError;
 
 /// A DataFusion operation failed.
 ///
-/// Displays as `<operation>[ over <files>]: <DataFusion's message>`; `source()` is the
-/// [`DataFusionError`] itself, so it can be matched on.
+/// Displays as `<operation>[ over <files>]: <message>`, the message being DataFusion's, or for a
+/// malformed CSV row, where it is: `CSV scan defined in `ReadOrders.read` (run by query `q1`)
+/// over orders.csv: malformed CSV in `orders.csv`, line 168026, column 3 (`o_totalprice`): ...`.
+/// `source()` is the [`DataFusionError`] itself, so it can be matched on.
 #[derive(Debug)]
 pub struct SqlError {
     operation: String,
     files: Vec<PathBuf>,
+    /// Shown instead of DataFusion's message, which it locates better.
+    detail: Option<String>,
     source: DataFusionError,
 }
 
 impl SqlError {
     pub(crate) fn new(operation: impl Into<String>, files: Vec<PathBuf>, source: DataFusionError) -> Self {
-        SqlError { operation: operation.into(), files, source }
+        SqlError { operation: operation.into(), files, detail: None, source }
     }
 
-    /// What was being done, e.g. "query `q1`" or "Parquet scan".
+    pub(crate) fn with_detail(mut self, detail: String) -> Self {
+        self.detail = Some(detail);
+        self
+    }
+
+    /// What was being done, e.g. "query `q1`" or "Parquet scan defined in `ReadOrders.read`".
     pub fn operation(&self) -> &str {
         &self.operation
     }
 
-    /// The files the operation read (empty for in-memory data).
+    /// The files the operation read (empty for in-memory data); for a malformed row, its file.
     pub fn files(&self) -> &[PathBuf] {
         &self.files
     }
@@ -53,7 +62,10 @@ impl fmt::Display for SqlError {
                 write!(f, "{}", file.display())?;
             }
         }
-        write!(f, ": {}", self.source)
+        match &self.detail {
+            Some(detail) => write!(f, ": {detail}"),
+            None => write!(f, ": {}", self.source),
+        }
     }
 }
 

@@ -9,7 +9,6 @@
 //! - `shared`: consumers that run together ([`Frame::collect_all`]) read it in one pass, each
 //!   batch streamed to all of them and dropped after the last (see [`shared`](crate::shared)).
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::datatypes::SchemaRef;
@@ -20,6 +19,7 @@ use setl_arrow::Dataset;
 
 use crate::engine::{Engine, HeldGuard};
 use crate::error::SqlError;
+use crate::origin::Lineage;
 use crate::shared::{run_plans, SharedSource};
 
 /// A dataset, or the DataFusion plan that computes it. Cheap to clone (clones share the plan
@@ -48,7 +48,8 @@ struct Inner {
     label: String,
     engine: Engine,
     schema: SchemaRef,
-    sources: Vec<PathBuf>,
+    /// The files and scans the data comes from, for errors.
+    lineage: Lineage,
     body: Body,
 }
 
@@ -77,7 +78,7 @@ impl Frame {
         }
     }
 
-    pub(crate) fn from_dataframe(engine: Engine, label: String, frame: DataFrame, sources: Vec<PathBuf>) -> Self {
+    pub(crate) fn from_dataframe(engine: Engine, label: String, frame: DataFrame, lineage: Lineage) -> Self {
         let schema = frame.schema().inner().clone();
         let (state, plan) = frame.into_parts();
         Frame {
@@ -85,7 +86,7 @@ impl Frame {
                 label,
                 engine,
                 schema,
-                sources,
+                lineage,
                 body: Body::Plan { state: Box::new(state), plan, persisted: None },
             }),
         }
@@ -93,17 +94,17 @@ impl Frame {
 
     /// A frame holding `dataset` (counted in the engine's held bytes while the frame lives).
     pub fn from_dataset(engine: &Engine, label: impl Into<String>, dataset: Dataset) -> Self {
-        Frame::data(engine.clone(), label.into(), dataset, Vec::new())
+        Frame::data(engine.clone(), label.into(), dataset, Lineage::default())
     }
 
-    fn data(engine: Engine, label: String, dataset: Dataset, sources: Vec<PathBuf>) -> Self {
+    fn data(engine: Engine, label: String, dataset: Dataset, lineage: Lineage) -> Self {
         let held = Held { _guard: Arc::new(engine.hold(dataset.byte_size())), dataset };
         Frame {
             inner: Arc::new(Inner {
                 label,
                 schema: held.dataset.schema().clone(),
                 engine,
-                sources,
+                lineage,
                 body: Body::Data(held),
             }),
         }
@@ -115,8 +116,12 @@ impl Frame {
     }
 
     /// The files the frame's data comes from.
-    pub fn sources(&self) -> &[PathBuf] {
-        &self.inner.sources
+    pub fn sources(&self) -> &[std::path::PathBuf] {
+        &self.inner.lineage.files
+    }
+
+    pub(crate) fn lineage(&self) -> &Lineage {
+        &self.inner.lineage
     }
 
     /// The schema of the rows.
@@ -185,7 +190,7 @@ impl Frame {
                 label: self.inner.label.clone(),
                 engine: self.inner.engine.clone(),
                 schema: self.inner.schema.clone(),
-                sources: self.inner.sources.clone(),
+                lineage: self.inner.lineage.clone(),
                 body,
             }),
         }
@@ -230,7 +235,7 @@ impl Frame {
             return Ok(self.clone());
         }
         let dataset = self.collect()?;
-        Ok(Frame::data(self.inner.engine.clone(), self.inner.label.clone(), dataset, self.inner.sources.clone()))
+        Ok(Frame::data(self.inner.engine.clone(), self.inner.label.clone(), dataset, self.inner.lineage.clone()))
     }
 
     /// The data: the frame's own, the persisted run, or a fresh run of the plan.
@@ -385,7 +390,7 @@ impl Frame {
     }
 
     fn error(&self, error: datafusion::error::DataFusionError) -> SqlError {
-        SqlError::new(self.inner.label.clone(), self.inner.sources.clone(), error)
+        self.inner.lineage.error(&self.inner.label, error)
     }
 }
 
@@ -401,7 +406,7 @@ impl std::fmt::Debug for Frame {
             .field("materialized", &self.is_materialized())
             .field("persisted", &self.is_persisted())
             .field("shared", &self.is_shared())
-            .field("sources", &self.inner.sources)
+            .field("sources", &self.inner.lineage.files)
             .finish()
     }
 }

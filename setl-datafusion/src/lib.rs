@@ -83,6 +83,7 @@
 pub mod engine;
 pub mod error;
 pub mod frame;
+mod origin;
 pub mod scan;
 pub mod session;
 pub mod shared;

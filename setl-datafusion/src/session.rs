@@ -1,7 +1,6 @@
 //! `Session`: DataFusion's `SessionContext` on the context's engine, with setl's inputs as tables.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use datafusion::common::tree_node::TreeNodeRecursion;
@@ -13,6 +12,7 @@ use setl_arrow::Dataset;
 use crate::engine::Engine;
 use crate::error::SqlError;
 use crate::frame::Frame;
+use crate::origin::Lineage;
 
 /// A DataFusion session on the [`Engine`]: register delivered datasets and frames as tables, run
 /// SQL or DataFrame operations over them, get [`Frame`]s back.
@@ -41,8 +41,8 @@ use crate::frame::Frame;
 pub struct Session {
     engine: Engine,
     context: SessionContext,
-    /// Per registered table name: the files its data comes from, for error messages.
-    sources: Mutex<HashMap<String, Vec<PathBuf>>>,
+    /// Per registered table name: the files and scans its data comes from, for errors.
+    sources: Mutex<HashMap<String, Lineage>>,
 }
 
 impl Session {
@@ -101,13 +101,20 @@ impl Session {
 
     /// Registers `frame` as table `name`: its data when materialized, else a view of its plan
     /// (which then runs inside the queries that read the table: projections and filters reach
-    /// the producer's scan).
+    /// the producer's scan). A [persisted](Frame::persist) frame that has not run yet runs now,
+    /// once for every consumer, and its data is registered: a view would run its plan again in
+    /// each consumer's query.
     ///
     /// # Errors
     ///
-    /// When `name` is not a valid table name or already registered.
+    /// When `name` is not a valid table name or already registered, or a persisted frame's plan
+    /// fails (the frame's error).
     pub fn register(&self, name: &str, frame: &Frame) -> Result<(), SqlError> {
-        match frame.materialized() {
+        let data = match frame.materialized() {
+            None if frame.is_persisted() => Some(frame.collect()?),
+            data => data,
+        };
+        match data {
             Some(dataset) => self.register_dataset(name, &dataset)?,
             None => {
                 // A shared frame is a table of its own (its scans read the shared pass); a plan
@@ -121,7 +128,7 @@ impl Session {
                     .map_err(|error| SqlError::new(format!("registering table `{name}`"), Vec::new(), error))?;
             }
         }
-        self.lock_sources().insert(name.to_owned(), frame.sources().to_vec());
+        self.lock_sources().insert(name.to_owned(), frame.lineage().clone());
         Ok(())
     }
 
@@ -142,8 +149,8 @@ impl Session {
             // Planning reads no data, so no file is to blame.
             Err(error) => return Err(SqlError::new(format!("query `{label}`"), Vec::new(), error)),
         };
-        let files = self.sources_of(frame.logical_plan());
-        Ok(Frame::from_dataframe(self.engine.clone(), format!("query `{label}`"), frame, files))
+        let lineage = self.lineage_of(frame.logical_plan());
+        Ok(Frame::from_dataframe(self.engine.clone(), format!("query `{label}`"), frame, lineage))
     }
 
     /// The registered table `name` as a DataFusion `DataFrame`, for the DataFrame API; turn the
@@ -163,14 +170,14 @@ impl Session {
     /// Wraps a `DataFrame` built with DataFusion's API as a lazy frame; `label` names it in
     /// errors, and the files it reads are found from the tables it scans.
     pub fn frame(&self, label: &str, frame: DataFrame) -> Frame {
-        let files = self.sources_of(frame.logical_plan());
-        Frame::from_dataframe(self.engine.clone(), label.to_owned(), frame, files)
+        let lineage = self.lineage_of(frame.logical_plan());
+        Frame::from_dataframe(self.engine.clone(), label.to_owned(), frame, lineage)
     }
 
-    /// The files behind the tables `plan` scans.
-    fn sources_of(&self, plan: &LogicalPlan) -> Vec<PathBuf> {
+    /// The files and scans behind the tables `plan` scans.
+    fn lineage_of(&self, plan: &LogicalPlan) -> Lineage {
         let sources = self.lock_sources();
-        let mut files: Vec<PathBuf> = Vec::new();
+        let mut lineage = Lineage::default();
         let _ = plan.apply_with_subqueries(|node| {
             // A registered frame shows as a scan of its name, or (a view, inlined by the SQL
             // planner) as its plan under an alias of its name.
@@ -181,19 +188,15 @@ impl Session {
             };
             if let Some(name) = name {
                 if let Some(found) = sources.get(name) {
-                    for file in found {
-                        if !files.contains(file) {
-                            files.push(file.clone());
-                        }
-                    }
+                    lineage.extend(found);
                 }
             }
             Ok(TreeNodeRecursion::Continue)
         });
-        files
+        lineage
     }
 
-    fn lock_sources(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<PathBuf>>> {
+    fn lock_sources(&self) -> std::sync::MutexGuard<'_, HashMap<String, Lineage>> {
         self.sources.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

@@ -12,11 +12,11 @@
 //! A batch stays in memory until every query has taken it. The reader of a partition waits
 //! while a query has [`LAG_BATCHES`] batches or more waiting, so that the table is streamed at
 //! the pace of the slowest query rather than held. It never waits for a *blocked* query: one
-//! that itself waits on a parked reader (this one included). Such a query cannot take its
-//! batches before that reader goes on, so waiting for it could last forever: a self-join
-//! that builds its hash table from one scan of a table before it reads the other, a union of
-//! the same table read one branch after the other, two queries that read two shared scans in
-//! opposite orders. Every change that can block or unblock a query (a query starts waiting, a
+//! that waits on this reader, directly or through other parked readers and the queries they
+//! wait for. Such a query cannot take its batches before this reader goes on, so waiting for
+//! it would last forever: a self-join that builds its hash table from one scan of a table
+//! before it reads the other, a union of the same table read one branch after the other, two
+//! queries that read two shared scans in opposite orders. Every change that can block or unblock a query (a query starts waiting, a
 //! reader parks) wakes the parked readers, which look again; all of it happens under one lock.
 //!
 //! # Bounded buffering
@@ -483,19 +483,46 @@ impl Channel {
 }
 
 impl GroupState {
-    /// Whether query `consumer` waits on a channel whose reader is parked, counting channel
-    /// `me` as parked: a reader that waited for such a query could wait forever.
+    /// Whether query `consumer` waits on channel `me`, directly or through parked readers and
+    /// the queries they wait for: a reader at `me` that waited for it would wait forever. A
+    /// query that waits on a reader parked for a query that is busy computing is not blocked:
+    /// that query goes on, and so will the reader.
     fn blocked(&self, consumer: usize, me: (usize, usize)) -> bool {
-        self.broadcasts.iter().enumerate().any(|(b, broadcast)| {
-            broadcast.channels.iter().enumerate().any(|(p, channel)| {
-                (channel.parked || (b, p) == me)
-                    && channel
+        let mut seen = vec![consumer];
+        let mut to_visit = vec![consumer];
+        while let Some(query) = to_visit.pop() {
+            for (b, broadcast) in self.broadcasts.iter().enumerate() {
+                for (p, channel) in broadcast.channels.iter().enumerate() {
+                    let waits_here = channel
                         .queues
                         .iter()
-                        .enumerate()
-                        .any(|(node, queue)| broadcast.consumers[node] == consumer && queue.waiting.is_some())
-            })
-        })
+                        .zip(&broadcast.consumers)
+                        .any(|(queue, owner)| *owner == query && queue.waiting.is_some());
+                    if !waits_here {
+                        continue;
+                    }
+                    if (b, p) == me {
+                        return true;
+                    }
+                    if !channel.parked {
+                        continue;
+                    }
+                    // The queries this parked reader may be waiting for.
+                    for (node, queue) in channel.queues.iter().enumerate() {
+                        let owner = broadcast.consumers[node];
+                        if !queue.closed
+                            && !queue.spilled
+                            && channel.lag(node) >= LAG_BATCHES as u64
+                            && !seen.contains(&owner)
+                        {
+                            seen.push(owner);
+                            to_visit.push(owner);
+                        }
+                    }
+                }
+            }
+        }
+        false
     }
 
     /// The wakers of every parked reader but `except`'s: they look again whether they must
@@ -767,6 +794,7 @@ impl Reader {
     fn spill_out(&mut self, to_spill: ToSpill) {
         for (node, batch) in to_spill {
             let Some(sink) = &self.sinks[node] else { continue };
+            self.engine.count_shared_spill(batch.get_array_memory_size());
             if let Err(error) = sink.push_batch(&batch) {
                 let mut state = self.group.lock();
                 let queue = &mut state.broadcasts[self.broadcast].channels[self.partition].queues[node];

@@ -121,6 +121,63 @@ fn persist_runs_the_plan_once_for_every_consumer_and_lazy_runs_it_each_time() {
 }
 
 #[test]
+fn a_persisted_frame_registered_before_any_collect_still_runs_once() {
+    let engine = engine();
+    let session = engine.session();
+    session.register_dataset("t", &sample(100)).unwrap();
+    let persisted = session.sql("odd", "SELECT * FROM t WHERE kind = 'odd'").unwrap().persist();
+    // Two consumers register it before anything collected it, as factories do.
+    let consumers: Vec<Frame> = (0..2)
+        .map(|index| {
+            let consumer = engine.session();
+            consumer.register("odd", &persisted).unwrap();
+            consumer.sql(&format!("count {index}"), "SELECT count(*) AS n FROM odd").unwrap()
+        })
+        .collect();
+    assert!(persisted.is_materialized(), "registering a persisted frame runs it");
+    for consumer in &consumers {
+        assert_eq!(pretty(&consumer.collect().unwrap()), "+----+\n| n  |\n+----+\n| 50 |\n+----+");
+    }
+    assert_eq!(engine.executions(), 3, "the persisted plan once, then each consumer's count");
+    assert!(engine.held_bytes() > 0, "the persisted data is held");
+    drop((persisted, consumers, session));
+    assert_eq!(engine.held_bytes(), 0, "released with the last consumer");
+}
+
+#[test]
+fn a_scan_of_a_path_that_matches_nothing_fails_naming_it_unless_empty_is_allowed() {
+    let engine = engine();
+    let dir = tempfile::tempdir().unwrap();
+    let data = sample(8);
+    write_csv(&data, dir.path().join("present.csv")).unwrap();
+    std::fs::create_dir(dir.path().join("empty")).unwrap();
+    std::fs::write(dir.path().join("empty/notes.txt"), "not a csv").unwrap();
+    let missing_file = dir.path().join("presnet.csv");
+    let missing_dir = dir.path().join("no-such-dir");
+    let empty_dir = dir.path().join("empty");
+    let empty_glob = dir.path().join("*.tsv");
+    for path in [&missing_file, &missing_dir, &empty_dir, &empty_glob] {
+        // With a schema DataFusion would plan a read of no files and return no rows.
+        let error = CsvScan::new(path).schema(data.schema().clone()).read(&engine.session()).unwrap_err();
+        let message = error.to_string();
+        assert_eq!(error.files(), std::slice::from_ref(path));
+        assert!(message.contains(&format!("matches `{}`", path.display())), "{message}");
+        assert!(message.contains("allow_empty(true)"), "says what to do: {message}");
+        let empty = CsvScan::new(path).schema(data.schema().clone()).allow_empty(true).read(&engine.session());
+        assert_eq!(empty.unwrap().collect().unwrap().num_rows(), 0, "{}", path.display());
+    }
+    let found = CsvScan::new(dir.path().join("*.csv")).schema(data.schema().clone()).read(&engine.session());
+    assert_eq!(found.unwrap().collect().unwrap().num_rows(), 8);
+
+    let parquet = dir.path().join("parquet");
+    std::fs::create_dir(&parquet).unwrap();
+    let error = ParquetScan::new(&parquet).read(&engine.session()).unwrap_err();
+    assert!(error.to_string().contains("no file ending in `.parquet` matches"), "{error}");
+    write_parquet(&data, parquet.join("part-0.parquet")).unwrap();
+    assert_eq!(ParquetScan::new(&parquet).read(&engine.session()).unwrap().collect().unwrap().num_rows(), 8);
+}
+
+#[test]
 fn a_csv_scan_reads_the_chosen_columns_with_the_given_schema() {
     let engine = engine();
     let dir = tempfile::tempdir().unwrap();

@@ -242,6 +242,38 @@ fn a_blocked_query_spills_past_the_buffer_and_gets_the_same_result() {
         // The self-join's second read waits until its hash table is built from the first: the
         // whole table, were it not spilled past the 256 KiB buffer (plus a batch in flight).
         assert!(peak < whole / 4, "the scan buffered {peak} bytes of a {whole}-byte table");
+        assert!(engine.shared_spilled_bytes() > 0, "the lagging read went to disk");
+        assert_eq!(engine.held_bytes(), 0);
+    });
+}
+
+#[test]
+fn a_query_waiting_on_a_reader_parked_for_a_busy_query_is_paced_not_spilled() {
+    within_a_minute(|| {
+        // Tables of about 100 batches of 16 KiB, a buffer of 16 batches per partition: room for
+        // the lag a reader allows, not for a table buffered whole for a query.
+        let settings = EngineSettings { batch_size: 1024, shared_buffer_bytes: 512 << 10, ..EngineSettings::default() };
+        let engine = Engine::standalone(2, &settings).unwrap();
+        let (x, y) = (numbers(&engine, 100_000).shared(), numbers(&engine, 100_000).shared());
+        // `both` reads all of x before any of y (its join builds its hash table from x first);
+        // `busy` reads x slowly, so x's reader parks for it while `both` waits on x. `both` is
+        // then waiting, but not blocked: `busy` goes on, and so does x. y's reader must wait for
+        // `both` rather than buffer (and spill) all of y for it.
+        // The timing decides whether x's reader parks while `both` waits: a few rounds.
+        for _ in 0..8 {
+            let both =
+                query(&engine, "both", "SELECT count(*) AS n FROM x JOIN y ON x.x = y.x", &[("x", &x), ("y", &y)]);
+            let busy =
+                query(&engine, "busy", "SELECT sum(length(repeat(CAST(x AS VARCHAR), 400))) AS s FROM x", &[("x", &x)]);
+            let results = Frame::collect_all(&[&both, &busy]).unwrap();
+            assert_eq!(pretty(&results[0]), "+--------+\n| n      |\n+--------+\n| 100000 |\n+--------+");
+            assert_eq!(results[1].num_rows(), 1);
+            assert_eq!(
+                engine.shared_spilled_bytes(),
+                0,
+                "nothing spilled: every reader waited for a query that was not blocked"
+            );
+        }
         assert_eq!(engine.held_bytes(), 0);
     });
 }

@@ -231,6 +231,17 @@ impl Engine {
         self.inner.held.shared_spilled_bytes.load(Ordering::Relaxed)
     }
 
+    /// How many times a shared frame was read by a group without all its readers and kept
+    /// whole for the others (see [`shared`](crate::shared)); each consumer factory collecting
+    /// its own query over a shared frame does this.
+    pub fn shared_kept(&self) -> u64 {
+        self.inner.held.shared_kept.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_shared_kept(&self) {
+        self.inner.held.shared_kept.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn count_shared_spill(&self, bytes: usize) {
         self.inner.held.shared_spilled_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
     }
@@ -279,6 +290,7 @@ struct HeldBytes {
     executions: AtomicU64,
     shared_reads: AtomicU64,
     shared_spilled_bytes: AtomicU64,
+    shared_kept: AtomicU64,
 }
 
 /// A share of [`HeldBytes`], given back on drop (when the frame's data is released).

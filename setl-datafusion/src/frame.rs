@@ -20,7 +20,7 @@ use setl_arrow::Dataset;
 use crate::engine::{Engine, HeldGuard};
 use crate::error::SqlError;
 use crate::origin::Lineage;
-use crate::shared::{run_plans, SharedSource};
+use crate::shared::{claim_readers, explain_sources, run_plans, ReaderClaim, SharedSource};
 
 /// A dataset, or the DataFusion plan that computes it. Cheap to clone (clones share the plan
 /// and, once persisted and run, the data).
@@ -50,6 +50,8 @@ struct Inner {
     schema: SchemaRef,
     /// The files and scans the data comes from, for errors.
     lineage: Lineage,
+    /// The shared sources the plan reads, which count it among their readers while it lives.
+    _claims: Arc<[ReaderClaim]>,
     body: Body,
 }
 
@@ -80,6 +82,7 @@ impl Frame {
 
     pub(crate) fn from_dataframe(engine: Engine, label: String, frame: DataFrame, lineage: Lineage) -> Self {
         let schema = frame.schema().inner().clone();
+        let claims = claim_readers(frame.logical_plan()).into();
         let (state, plan) = frame.into_parts();
         Frame {
             inner: Arc::new(Inner {
@@ -87,6 +90,7 @@ impl Frame {
                 engine,
                 schema,
                 lineage,
+                _claims: claims,
                 body: Body::Plan { state: Box::new(state), plan, persisted: None },
             }),
         }
@@ -105,6 +109,7 @@ impl Frame {
                 schema: held.dataset.schema().clone(),
                 engine,
                 lineage,
+                _claims: Arc::new([]),
                 body: Body::Data(held),
             }),
         }
@@ -191,6 +196,7 @@ impl Frame {
                 engine: self.inner.engine.clone(),
                 schema: self.inner.schema.clone(),
                 lineage: self.inner.lineage.clone(),
+                _claims: self.inner._claims.clone(),
                 body,
             }),
         }
@@ -339,7 +345,8 @@ impl Frame {
         }
     }
 
-    /// The physical plan DataFusion would run, as text (to check what a scan pushes down).
+    /// The physical plan DataFusion would run, as text (to check what a scan pushes down),
+    /// followed by the plan of each shared source it reads.
     ///
     /// # Errors
     ///
@@ -352,7 +359,7 @@ impl Frame {
             .run(async move { frame.create_physical_plan().await })
             .map_err(|error| self.error(error))?;
         let text = datafusion::physical_plan::displayable(plan.as_ref()).indent(true).to_string();
-        Ok(text)
+        Ok(text + &explain_sources(&plan))
     }
 
     /// The plan as a DataFrame, never the cached data (unlike [`dataframe`](Self::dataframe), it

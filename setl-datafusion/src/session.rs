@@ -150,7 +150,8 @@ impl Session {
             Err(error) => return Err(SqlError::new(format!("query `{label}`"), Vec::new(), error)),
         };
         let lineage = self.lineage_of(frame.logical_plan());
-        Ok(Frame::from_dataframe(self.engine.clone(), format!("query `{label}`"), frame, lineage))
+        let frame = Frame::from_dataframe(self.engine.clone(), format!("query `{label}`"), frame, lineage);
+        Ok(frame)
     }
 
     /// The registered table `name` as a DataFusion `DataFrame`, for the DataFrame API; turn the

@@ -29,12 +29,23 @@
 //! directories), which it reads in order. Results are the same either way. With the disk
 //! manager disabled, batches stay in memory.
 //!
-//! A query planned outside a group (`frame.dataframe()` run by DataFusion itself) reads the plan
-//! directly, as a lazy scan does.
+//! # Readers that do not run together
+//!
+//! A group that reads a source without all the sessions that registered it (each consumer
+//! factory collecting its own query, as in PySetl's layout), or with a single query, keeps what
+//! it reads: the source's output, whole, for the readers still to come, which then read it
+//! instead of running the plan again. The readers of such a group never wait and never spill,
+//! since everything is kept anyway; the data stays until the shared frame is dropped, and
+//! [`Engine::shared_kept`](crate::Engine::shared_kept) counts it. A group that holds every
+//! registered reader ([`Frame::collect_all`](crate::Frame::collect_all)) streams and keeps nothing.
+//!
+//! A query planned outside a group (`frame.dataframe()` run by DataFusion itself) reads the kept
+//! output when there is one, else the plan directly, as a lazy scan does.
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Waker};
 
@@ -70,6 +81,27 @@ pub(crate) struct SharedSource {
     schema: SchemaRef,
     state: Box<SessionState>,
     plan: LogicalPlan,
+    /// How many live queries were planned over the source ([`ReaderClaim`]s): the readers it
+    /// is known to have.
+    readers: AtomicUsize,
+    /// The output kept for later readers (module docs), or being read to be kept.
+    kept: Mutex<Kept>,
+    /// Wakes the scans waiting for a read in progress to be kept.
+    kept_changed: tokio::sync::Notify,
+}
+
+/// Whether a source's output is kept for later readers.
+enum Kept {
+    Nothing,
+    /// A group is reading it to keep it.
+    Reading,
+    Data(Arc<KeptData>),
+}
+
+/// A source's output, partition by partition, counted in the engine's held bytes while it lives.
+struct KeptData {
+    partitions: Vec<Vec<RecordBatch>>,
+    _held: HeldGuard,
 }
 
 impl SharedSource {
@@ -80,7 +112,37 @@ impl SharedSource {
         state: SessionState,
         plan: LogicalPlan,
     ) -> Self {
-        SharedSource { label, engine, schema, state: Box::new(state), plan }
+        SharedSource {
+            label,
+            engine,
+            schema,
+            state: Box::new(state),
+            plan,
+            readers: AtomicUsize::new(0),
+            kept: Mutex::new(Kept::Nothing),
+            kept_changed: tokio::sync::Notify::new(),
+        }
+    }
+
+    fn lock_kept(&self) -> MutexGuard<'_, Kept> {
+        self.kept.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The kept output: at once if there is one, after the read in progress if one is being
+    /// kept, `None` if there is none (or the read in progress ended without keeping it).
+    async fn kept_output(&self) -> Option<Arc<KeptData>> {
+        loop {
+            let notified = self.kept_changed.notified();
+            tokio::pin!(notified);
+            // Registered before looking, so that a change right after cannot be missed.
+            notified.as_mut().enable();
+            match &*self.lock_kept() {
+                Kept::Data(data) => return Some(data.clone()),
+                Kept::Nothing => return None,
+                Kept::Reading => {}
+            }
+            notified.await;
+        }
     }
 
     /// A physical plan of the source for one scan. Each scan gets its own: operators keep state
@@ -116,6 +178,46 @@ impl fmt::Debug for SharedSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SharedSource").field("label", &self.label).finish_non_exhaustive()
     }
+}
+
+/// A query planned over a shared source, counted among the source's known readers while the
+/// query's frame lives.
+pub(crate) struct ReaderClaim(Arc<SharedSource>);
+
+impl Drop for ReaderClaim {
+    fn drop(&mut self) {
+        self.0.readers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl fmt::Debug for ReaderClaim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ReaderClaim").field(&self.0.label).finish()
+    }
+}
+
+/// A claim on every shared source that the logical `plan` scans, once per source.
+pub(crate) fn claim_readers(plan: &LogicalPlan) -> Vec<ReaderClaim> {
+    let mut sources: Vec<Arc<SharedSource>> = Vec::new();
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            if let Ok(provider) = datafusion::datasource::source_as_provider(&scan.source) {
+                if let Some(table) = provider.downcast_ref::<SharedTable>() {
+                    if !sources.iter().any(|known| Arc::ptr_eq(known, &table.source)) {
+                        sources.push(table.source.clone());
+                    }
+                }
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    sources
+        .into_iter()
+        .map(|source| {
+            source.readers.fetch_add(1, Ordering::Relaxed);
+            ReaderClaim(source)
+        })
+        .collect()
 }
 
 /// A shared source as a table: each scan of it is a [`SharedScanExec`].
@@ -263,9 +365,24 @@ impl ExecutionPlan for SharedScanExec {
                 let queue = subscription.group.attach(subscription.broadcast, partition, subscription.node)?;
                 Box::pin(RecordBatchStreamAdapter::new(schema, queue.map(project)))
             }
-            // Outside a group: a plain scan of the source.
+            // Outside a group: the kept output, else a plain scan of the source.
             None => {
-                Box::pin(RecordBatchStreamAdapter::new(schema, self.input.execute(partition, context)?.map(project)))
+                let (source, input) = (self.source.clone(), self.input.clone());
+                let batches = futures::stream::once(async move {
+                    match source.kept_output().await {
+                        Some(kept) if partition < kept.partitions.len() => {
+                            let batches = kept.partitions[partition].clone();
+                            Ok(futures::stream::iter(batches.into_iter().map(Ok)).boxed())
+                        }
+                        _ => input.execute(partition, context).map(|stream| stream.boxed()),
+                    }
+                })
+                .map(|stream| match stream {
+                    Ok(stream) => stream,
+                    Err(error) => futures::stream::once(async move { Err(error) }).boxed(),
+                })
+                .flatten();
+                Box::pin(RecordBatchStreamAdapter::new(schema, batches.map(project)))
             }
         })
     }
@@ -280,6 +397,32 @@ impl ExecutionPlan for SharedScanExec {
             DataFusionError::Internal(format!("SharedScanExec: no partition {index} of {}", self.partitions()))
         })
     }
+}
+
+/// The plans behind the shared scans in `plan`, one per shared source, for `Frame::explain`:
+/// a shared scan is a leaf of its consumer's plan, its source's plan runs beside it.
+pub(crate) fn explain_sources(plan: &Arc<dyn ExecutionPlan>) -> String {
+    let mut seen: Vec<&Arc<SharedSource>> = Vec::new();
+    let mut text = String::new();
+    let _ = plan.apply(|node| {
+        if let Some(scan) = node.downcast_ref::<SharedScanExec>() {
+            if !seen.iter().any(|known| Arc::ptr_eq(known, &scan.source)) {
+                seen.push(&scan.source);
+                let input = datafusion::physical_plan::displayable(scan.input.as_ref()).indent(true);
+                text.push_str(&format!(
+                    "\nshared source {} (read once for every query of its group):\n",
+                    scan.source.label
+                ));
+                for line in input.to_string().lines() {
+                    text.push_str("  ");
+                    text.push_str(line);
+                    text.push('\n');
+                }
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    text
 }
 
 /// The output of one plan: its schema and batches.
@@ -340,9 +483,26 @@ pub(crate) async fn run_plans(frames: Vec<DataFrame>) -> Result<Vec<Output>, (us
         }
     };
     // Stop what still runs and wait until it is gone, so that no batch stays buffered (or
-    // counted as held) after the run returns.
+    // counted as held) after the run returns. After a success, readers are let finish: those
+    // of a kept source read to its end for the readers to come, the others end by themselves
+    // now that every queue is closed.
     queries.shutdown().await;
-    readers.shutdown().await;
+    if ended.is_ok() {
+        while let Some(reader) = readers.join_next().await {
+            if let Err(error) = reader {
+                if error.is_panic() {
+                    std::panic::resume_unwind(error.into_panic());
+                }
+            }
+        }
+    } else {
+        readers.shutdown().await;
+    }
+    // Operators DataFusion spawned may hold the plans, and so the group, a little longer while
+    // their tasks are cancelled: what the group buffered goes now.
+    if let Some(group) = &group {
+        group.release_all();
+    }
     match ended {
         Ok(()) => {
             Ok(outputs.into_iter().map(|output| output.unwrap_or_else(|| unreachable!("every query ended"))).collect())
@@ -568,15 +728,36 @@ impl Group {
                 Ok(TreeNodeRecursion::Continue)
             })?;
         }
+        // A source kept, or being read to be kept, is read from what is kept: not armed here. A
+        // source this group reads without every registered reader is kept (module docs).
+        let mut keeping: Vec<bool> = Vec::new();
+        sources.retain(|nodes| {
+            let source = &nodes[0].1.source;
+            let mut kept = source.lock_kept();
+            if !matches!(*kept, Kept::Nothing) {
+                return false;
+            }
+            let mut queries: Vec<usize> = nodes.iter().map(|(consumer, _)| *consumer).collect();
+            queries.dedup();
+            let keep = queries.len() < source.readers.load(Ordering::Relaxed).max(2);
+            if keep {
+                *kept = Kept::Reading;
+            }
+            keeping.push(keep);
+            true
+        });
         if sources.is_empty() {
             return Ok(None);
         }
         let channels: usize = sources.iter().map(|nodes| nodes[0].1.partitions()).sum();
         let broadcasts = sources
             .iter()
-            .map(|nodes| {
-                // The group's buffer, split evenly among the partitions of its sources.
-                let limit = nodes[0].1.source.engine.shared_buffer_bytes() / channels.max(1);
+            .zip(&keeping)
+            .map(|(nodes, &keep)| {
+                // The group's buffer, split evenly among the partitions of its sources; a kept
+                // source is held whole anyway and never spills.
+                let limit =
+                    if keep { usize::MAX } else { nodes[0].1.source.engine.shared_buffer_bytes() / channels.max(1) };
                 Broadcast {
                     consumers: nodes.iter().map(|(consumer, _)| *consumer).collect(),
                     channels: (0..nodes[0].1.partitions()).map(|_| Channel::new(nodes.len(), limit)).collect(),
@@ -585,9 +766,15 @@ impl Group {
             .collect();
         let group = Arc::new(Group { state: Mutex::new(GroupState { broadcasts }) });
         let mut readers = Vec::new();
-        for (broadcast, nodes) in sources.into_iter().enumerate() {
+        for (broadcast, (nodes, keep)) in sources.into_iter().zip(keeping).enumerate() {
             let first = nodes[0].1;
             let source = &first.source;
+            let keep = keep.then(|| {
+                Arc::new(KeepRun {
+                    source: source.clone(),
+                    partitions: Mutex::new((0..first.partitions()).map(|_| None).collect()),
+                })
+            });
             for (node, (_, scan)) in nodes.iter().enumerate() {
                 let subscription = Subscription { group: group.clone(), broadcast, node };
                 if scan.subscription.set(subscription).is_err() {
@@ -613,6 +800,8 @@ impl Group {
                     sinks: nodes.iter().map(|_| None).collect(),
                     context,
                     engine: source.engine.clone(),
+                    keep: keep.clone(),
+                    kept: Vec::new(),
                 });
             }
             source.engine.count_shared_read();
@@ -640,6 +829,21 @@ impl Group {
         }
         queue.attached = true;
         Ok(QueueStream { group: self.clone(), broadcast, partition, node, spill: None, done: false })
+    }
+
+    /// Drops every buffered batch and closes every queue: the run is over.
+    fn release_all(&self) {
+        let mut state = self.lock();
+        for channel in state.broadcasts.iter_mut().flat_map(|broadcast| broadcast.channels.iter_mut()) {
+            for queue in &mut channel.queues {
+                queue.closed = true;
+                queue.waiting = None;
+                queue.spill = None;
+            }
+            channel.first = channel.end();
+            channel.batches.clear();
+            channel.buffered = 0;
+        }
     }
 
     /// Closes every queue of `consumer` (its query ended, or never ran some partition).
@@ -672,6 +876,41 @@ pub(crate) struct Reader {
     /// The writing end of each spilled queue's spill. Only this reader writes them, in order;
     /// dropping one ends its spill for the reading end.
     sinks: Vec<Option<SpillPoolSink>>,
+    /// Where the partition goes when its source is kept for later readers.
+    keep: Option<Arc<KeepRun>>,
+    /// The partition's batches so far, when it is kept.
+    kept: Vec<RecordBatch>,
+}
+
+/// A source's output being read to be kept, filled by its readers. When the last of them is
+/// gone, the output is kept if every partition was read to its end, else nothing is (and later
+/// readers run the plan).
+struct KeepRun {
+    source: Arc<SharedSource>,
+    partitions: Mutex<Vec<Option<Vec<RecordBatch>>>>,
+}
+
+impl Drop for KeepRun {
+    fn drop(&mut self) {
+        let partitions = std::mem::take(self.partitions.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        let whole: Option<Vec<Vec<RecordBatch>>> = partitions.into_iter().collect();
+        let source = &self.source;
+        let now = match whole {
+            Some(partitions) => {
+                let bytes = partitions.iter().flatten().map(RecordBatch::get_array_memory_size).sum();
+                source.engine.count_shared_kept();
+                setl_core::tracing::info!(
+                    source = %source.label,
+                    bytes,
+                    "shared frame read without all its readers: kept for the others"
+                );
+                Kept::Data(Arc::new(KeptData { partitions, _held: source.engine.hold(bytes) }))
+            }
+            None => Kept::Nothing,
+        };
+        *source.lock_kept() = now;
+        source.kept_changed.notify_waiters();
+    }
 }
 
 /// Batches to write to the spills of the nodes they belong to, after the lock is released.
@@ -687,6 +926,9 @@ impl Reader {
         while let Some(item) = stream.next().await {
             let item = item.map_err(Arc::new);
             let failed = item.is_err();
+            if let (Some(_), Ok(batch)) = (&self.keep, &item) {
+                self.kept.push(batch.clone());
+            }
             if !futures::future::poll_fn(|cx| self.wait_for_room(cx)).await {
                 return; // every query has closed its queue
             }
@@ -694,6 +936,10 @@ impl Reader {
             if failed {
                 return;
             }
+        }
+        if let Some(keep) = &self.keep {
+            let mut partitions = keep.partitions.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            partitions[self.partition] = Some(std::mem::take(&mut self.kept));
         }
         self.finish();
     }
@@ -703,6 +949,10 @@ impl Reader {
     /// The reader waits while a query lags [`LAG_BATCHES`] batches behind in memory, unless
     /// that query is blocked: it waits on a parked reader, this one included (module docs).
     fn wait_for_room(&self, cx: &mut Context<'_>) -> Poll<bool> {
+        if self.keep.is_some() {
+            // Kept whole anyway: read on, to the end even when no query of the group is left.
+            return Poll::Ready(true);
+        }
         let me = (self.broadcast, self.partition);
         let mut state = self.group.lock();
         let broadcast = &state.broadcasts[self.broadcast];

@@ -57,11 +57,15 @@ fn queries_that_run_together_read_a_shared_frame_once_and_get_the_lazy_results()
     let results: Vec<String> = results.iter().map(pretty).collect();
     assert_eq!(results, expected);
     assert_eq!(engine.held_bytes(), 0, "nothing is left buffered");
-    // On their own, one at a time, each query reads the frame again.
+    // On their own, one at a time: the first reads the frame and keeps it for the others.
     for (frame, expected) in planned.iter().zip(&expected) {
         assert_eq!(&pretty(&frame.collect().unwrap()), expected);
     }
-    assert_eq!(engine.shared_reads(), reads + 4);
+    assert_eq!(engine.shared_reads(), reads + 2);
+    assert_eq!(engine.shared_kept(), 1);
+    assert!(engine.held_bytes() > 0, "kept while the frame lives");
+    drop((planned, shared));
+    assert_eq!(engine.held_bytes(), 0, "released with the frame");
 }
 
 #[test]
@@ -191,7 +195,10 @@ fn a_shared_frame_read_by_datafusion_directly_is_a_plain_scan() {
         lines
     };
     assert_eq!(sorted_lines(&shared.collect().unwrap()), sorted_lines(&lazy.collect().unwrap()));
-    assert!(shared.explain().unwrap().contains("SharedScanExec"), "{}", shared.explain().unwrap());
+    let plan = shared.explain().unwrap();
+    assert!(plan.contains("SharedScanExec"), "{plan}");
+    assert!(plan.contains("shared source query `numbers` (read once for every query of its group):"), "{plan}");
+    assert!(plan.contains("GenerateSeries") || plan.contains("LazyMemoryExec"), "the source's own plan: {plan}");
 }
 
 /// Queries that read one shared table more than once: each must end, with the lazy result.
@@ -207,16 +214,22 @@ fn a_query_that_reads_a_shared_frame_twice_ends_with_the_lazy_result() {
         for partitions in [1, 2] {
             let engine = Engine::standalone(2, &EngineSettings::default()).unwrap();
             let lazy = numbers(&engine, 200_000);
-            let shared = lazy.shared();
             for sql in SELF_READS {
                 let session = engine.session().with_target_partitions(partitions);
                 session.register("t", &lazy).unwrap();
                 let expected = pretty(&session.sql("lazy", sql).unwrap().collect().unwrap());
-                let session = engine.session().with_target_partitions(partitions);
-                session.register("t", &shared).unwrap();
-                let frame = session.sql("shared", sql).unwrap();
+                let plan = |shared: &Frame| {
+                    let session = engine.session().with_target_partitions(partitions);
+                    session.register("t", shared).unwrap();
+                    session.sql("shared", sql).unwrap()
+                };
+                // On its own: read once, kept for readers to come.
+                let frame = plan(&lazy.shared());
                 assert_eq!(pretty(&frame.collect().unwrap()), expected, "{sql} on {partitions} partitions");
-                // With a query of one read beside it, in one group.
+                drop(frame);
+                // With a query of one read beside it, in one group: streamed.
+                let shared = lazy.shared();
+                let frame = plan(&shared);
                 let other = query(&engine, "other", QUERIES[0], &[("t", &shared)]);
                 let results = Frame::collect_all(&[&frame, &other]).unwrap();
                 assert_eq!(pretty(&results[0]), expected, "{sql} beside another query");
@@ -235,9 +248,13 @@ fn a_blocked_query_spills_past_the_buffer_and_gets_the_same_result() {
         let whole = lazy.collect().unwrap().byte_size();
         let sql = SELF_READS[0];
         let expected = pretty(&query(&engine, "lazy", sql, &[("t", &lazy)]).collect().unwrap());
-        let shared = query(&engine, "shared", sql, &[("t", &lazy.shared())]);
+        let table = lazy.shared();
+        let shared = query(&engine, "shared", sql, &[("t", &table)]);
+        // Run with a second reader: a group that holds every reader streams (a query alone would
+        // keep the table whole for readers to come).
+        let other = query(&engine, "other", QUERIES[1], &[("t", &table)]);
         engine.reset_peak_held_bytes();
-        assert_eq!(pretty(&shared.collect().unwrap()), expected);
+        assert_eq!(pretty(&Frame::collect_all(&[&shared, &other]).unwrap()[0]), expected);
         let peak = engine.peak_held_bytes();
         // The self-join's second read waits until its hash table is built from the first: the
         // whole table, were it not spilled past the 256 KiB buffer (plus a batch in flight).
@@ -258,14 +275,16 @@ fn a_query_waiting_on_a_reader_parked_for_a_busy_query_is_paced_not_spilled() {
         // `both` reads all of x before any of y (its join builds its hash table from x first);
         // `busy` reads x slowly, so x's reader parks for it while `both` waits on x. `both` is
         // then waiting, but not blocked: `busy` goes on, and so does x. y's reader must wait for
-        // `both` rather than buffer (and spill) all of y for it.
+        // `both` rather than buffer (and spill) all of y for it. `count` reads y too, so that
+        // the group holds every reader of both tables and streams them.
         // The timing decides whether x's reader parks while `both` waits: a few rounds.
         for _ in 0..8 {
             let both =
                 query(&engine, "both", "SELECT count(*) AS n FROM x JOIN y ON x.x = y.x", &[("x", &x), ("y", &y)]);
             let busy =
                 query(&engine, "busy", "SELECT sum(length(repeat(CAST(x AS VARCHAR), 400))) AS s FROM x", &[("x", &x)]);
-            let results = Frame::collect_all(&[&both, &busy]).unwrap();
+            let count = query(&engine, "count", "SELECT count(*) AS n FROM y", &[("y", &y)]);
+            let results = Frame::collect_all(&[&both, &busy, &count]).unwrap();
             assert_eq!(pretty(&results[0]), "+--------+\n| n      |\n+--------+\n| 100000 |\n+--------+");
             assert_eq!(results[1].num_rows(), 1);
             assert_eq!(
@@ -349,6 +368,8 @@ mod random_shapes {
             texts.iter().map(|sql| plan(&lazy, sql).collect().map(|d| pretty(&d)).map_err(|e| e.to_string())).collect();
         let frames: Vec<Frame> = texts.iter().map(|sql| plan(&used, sql)).collect();
         let got = Frame::collect_all(&frames.iter().collect::<Vec<_>>());
+        // A table that only one query of the group reads is kept whole while the frames live.
+        drop((frames, used));
         match got {
             Ok(results) => {
                 let results: Vec<Result<String, String>> = results.iter().map(|d| Ok(pretty(d))).collect();
@@ -389,5 +410,91 @@ mod random_shapes {
         ) {
             within_a_minute(move || run(shapes, shared_tables, buffer, partitions));
         }
+    }
+}
+
+mod factories {
+    //! PySetl's layout: a reader factory and one factory per aggregate, each collecting its own
+    //! query. The shared frame is read once all the same.
+
+    use setl_core::prelude::*;
+
+    use super::*;
+
+    #[factory]
+    struct Numbers {
+        engine: Engine,
+        out: Option<Frame>,
+    }
+
+    impl Factory for Numbers {
+        type Output = Frame;
+        fn read(&mut self) -> Result<()> {
+            self.out = Some(numbers(&self.engine, 100_000).shared());
+            Ok(())
+        }
+        fn get(&self) -> Frame {
+            self.out.clone().expect("set in read")
+        }
+    }
+
+    macro_rules! aggregate {
+        ($name:ident, $sql:expr) => {
+            #[factory]
+            struct $name {
+                #[delivery(producer = Numbers)]
+                numbers: Delivery<Frame>,
+                engine: Engine,
+                out: Option<Frame>,
+            }
+
+            impl Factory for $name {
+                type Output = Frame;
+                fn process(&mut self) -> Result<()> {
+                    let session = self.engine.session();
+                    session.register("t", self.numbers.get())?;
+                    self.out = Some(session.sql(stringify!($name), $sql)?.materialize()?);
+                    Ok(())
+                }
+                fn get(&self) -> Frame {
+                    self.out.clone().expect("set in process")
+                }
+            }
+        };
+    }
+
+    aggregate!(ByKey, QUERIES[0]);
+    aggregate!(Thirds, QUERIES[1]);
+    aggregate!(Extremes, QUERIES[2]);
+
+    #[test]
+    fn one_factory_per_aggregate_reads_the_shared_frame_once() {
+        within_a_minute(|| {
+            for threads in [1, 2] {
+                let setl = Setl::builder().threads(threads).build().unwrap();
+                let engine = Engine::of(&setl).unwrap();
+                let lazy = numbers(&engine, 100_000);
+                let expected: Vec<String> = QUERIES
+                    .iter()
+                    .map(|sql| pretty(&query(&engine, "lazy", sql, &[("t", &lazy)]).collect().unwrap()))
+                    .collect();
+                let (reads, kept) = (engine.shared_reads(), engine.shared_kept());
+                let mut pipeline = setl.new_pipeline();
+                pipeline
+                    .add_factory(Numbers { engine: engine.clone(), out: None })
+                    .add_factory(ByKey { numbers: Delivery::new(), engine: engine.clone(), out: None })
+                    .add_factory(Thirds { numbers: Delivery::new(), engine: engine.clone(), out: None })
+                    .add_factory(Extremes { numbers: Delivery::new(), engine: engine.clone(), out: None });
+                pipeline.run().unwrap();
+                let got = [
+                    pretty(&pipeline.output::<ByKey>().unwrap().collect().unwrap()),
+                    pretty(&pipeline.output::<Thirds>().unwrap().collect().unwrap()),
+                    pretty(&pipeline.output::<Extremes>().unwrap().collect().unwrap()),
+                ];
+                assert_eq!(got.as_slice(), expected.as_slice(), "{threads} threads");
+                assert_eq!(engine.shared_reads(), reads + 1, "{threads} threads: read once for three factories");
+                assert_eq!(engine.shared_kept(), kept + 1, "{threads} threads: kept for the later readers");
+            }
+        });
     }
 }

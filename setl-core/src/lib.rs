@@ -51,6 +51,8 @@
 //!   type-erased adapter the scheduler runs.
 //! - `name` (private, [`Name`]): the text of factory names and delivery ids, static or shared
 //!   with the instances that set it.
+//! - `delivery_key` (private): each declared (payload type, delivery id) pair as a small number
+//!   for resolution, held by the signatures that declare it and freed with the last of them.
 //! - [`delivery`](mod@delivery): `Delivery<T>`, the input slot.
 //! - [`validate`]: resolution of every slot to one deliverable, and the validation errors.
 //! - `run` (private): the dataflow executor over Rayon.
@@ -68,6 +70,7 @@
 
 pub mod benchmark;
 pub mod delivery;
+mod delivery_key;
 mod diagram;
 pub mod error;
 pub mod factory;

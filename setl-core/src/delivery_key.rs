@@ -40,7 +40,12 @@ impl DeliveryKey {
 
 /// A share of a declared (payload type, id) pair: the pair keeps its number while one lives.
 #[derive(Clone)]
-pub(crate) struct HeldKey(Arc<Pair>);
+pub(crate) struct HeldKey {
+    /// The pair's number, kept beside the share so that resolution reads it from the signature
+    /// itself rather than from wherever the pair was allocated (a cache miss per key).
+    key: DeliveryKey,
+    pair: Arc<Pair>,
+}
 
 /// A declared pair, shared by every [`HeldKey`] of it; it leaves the table when dropped.
 struct Pair {
@@ -56,25 +61,25 @@ impl HeldKey {
         if let Some(held) =
             table.pairs.get(&payload).and_then(|ids| ids.get(id.as_str())).and_then(|(_, pair)| pair.upgrade())
         {
-            return HeldKey(held);
+            return HeldKey { key: held.key, pair: held };
         }
         // No live holder: never declared, or its last holder is being dropped right now and has
         // not taken it out yet (its drop then leaves this new entry alone).
         let key = table.take_number();
         let pair = Arc::new(Pair { key, payload, id: id.clone() });
         table.pairs.entry(payload).or_default().insert(id.clone(), (key, Arc::downgrade(&pair)));
-        HeldKey(pair)
+        HeldKey { key, pair }
     }
 
     /// The key.
     pub(crate) fn key(&self) -> DeliveryKey {
-        self.0.key
+        self.key
     }
 }
 
 impl fmt::Debug for HeldKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("HeldKey").field(&self.0.key.0).field(&self.0.id).finish()
+        f.debug_tuple("HeldKey").field(&self.key.0).field(&self.pair.id).finish()
     }
 }
 

@@ -76,8 +76,8 @@ pub trait HasBenchmark {
 /// The results of the benchmarked factories that finished, in declaration order.
 /// `factories` gives each factory's name, stage and whether it is benchmarked; `timings` is
 /// empty when no factory was timed.
-pub(crate) fn results(
-    factories: impl Iterator<Item = (&'static str, usize, bool)>,
+pub(crate) fn results<'a>(
+    factories: impl Iterator<Item = (&'a str, usize, bool)>,
     timings: &[Option<FactoryTiming>],
     pipeline_start: Option<Instant>,
 ) -> Vec<BenchmarkResult> {

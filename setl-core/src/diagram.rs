@@ -14,7 +14,7 @@ impl Pipeline {
         let flows = self.flows();
         let signatures: Vec<_> = self.factories().collect();
         let source_name = |source: Option<FlowSource>| match source {
-            Some(FlowSource::Factory(index)) => signatures[index].name.to_owned(),
+            Some(FlowSource::Factory(index)) => signatures[index].name.to_string(),
             Some(FlowSource::External(index)) => {
                 let (_, id) = self.input_description(index);
                 if id.is_empty() {
@@ -73,7 +73,7 @@ impl Pipeline {
         let signatures: Vec<_> = self.factories().collect();
         let mut out = String::from("classDiagram\n");
         for signature in &signatures {
-            let _ = writeln!(out, "class {} {{", mermaid_class(signature.name));
+            let _ = writeln!(out, "class {} {{", mermaid_class(&signature.name));
             let _ = writeln!(out, "  <<Factory[{}]>>", mermaid_type(&signature.output.name()));
             for input in &signature.inputs {
                 let _ = writeln!(out, "  +{} {}", mermaid_type(&input.payload.name()), input.field);
@@ -81,7 +81,7 @@ impl Pipeline {
             let _ = writeln!(out, "}}");
         }
         for signature in &signatures {
-            let _ = writeln!(out, "class {}Output {{", mermaid_class(signature.name));
+            let _ = writeln!(out, "class {}Output {{", mermaid_class(&signature.name));
             let _ = writeln!(out, "  <<{}>>", mermaid_type(&signature.output.name()));
             if !signature.output_id.is_empty() {
                 let _ = writeln!(out, "  +id {}", signature.output_id);
@@ -98,15 +98,15 @@ impl Pipeline {
             let _ = writeln!(out, "}}");
         }
         for signature in &signatures {
-            let _ = writeln!(out, "{0}Output <|.. {0} : Output", mermaid_class(signature.name));
+            let _ = writeln!(out, "{0}Output <|.. {0} : Output", mermaid_class(&signature.name));
         }
         for (index, signature) in signatures.iter().enumerate() {
             for source in flows[index].iter().flatten() {
                 let from = match *source {
-                    FlowSource::Factory(producer) => format!("{}Output", mermaid_class(signatures[producer].name)),
+                    FlowSource::Factory(producer) => format!("{}Output", mermaid_class(&signatures[producer].name)),
                     FlowSource::External(input) => format!("ExternalInput{input}"),
                 };
-                let _ = writeln!(out, "{} <|-- {from} : Input", mermaid_class(signature.name));
+                let _ = writeln!(out, "{} <|-- {from} : Input", mermaid_class(&signature.name));
             }
         }
         out

@@ -6,12 +6,14 @@
 //! [`BoxedFactory`], so it is free of generics.
 
 use std::any::TypeId;
-use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::ops::Deref;
+use std::sync::Arc;
 
 use crate::delivery::Payload;
+use crate::delivery_key::{self, HeldKey};
 use crate::error::{ErrorKind, Phase, Result};
+use crate::name::Name;
 use crate::shelf::Shelves;
 use crate::store::{StorageLevel, StoreOps};
 use crate::type_name::short_type_name;
@@ -156,7 +158,7 @@ impl FactoryRef {
     }
 
     pub(crate) fn from_signature(signature: &Signature) -> Self {
-        FactoryRef { type_id: signature.factory.id(), name: signature.name }
+        FactoryRef { type_id: signature.factory.id(), name: signature.type_name }
     }
 
     /// The factory type's id.
@@ -194,26 +196,31 @@ pub struct InputDecl {
     /// The factory that must produce it; `None` accepts any producer, including external inputs.
     pub producer: Option<FactoryRef>,
     /// The delivery id; `""` when none was given.
-    pub id: &'static str,
+    pub id: Name,
     /// Whether the slot may stay empty when nothing produces it.
     pub optional: bool,
     /// `payload` and `id` as one number, for resolution.
-    pub(crate) key: DeliveryKey,
+    pub(crate) key: HeldKey,
 }
 
 /// Everything the runtime knows about a factory type before running it.
+///
+/// `#[factory]` builds one per type, once per process ([`FactoryWiring::signature`]); an
+/// instance with its own ids ([`BoxedFactory::with_id`]) has its own copy, with those ids, that
+/// goes with the instance.
 #[derive(Debug, Clone)]
 pub struct Signature {
-    /// The factory's name (its struct identifier).
-    pub name: &'static str,
+    /// The factory's name: its struct identifier, `ReadTable[orders]` for an instance with an id.
+    pub name: Name,
     /// The module that declares it.
     pub module: &'static str,
     /// The factory type.
     pub factory: TypeInfo,
     /// The type of `Factory::Output`.
     pub output: TypeInfo,
-    /// The delivery id of the output (`#[factory(id = "..")]`); `""` when none was given.
-    pub output_id: &'static str,
+    /// The delivery id of the output (`#[factory(id = "..")]`, or the instance's
+    /// [`with_id`](BoxedFactory::with_id)); `""` when none was given.
+    pub output_id: Name,
     /// The only factories allowed to consume the output; empty means anyone.
     pub consumers: Vec<FactoryRef>,
     /// The inputs, in field order.
@@ -223,8 +230,10 @@ pub struct Signature {
     pub store_ops: Option<StoreOps>,
     /// The storage level declared with `#[factory(storage = ..)]`, if any.
     pub storage: Option<StorageLevel>,
+    /// The factory type's name, [`FactoryWiring::NAME`], whatever the instance's `name`.
+    pub(crate) type_name: &'static str,
     /// `output` and `output_id` as one number, for resolution.
-    pub(crate) output_key: DeliveryKey,
+    pub(crate) output_key: HeldKey,
 }
 
 impl Signature {
@@ -236,17 +245,19 @@ impl Signature {
         consumers: Vec<FactoryRef>,
         inputs: Vec<InputDecl>,
     ) -> Self {
+        let output_id = Name::from_static(output_id);
         Signature {
-            name: F::NAME,
+            name: Name::from_static(F::NAME),
             module,
             factory: TypeInfo::of::<F>(),
             output: TypeInfo::of::<F::Output>(),
+            output_key: HeldKey::declare(TypeId::of::<F::Output>(), &output_id),
             output_id,
             consumers,
             inputs,
             store_ops: None,
             storage: None,
-            output_key: DeliveryKey::declare(TypeId::of::<F::Output>(), output_id),
+            type_name: F::NAME,
         }
     }
 
@@ -268,13 +279,14 @@ impl InputDecl {
         id: &'static str,
         optional: bool,
     ) -> Self {
+        let id = Name::from_static(id);
         InputDecl {
             field,
             payload: TypeInfo::of::<T>(),
             producer,
+            key: HeldKey::declare(TypeId::of::<T>(), &id),
             id,
             optional,
-            key: DeliveryKey::declare(TypeId::of::<T>(), id),
         }
     }
 }
@@ -391,7 +403,7 @@ pub struct BoxedFactory {
     /// Moved onto its type's shelf when added to a stage (see `shelf`).
     pub(crate) factory: Box<dyn Shelve>,
     /// This instance's signature: the type's, with the ids set on the instance.
-    pub(crate) signature: &'static Signature,
+    pub(crate) signature: InstanceSignature,
     /// Fields given to `with_input_id` that are not inputs of the factory; validation reports them.
     pub(crate) unknown_inputs: Vec<Box<str>>,
 }
@@ -399,14 +411,26 @@ pub struct BoxedFactory {
 impl BoxedFactory {
     /// Boxes `factory`.
     pub fn new<F: Factory>(factory: F) -> Self {
-        BoxedFactory { factory: Box::new(factory), signature: F::signature(), unknown_inputs: Vec::new() }
+        BoxedFactory {
+            factory: Box::new(factory),
+            signature: InstanceSignature::Type(F::signature()),
+            unknown_inputs: Vec::new(),
+        }
     }
 
     /// Delivers this instance's output under `id` (instead of `#[factory(id = "..")]`'s), so
     /// consumers pick it with `#[delivery(id = "..")]`, and names the instance `Name[id]`.
+    ///
+    /// The id is the instance's: it is freed with the instance (with its pipeline), so a
+    /// process may use ever new ids.
     #[must_use]
     pub fn with_id(mut self, id: &str) -> Self {
-        self.signature = derived_signature(self.signature, Change::OutputId(intern(id)));
+        let id = Name::from(id.to_owned());
+        let signature = self.signature.to_mut();
+        let type_name = signature.type_name;
+        signature.output_key = HeldKey::declare(signature.output.id(), &id);
+        signature.name = Name::from(format!("{type_name}[{id}]"));
+        signature.output_id = id;
         self
     }
 
@@ -415,15 +439,54 @@ impl BoxedFactory {
     #[must_use]
     pub fn with_input_id(mut self, field: &str, id: &str) -> Self {
         match self.signature.inputs.iter().position(|input| input.field == field) {
-            Some(slot) => self.signature = derived_signature(self.signature, Change::InputId(slot, intern(id))),
+            Some(slot) => {
+                let id = Name::from(id.to_owned());
+                let input = &mut self.signature.to_mut().inputs[slot];
+                input.key = HeldKey::declare(input.payload.id(), &id);
+                input.id = id;
+            }
             None => self.unknown_inputs.push(field.into()),
         }
         self
     }
 
     /// This instance's signature: the factory type's, with the ids set on the instance.
-    pub fn signature(&self) -> &'static Signature {
-        self.signature
+    pub fn signature(&self) -> &Signature {
+        &self.signature
+    }
+}
+
+/// A factory instance's signature: its type's, shared by every instance that sets no id, or
+/// its own copy with the ids it sets, dropped with it.
+#[derive(Debug)]
+pub(crate) enum InstanceSignature {
+    /// The type's, from `#[factory]`.
+    Type(&'static Signature),
+    /// The type's with this instance's ids.
+    Own(Box<Signature>),
+}
+
+impl InstanceSignature {
+    /// The instance's own copy, made now if it has none.
+    fn to_mut(&mut self) -> &mut Signature {
+        if let InstanceSignature::Type(signature) = *self {
+            *self = InstanceSignature::Own(Box::new(signature.clone()));
+        }
+        match self {
+            InstanceSignature::Own(signature) => signature,
+            InstanceSignature::Type(_) => unreachable!("made its own just above"),
+        }
+    }
+}
+
+impl Deref for InstanceSignature {
+    type Target = Signature;
+
+    fn deref(&self) -> &Signature {
+        match self {
+            InstanceSignature::Type(signature) => signature,
+            InstanceSignature::Own(signature) => signature,
+        }
     }
 }
 
@@ -460,124 +523,14 @@ pub(crate) fn factory_type_name(name: &str) -> &str {
     name.split_once('[').map_or(name, |(type_name, _)| type_name)
 }
 
-/// One change an instance makes to its signature.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-enum Change {
-    OutputId(&'static str),
-    InputId(usize, &'static str),
-}
-
-/// Locks a process-wide table; nothing panics while holding one, but recover anyway.
-fn lock_table<T: Default>(table: &'static OnceLock<Mutex<T>>) -> MutexGuard<'static, T> {
-    table.get_or_init(Default::default).lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Every interned text.
-fn texts() -> MutexGuard<'static, HashSet<&'static str>> {
-    static TEXTS: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
-    lock_table(&TEXTS)
-}
-
-/// `text`, kept for the process's lifetime, once per distinct text.
-fn intern(text: &str) -> &'static str {
-    let mut texts = texts();
-    match texts.get(text) {
-        Some(&kept) => kept,
-        None => {
-            let kept: &'static str = Box::leak(text.into());
-            texts.insert(kept);
-            kept
-        }
-    }
-}
-
-/// `text` as interned, if it was, without interning it.
-fn interned(text: &str) -> Option<&'static str> {
-    texts().get(text).copied()
-}
-
-/// A delivery's payload type and id as one number: equal keys, equal (type, id). Every pair a
-/// signature declares is numbered once per process, when the signature is built, so resolution
-/// groups and looks up integers, and never reads a type id or an id string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct DeliveryKey(u32);
-
-/// The numbers given so far, by payload type and (interned) id.
-type DeliveryKeys = HashMap<(TypeId, &'static str), DeliveryKey>;
-
-impl DeliveryKey {
-    /// The keys given so far, by payload type and interned id.
-    fn table() -> MutexGuard<'static, DeliveryKeys> {
-        static KEYS: OnceLock<Mutex<DeliveryKeys>> = OnceLock::new();
-        lock_table(&KEYS)
-    }
-
-    /// The key of `(payload, id)`, given now if it has none yet.
-    fn declare(payload: TypeId, id: &str) -> Self {
-        let id = intern(id);
-        let mut keys = Self::table();
-        // One per distinct (type, id) declared by a factory: far fewer than 2^32.
-        let next = DeliveryKey(u32::try_from(keys.len()).expect("fewer than 2^32 delivery keys"));
-        *keys.entry((payload, id)).or_insert(next)
-    }
-
-    /// The key as a number: keys are numbered from 0 in the order they were first declared.
-    pub(crate) fn number(self) -> u32 {
-        self.0
-    }
-
-    /// The key of `(payload, id)` if some signature declared it: a value no factory declares
-    /// (a pipeline input nothing asks for) has none, and the tables do not grow with it.
-    pub(crate) fn declared(payload: TypeId, id: &str) -> Option<Self> {
-        let id = interned(id)?;
-        Self::table().get(&(payload, id)).copied()
-    }
-}
-
-/// `base` with `change` applied. Each distinct (signature, change) pair is built once per
-/// process and kept, as `#[factory]` keeps each type's, so that everything downstream
-/// (validation, the scheduler, events, reports) reads plain `&'static` signatures and adding an
-/// instance allocates nothing after the first time. Memory grows with the number of distinct
-/// instance ids a process uses, not with the number of pipelines or runs.
-/// Every derived signature, by base signature (its address) and change.
-type Derived = HashMap<(usize, Change), &'static Signature>;
-
-static DERIVED: OnceLock<Mutex<Derived>> = OnceLock::new();
-
-fn derived_count() -> usize {
-    lock_table(&DERIVED).len()
-}
-
-fn derived_signature(base: &'static Signature, change: Change) -> &'static Signature {
-    let key = (std::ptr::from_ref(base) as usize, change);
-    lock_table(&DERIVED).entry(key).or_insert_with(|| {
-        let mut signature = base.clone();
-        match change {
-            Change::OutputId(id) => {
-                let type_name = factory_type_name(base.name);
-                signature.output_id = id;
-                signature.output_key = DeliveryKey::declare(base.output.id(), id);
-                signature.name = intern(&format!("{type_name}[{id}]"));
-            }
-            Change::InputId(slot, id) => {
-                let input = &mut signature.inputs[slot];
-                input.id = id;
-                input.key = DeliveryKey::declare(input.payload.id(), id);
-            }
-        }
-        Box::leak(Box::new(signature))
-    })
-}
-
-/// The entries of the process-wide interning tables: interned texts, delivery keys and derived
-/// signatures. For tests of memory that grows with instance ids; not public API.
+/// The entries of the process-wide interning table: the (payload type, delivery id) pairs some
+/// live signature declares. For tests of memory that grows with instance ids; not public API.
 ///
-/// Today these tables only grow: every distinct instance id stays for the life of the process.
+/// The types' own pairs stay for the life of the process; an instance's go with its last
+/// signature, so the count returns to where it was once the pipelines that used them are gone.
 #[doc(hidden)]
 pub fn __interned_entries() -> usize {
-    let texts = texts().len();
-    let keys = DeliveryKey::table().len();
-    texts + keys + derived_count()
+    delivery_key::live_pairs()
 }
 
 /// Makes a boxed default instance of `F` when `F: Default`, and `None` otherwise, chosen at

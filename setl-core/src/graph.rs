@@ -91,11 +91,11 @@ impl Pipeline {
             .factories()
             .enumerate()
             .map(|(index, signature)| GraphFactory {
-                name: signature.name.to_owned(),
+                name: signature.name.to_string(),
                 module: signature.module.to_owned(),
                 stage: self.entry_stage(index),
                 output: signature.output.name(),
-                output_id: signature.output_id.to_owned(),
+                output_id: signature.output_id.to_string(),
                 inputs: signature
                     .inputs
                     .iter()
@@ -103,7 +103,7 @@ impl Pipeline {
                     .map(|(input, source)| GraphInput {
                         field: input.field.to_owned(),
                         payload: input.payload.name(),
-                        id: input.id.to_owned(),
+                        id: input.id.to_string(),
                         source: source.map(|source| match source {
                             FlowSource::Factory(producer) => GraphSource::FactoryOutput(producer),
                             FlowSource::External(input) => GraphSource::ExternalInput(input),

@@ -49,6 +49,10 @@
 //!
 //! - [`factory`](mod@factory): the `Factory` trait, the static `Signature` `#[factory]` generates, and the
 //!   type-erased adapter the scheduler runs.
+//! - `name` (private, [`Name`]): the text of factory names and delivery ids, static or shared
+//!   with the instances that set it.
+//! - `delivery_key` (private): each declared (payload type, delivery id) pair as a small number
+//!   for resolution, held by the signatures that declare it and freed with the last of them.
 //! - [`delivery`](mod@delivery): `Delivery<T>`, the input slot.
 //! - [`validate`]: resolution of every slot to one deliverable, and the validation errors.
 //! - `run` (private): the dataflow executor over Rayon.
@@ -66,12 +70,14 @@
 
 pub mod benchmark;
 pub mod delivery;
+mod delivery_key;
 mod diagram;
 pub mod error;
 pub mod factory;
 pub mod fs;
 pub mod graph;
 mod guard;
+mod name;
 pub mod observe;
 pub mod pipeline;
 mod prefetch;
@@ -90,6 +96,7 @@ pub use delivery::{Delivery, Payload};
 pub use error::{BoxError, Error, ErrorKind, Operation, Phase, Result};
 pub use factory::{BoxedFactory, Factory, FactoryExt, FactoryRef, FactoryWiring, InputDecl, Signature, TypeInfo};
 pub use graph::{GraphExternal, GraphFactory, GraphInput, GraphSource, PipelineGraph};
+pub use name::Name;
 pub use observe::{Event, EventKind, FactoryId, Observer, OutputRef};
 pub use pipeline::{ExecutionMode, InputBuilder, Pipeline, StageView};
 pub use registry::Registration;

@@ -11,15 +11,16 @@ use std::time::{Duration, Instant};
 
 use crate::delivery::Payload;
 use crate::error::Phase;
+use crate::name::Name;
 use crate::store::CacheStats;
 
 /// A factory of a running pipeline: its position in declaration order and its name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct FactoryId {
     /// The factory's index in declaration order (stages in order, factories in stage order).
     pub index: usize,
-    /// The factory's name.
-    pub name: &'static str,
+    /// The factory's name (`ReadTable[orders]` for an instance with an id).
+    pub name: Name,
 }
 
 /// What happened.
@@ -204,8 +205,9 @@ impl Observers {
         !self.attached.is_empty()
     }
 
+    /// Emits the event `kind` builds; it is built only when someone listens.
     #[inline]
-    pub(crate) fn emit(&self, kind: EventKind) {
+    pub(crate) fn emit(&self, kind: impl FnOnce() -> EventKind) {
         if self.attached.is_empty() {
             return;
         }
@@ -214,11 +216,11 @@ impl Observers {
 
     /// Emits with a timestamp the caller already read, so a phase boundary costs one clock read.
     #[inline]
-    pub(crate) fn emit_at(&self, kind: EventKind, at: Instant) {
+    pub(crate) fn emit_at(&self, kind: impl FnOnce() -> EventKind, at: Instant) {
         if self.attached.is_empty() {
             return;
         }
-        let event = Event { at, thread: rayon::current_thread_index(), kind };
+        let event = Event { at, thread: rayon::current_thread_index(), kind: kind() };
         self.emit_event(&event);
     }
 

@@ -305,8 +305,8 @@ impl Pipeline {
     }
 
     /// The signatures of the pipeline's factories, in declaration order.
-    pub fn factories(&self) -> impl Iterator<Item = &'static Signature> + '_ {
-        self.entries.iter().map(|entry| entry.factory.signature)
+    pub fn factories(&self) -> impl Iterator<Item = &Signature> + '_ {
+        self.entries.iter().map(|entry| &*entry.factory.signature)
     }
 
     /// Resolves every delivery without running anything. A pipeline of thousands of factories
@@ -324,7 +324,7 @@ impl Pipeline {
             .entries
             .iter()
             .map(|entry| FactoryDecl {
-                signature: entry.factory.signature,
+                signature: &entry.factory.signature,
                 stage: entry.stage,
                 unknown_inputs: &entry.factory.unknown_inputs,
             })
@@ -368,7 +368,7 @@ impl Pipeline {
         let mut signatures = Vec::with_capacity(count);
         let mut stage_of = Vec::with_capacity(count);
         for (index, entry) in self.entries.iter().enumerate() {
-            let signature = entry.factory.signature;
+            let signature = &*entry.factory.signature;
             let type_id = || signature.factory.id();
             let keep = self.keep_all
                 || plan.output_takers[index] == 0
@@ -380,7 +380,7 @@ impl Pipeline {
             };
             kept.push(keep);
             slots.push(SlotSpec {
-                name: signature.name,
+                name: &signature.name,
                 keep,
                 ops: signature.store_ops.as_ref(),
                 level: level.filter(|_| signature.store_ops.is_some()),
@@ -418,7 +418,7 @@ impl Pipeline {
         let _entered = span.enter();
         let started = timed.then(std::time::Instant::now);
         if let Some(started) = started {
-            observers.emit_at(EventKind::PipelineStarted { factories: count }, started);
+            observers.emit_at(|| EventKind::PipelineStarted { factories: count }, started);
         }
         debug_assert_eq!(self.shelves.len(), count, "one factory per entry");
         let factories = self.shelves.lend(count);
@@ -426,9 +426,9 @@ impl Pipeline {
         let outcome = run::execute(spec, factories, externals, self.setl.pool());
         let succeeded = outcome.error.is_none();
         let cache = counters.snapshot(self.memory_budget);
-        observers.emit(EventKind::CacheSummary(cache.clone()));
+        observers.emit(|| EventKind::CacheSummary(cache.clone()));
         if let Some(started) = started {
-            observers.emit(EventKind::PipelineFinished { elapsed: started.elapsed(), ok: succeeded });
+            observers.emit(|| EventKind::PipelineFinished { elapsed: started.elapsed(), ok: succeeded });
         }
         self.outcome = Some(Outcome {
             outputs: outcome.outputs,
@@ -464,12 +464,12 @@ impl Pipeline {
         if instances.next().is_some() {
             let ids = self
                 .instances_of::<F>()
-                .map(|index| self.entries[index].factory.signature.output_id.to_owned())
+                .map(|index| self.entries[index].factory.signature.output_id.to_string())
                 .collect();
             return Err(ErrorKind::AmbiguousFactory { factory: F::NAME.to_owned(), ids }.into());
         }
         let payload = self.output_at(index)?;
-        downcast::<F::Output>(payload, self.entries[index].factory.signature)
+        downcast::<F::Output>(payload, &self.entries[index].factory.signature)
     }
 
     /// The output of the instance of `F` that delivers under `id` (see [`BoxedFactory::with_id`]).
@@ -483,7 +483,7 @@ impl Pipeline {
             .find(|&index| self.entries[index].factory.signature.output_id == id)
             .ok_or_else(|| ErrorKind::UnknownFactory { factory: format!("{}[{id}]", F::NAME) })?;
         let payload = self.output_at(index)?;
-        downcast::<F::Output>(payload, self.entries[index].factory.signature)
+        downcast::<F::Output>(payload, &self.entries[index].factory.signature)
     }
 
     /// The positions of `F`'s instances, in declaration order.
@@ -500,18 +500,19 @@ impl Pipeline {
     pub fn last_output<T: Send + Sync + 'static>(&self) -> Result<Arc<T>> {
         let index = self.entries.len().checked_sub(1).ok_or(ErrorKind::EmptyPipeline)?;
         let payload = self.output_at(index)?;
-        downcast::<T>(payload, self.entries[index].factory.signature)
+        downcast::<T>(payload, &self.entries[index].factory.signature)
     }
 
     fn output_at(&self, index: usize) -> Result<Payload> {
-        let name = self.entries[index].factory.signature.name;
+        let name = &*self.entries[index].factory.signature.name;
         let outcome = match &self.outcome {
             Some(outcome) if outcome.succeeded || outcome.finished[index] => outcome,
             _ => return Err(ErrorKind::NotRun { factory: name.to_owned() }.into()),
         };
-        match &outcome.outputs[index] {
-            Some(Kept::Memory(payload)) => Ok(payload.clone()),
-            Some(Kept::Disk(file, ops)) => match crate::guard::catch(|| ops.reload(file.path())) {
+        let signature = &self.entries[index].factory.signature;
+        match (&outcome.outputs[index], &signature.store_ops) {
+            (Some(Kept::Memory(payload)), _) => Ok(payload.clone()),
+            (Some(Kept::Disk(file)), Some(ops)) => match crate::guard::catch(|| ops.reload(file.path())) {
                 Ok(reloaded) => reloaded.map_err(|source| {
                     ErrorKind::Spill {
                         factory: name.to_owned(),
@@ -523,8 +524,13 @@ impl Pipeline {
                 }),
                 Err(message) => Err(crate::guard::panicked(name, crate::error::Operation::Reload, message)),
             },
-            None if !outcome.kept[index] => Err(ErrorKind::OutputReleased { factory: name.to_owned() }.into()),
-            None => Err(ErrorKind::NotRun { factory: name.to_owned() }.into()),
+            // Only the outputs of storable types reach the disk.
+            (Some(Kept::Disk(_)), None) => {
+                Err(ErrorKind::Internal(format!("the output of `{name}` was spilled without storable operations"))
+                    .into())
+            }
+            (None, _) if !outcome.kept[index] => Err(ErrorKind::OutputReleased { factory: name.to_owned() }.into()),
+            (None, _) => Err(ErrorKind::NotRun { factory: name.to_owned() }.into()),
         }
     }
 
@@ -615,7 +621,7 @@ pub(crate) enum FlowSource {
 fn downcast<T: Send + Sync + 'static>(payload: Payload, signature: &Signature) -> Result<Arc<T>> {
     payload.downcast::<T>().map_err(|_| {
         ErrorKind::OutputType {
-            factory: signature.name.to_owned(),
+            factory: signature.name.to_string(),
             actual: signature.output.name(),
             requested: TypeInfo::of::<T>().name(),
         }
@@ -630,7 +636,7 @@ impl HasBenchmark for Pipeline {
             .entries
             .iter()
             .zip(&outcome.benchmarked)
-            .map(|(entry, &benchmarked)| (entry.factory.signature.name, entry.stage, benchmarked));
+            .map(|(entry, &benchmarked)| (&*entry.factory.signature.name, entry.stage, benchmarked));
         benchmark::results(factories, &outcome.timings, outcome.started)
     }
 }
@@ -662,7 +668,7 @@ impl Drop for Pipeline {
         if let Some(mut outcome) = self.outcome.take() {
             for (index, output) in outcome.outputs.drain(..).enumerate() {
                 if let Err(message) = crate::guard::catch(move || drop(output)) {
-                    let name = self.entries.get(index).map_or("?", |entry| entry.factory.signature.name);
+                    let name = self.entries.get(index).map_or("?", |entry| &*entry.factory.signature.name);
                     tracing::error!("factory `{name}` panicked while dropping its output: {message}");
                 }
             }
@@ -682,7 +688,7 @@ impl Drop for Pipeline {
 impl std::fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pipeline")
-            .field("factories", &self.entries.iter().map(|entry| entry.factory.signature.name).collect::<Vec<_>>())
+            .field("factories", &self.entries.iter().map(|entry| &*entry.factory.signature.name).collect::<Vec<_>>())
             .field("stages", &self.stages.len())
             .field("benchmark", &self.benchmark)
             .field("mode", &self.mode)

@@ -30,12 +30,12 @@ use crate::validate::{Plan, Source};
 /// What a run needs, beyond the plan.
 pub(crate) struct RunSpec<'a> {
     pub(crate) plan: &'a Plan,
-    pub(crate) signatures: Vec<&'static Signature>,
+    pub(crate) signatures: Vec<&'a Signature>,
     pub(crate) stage_of: Vec<usize>,
     pub(crate) stage_parallel: Vec<bool>,
     pub(crate) stage_writable: Vec<bool>,
     /// Per factory: keep the output after the run, its storable operations and storage level.
-    pub(crate) slots: Vec<SlotSpec>,
+    pub(crate) slots: Vec<SlotSpec<'a>>,
     /// The memory budget for storable values, if any.
     pub(crate) budget: Option<u64>,
     /// Where spill files go (this pipeline's own directory), if spilling is possible.
@@ -169,9 +169,9 @@ impl<'a> Shared<'a> {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Factory `index` as events name it; only built for observers.
     fn id(&self, index: usize) -> FactoryId {
-        // From the run's own contiguous table: signatures live all over the heap.
-        FactoryId { index, name: self.spec.slots[index].name }
+        FactoryId { index, name: self.spec.signatures[index].name.clone() }
     }
 }
 
@@ -505,7 +505,7 @@ fn complete(
             if state.error.is_none() {
                 state.error = Some(error);
             } else {
-                tracing::error!(factory = spec.signatures[index].name, "another factory failed too: {error}");
+                tracing::error!(factory = spec.slots[index].name, "another factory failed too: {error}");
             }
             return None;
         }
@@ -546,7 +546,7 @@ fn run_spills(shared: &Shared<'_>, jobs: Vec<SpillJob>) {
             Ok(Err(error)) => {
                 let _ = std::fs::remove_file(&job.path);
                 tracing::warn!(
-                    factory = shared.spec.signatures[job.producer].name,
+                    factory = shared.spec.slots[job.producer].name,
                     path = %job.path.display(),
                     "could not spill an output, it stays in memory: {error}"
                 );
@@ -566,8 +566,8 @@ fn run_spills(shared: &Shared<'_>, jobs: Vec<SpillJob>) {
         // A file whose value was released while being written is deleted here.
         drop(unused_file);
         if spilled {
-            tracing::debug!(factory = shared.spec.signatures[job.producer].name, bytes = job.bytes, "spilled");
-            observers.emit(EventKind::OutputSpilled { factory: shared.id(job.producer), bytes: job.bytes });
+            tracing::debug!(factory = shared.spec.slots[job.producer].name, bytes = job.bytes, "spilled");
+            observers.emit(|| EventKind::OutputSpilled { factory: shared.id(job.producer), bytes: job.bytes });
         }
     }
     // The jobs' shares of the values go last, outside the lock; one may be the last share.
@@ -680,19 +680,20 @@ fn run_phases(
     held: &mut HeldGuard<'_>,
 ) -> Result<Finished, Error> {
     let spec = &shared.spec;
-    let id = shared.id(index);
+    let name = spec.slots[index].name;
+    let id = || shared.id(index);
     let observers = spec.observers;
     let observed = observers.active();
     let timed = observed || spec.benchmarked[index];
     let started = timed.then(Instant::now);
     let (mut read, mut process, mut write) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
-    let span = tracing::info_span!(parent: &shared.parent, "factory", factory = id.name);
+    let span = tracing::info_span!(parent: &shared.parent, "factory", factory = name);
     let _entered = span.enter();
     if let Some(at) = started {
-        observers.emit_at(EventKind::FactoryStarted(id), at);
+        observers.emit_at(|| EventKind::FactoryStarted(id()), at);
     }
     let fail = |phase: Phase, error: Error| {
-        observers.emit(EventKind::FactoryFailed { factory: id, phase, message: error.to_string() });
+        observers.emit(|| EventKind::FactoryFailed { factory: id(), phase, message: error.to_string() });
         error
     };
 
@@ -722,7 +723,11 @@ fn run_phases(
                     spec.counters.reloaded(bytes);
                     spec.counters.add_held(bytes);
                     held.bytes += bytes;
-                    observers.emit(EventKind::OutputReloaded { factory: shared.id(producer), consumer: id, bytes });
+                    observers.emit(|| EventKind::OutputReloaded {
+                        factory: shared.id(producer),
+                        consumer: id(),
+                        bytes,
+                    });
                     // When this was the file's last handle, dropping it deletes the file.
                     drop(file);
                     last_shares.push((producer, payload.clone()));
@@ -734,7 +739,7 @@ fn run_phases(
         if let Err(error) = factory.inject(slot, payload) {
             return Err(ErrorKind::Internal(format!(
                 "`{}.{}` received a value of another type than its `Delivery`",
-                id.name, error.field
+                name, error.field
             ))
             .into());
         }
@@ -743,20 +748,20 @@ fn run_phases(
                 released.push(producer);
             }
             let field = spec.signatures[index].inputs[slot].field;
-            let producer = producer.map(|producer| shared.id(producer));
-            observers.emit_at(EventKind::DeliveryTaken { producer, consumer: id, field }, at);
+            let producer = || producer.map(|producer| shared.id(producer));
+            observers.emit_at(|| EventKind::DeliveryTaken { producer: producer(), consumer: id(), field }, at);
         }
     }
     if let Some(at) = started {
         for producer in released {
-            observers.emit_at(EventKind::OutputReleased(shared.id(producer)), at);
+            observers.emit_at(|| EventKind::OutputReleased(shared.id(producer)), at);
         }
     }
 
     let writable = spec.stage_writable[spec.stage_of[index]]
         && match guard::catch(|| factory.writable()) {
             Ok(writable) => writable,
-            Err(message) => return Err(fail(Phase::Write, guard::panicked(id.name, Operation::Writable, message))),
+            Err(message) => return Err(fail(Phase::Write, guard::panicked(name, Operation::Writable, message))),
         };
     // Each phase boundary reads the clock once: a phase ends when the next one starts. Handing
     // over inputs takes no time worth a clock reading, unless one was read back from disk or
@@ -764,16 +769,16 @@ fn run_phases(
     let mut boundary = if reloaded || observed { timed.then(Instant::now) } else { started };
     for phase in Phase::TIMED {
         if phase == Phase::Write && !writable {
-            observers.emit(EventKind::PhaseSkipped { factory: id, phase });
+            observers.emit(|| EventKind::PhaseSkipped { factory: id(), phase });
             continue;
         }
-        let phase_span = tracing::info_span!("phase", factory = id.name, phase = phase.as_str());
+        let phase_span = tracing::info_span!("phase", factory = name, phase = phase.as_str());
         let _phase_entered = phase_span.enter();
         if let Some(at) = boundary {
-            observers.emit_at(EventKind::PhaseStarted { factory: id, phase }, at);
+            observers.emit_at(|| EventKind::PhaseStarted { factory: id(), phase }, at);
         }
         let result = {
-            let _running = RunningGuard::enter(id.name, phase);
+            let _running = RunningGuard::enter(name, phase);
             guard::catch(|| factory.run_phase(phase))
         };
         if let Some(phase_started) = boundary {
@@ -786,32 +791,33 @@ fn run_phases(
                 Phase::Write => write = elapsed,
                 Phase::Get => {}
             }
-            observers.emit_at(EventKind::PhaseFinished { factory: id, phase, elapsed, ok }, now);
+            observers.emit_at(|| EventKind::PhaseFinished { factory: id(), phase, elapsed, ok }, now);
             boundary = Some(now);
         }
         let error = match result {
             Ok(Ok(())) => continue,
-            Ok(Err(error)) => phase_failed(id.name, phase, error),
-            Err(message) => panicked(id.name, phase, message),
+            Ok(Err(error)) => phase_failed(name, phase, error),
+            Err(message) => panicked(name, phase, message),
         };
         return Err(fail(phase, error));
     }
 
     let output = {
-        let _running = RunningGuard::enter(id.name, Phase::Get);
-        guard::catch(|| factory.output()).map_err(|message| panicked(id.name, Phase::Get, message))
+        let _running = RunningGuard::enter(name, Phase::Get);
+        guard::catch(|| factory.output()).map_err(|message| panicked(name, Phase::Get, message))
     };
     // Weighed while the factory and its inputs still exist, so the peak counts both.
     let provisional = match (&output, spec.slots[index].ops) {
-        (Ok(output), Some(ops)) => guard::catch(|| ops.byte_size(output))
-            .map_err(|message| guard::panicked(id.name, Operation::Weigh, message)),
+        (Ok(output), Some(ops)) => {
+            guard::catch(|| ops.byte_size(output)).map_err(|message| guard::panicked(name, Operation::Weigh, message))
+        }
         _ => Ok(0),
     };
     let provisional_bytes = provisional.as_ref().copied().unwrap_or(0);
     spec.counters.add_held(provisional_bytes);
     // Dropping the factory drops its shares of its inputs, so they can be released.
     let dropped =
-        guard::catch(move || factory.dispose()).map_err(|message| guard::panicked(id.name, Operation::Drop, message));
+        guard::catch(move || factory.dispose()).map_err(|message| guard::panicked(name, Operation::Drop, message));
     let mut inputs_dropped = Ok(());
     for (producer, payload) in last_shares {
         let dropped = guard::drop_guarded(payload, spec.slots[producer].name, Operation::DropOutput);
@@ -826,14 +832,14 @@ fn run_phases(
             let error = [provisional.err(), dropped.err(), inputs_dropped.err()].into_iter().flatten().next();
             let error = match (output, error) {
                 (Err(error), _) => error,
-                (Ok(output), Some(error)) => discard(error, output, id.name),
+                (Ok(output), Some(error)) => discard(error, output, name),
                 (Ok(_), None) => ErrorKind::Internal("a factory failed without an error".into()).into(),
             };
             return Err(fail(Phase::Get, error));
         }
     };
     if observed {
-        observers.emit(EventKind::OutputProduced { factory: id, output: OutputRef(output.clone()) });
+        observers.emit(|| EventKind::OutputProduced { factory: id(), output: OutputRef(output.clone()) });
     }
     // Persisting (materializing once, writing a disk-only copy) is part of the factory's time,
     // as the seed's `persist` + `count()` inside `process` is.
@@ -844,12 +850,12 @@ fn run_phases(
     let timing = started.map(|started| {
         let now = Instant::now();
         let total = now - started;
-        observers.emit_at(EventKind::FactoryFinished { factory: id, elapsed: total }, now);
+        observers.emit_at(|| EventKind::FactoryFinished { factory: id(), elapsed: total }, now);
         // A pool has far fewer than 2^32 threads.
         let thread = rayon::current_thread_index().and_then(|thread| u32::try_from(thread).ok());
         FactoryTiming { started, thread, read, process, write, total }
     });
-    tracing::debug!(factory = id.name, "finished");
+    tracing::debug!(factory = name, "finished");
     Ok(Finished { produced, timing })
 }
 
@@ -892,7 +898,7 @@ fn prepare(shared: &Shared<'_>, index: usize, output: Payload, provisional: u64)
                     ));
                 }
             };
-            spec.observers.emit(EventKind::OutputMaterialized { factory: shared.id(index), bytes });
+            spec.observers.emit(|| EventKind::OutputMaterialized { factory: shared.id(index), bytes });
             return store_prepared(shared, index, ops, materialized, provisional);
         }
         Ok(Ok(None)) => return store_prepared(shared, index, ops, output, provisional),
@@ -954,7 +960,7 @@ fn store_prepared(
     let path = written?;
     dropped?;
     counters.spilled(bytes);
-    spec.observers.emit(EventKind::OutputSpilled { factory: shared.id(index), bytes });
+    spec.observers.emit(|| EventKind::OutputSpilled { factory: shared.id(index), bytes });
     Ok(Produced { payload: None, file: Some(Arc::new(SpillFile::new(path, counters.clone()))), bytes })
 }
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::benchmark::{BenchmarkResult, HasBenchmark};
 use crate::error::{ErrorKind, Result};
-use crate::factory::{BoxedFactory, Factory, Signature};
+use crate::factory::{BoxedFactory, Factory, InstanceSignature};
 use crate::pipeline::Pipeline;
 use crate::setl::Setl;
 use crate::shelf::Shelves;
@@ -153,7 +153,7 @@ impl Stage {
 /// A factory of a stage, as validation sees it; the factory itself is on the stage's shelves.
 #[derive(Debug)]
 pub(crate) struct StagedFactory {
-    pub(crate) signature: &'static Signature,
+    pub(crate) signature: InstanceSignature,
     /// Fields named by `with_input_id` that the factory does not have.
     pub(crate) unknown_inputs: Vec<Box<str>>,
 }

@@ -491,12 +491,12 @@ pub(crate) struct Reload {
     /// The file; when this is the last handle, dropping it deletes the file.
     pub(crate) file: Arc<SpillFile>,
     /// How to read it.
-    pub(crate) ops: &'static StoreOps,
+    pub(crate) ops: StoreOps,
 }
 
 impl Taken {
-    fn reload(producer: usize, file: Arc<SpillFile>, spec: &SlotSpec) -> Self {
-        Taken::Reload(Box::new(Reload { producer, file, ops: spec.ops.expect("only storable values reach the disk") }))
+    fn reload(producer: usize, file: Arc<SpillFile>, spec: &SlotSpec<'_>) -> Self {
+        Taken::Reload(Box::new(Reload { producer, file, ops: *spec.ops.expect("only storable values reach the disk") }))
     }
 }
 
@@ -505,7 +505,7 @@ pub(crate) struct SpillJob {
     pub(crate) producer: usize,
     pub(crate) payload: Payload,
     pub(crate) path: PathBuf,
-    pub(crate) ops: &'static StoreOps,
+    pub(crate) ops: StoreOps,
     pub(crate) bytes: u64,
 }
 
@@ -523,17 +523,18 @@ pub(crate) struct Produced {
 pub(crate) enum Kept {
     /// In memory.
     Memory(Payload),
-    /// In a spill file, read back on demand.
-    Disk(Arc<SpillFile>, &'static StoreOps),
+    /// In a spill file, read back on demand with its factory's `Signature::store_ops`.
+    Disk(Arc<SpillFile>),
 }
 
 /// The per-output settings the pipeline computes before a run. The store reads them from the
 /// run's table rather than copying them into each slot, so a slot stays small.
 #[derive(Clone, Copy)]
-pub(crate) struct SlotSpec {
-    pub(crate) name: &'static str,
+pub(crate) struct SlotSpec<'a> {
+    /// The factory's name, for messages and spill file names.
+    pub(crate) name: &'a str,
     pub(crate) keep: bool,
-    pub(crate) ops: Option<&'static StoreOps>,
+    pub(crate) ops: Option<&'a StoreOps>,
     pub(crate) level: Option<StorageLevel>,
 }
 
@@ -582,7 +583,7 @@ impl Store {
     /// Returns what the consumer gets, and the bytes it now holds alone (the store let go).
     pub(crate) fn take(
         &mut self,
-        specs: &[SlotSpec],
+        specs: &[SlotSpec<'_>],
         producer: usize,
         position: usize,
     ) -> (Option<Taken>, Option<u64>) {
@@ -627,7 +628,7 @@ impl Store {
 
     /// Stores a finished factory's output. Returns it back when nobody will take it, to drop
     /// outside the lock.
-    pub(crate) fn put(&mut self, specs: &[SlotSpec], index: usize, produced: Produced) -> Option<Produced> {
+    pub(crate) fn put(&mut self, specs: &[SlotSpec<'_>], index: usize, produced: Produced) -> Option<Produced> {
         let slot = &mut self.slots[index];
         if slot.takers_left == 0 && !specs[index].keep {
             self.counters.released();
@@ -650,14 +651,14 @@ impl Store {
     /// consumer comes latest in the plan (kept values nobody will take first), and marks them.
     /// Called by every worker round; inlined so that a run without a budget pays one test.
     #[inline]
-    pub(crate) fn plan_spills(&mut self, specs: &[SlotSpec]) -> Vec<SpillJob> {
+    pub(crate) fn plan_spills(&mut self, specs: &[SlotSpec<'_>]) -> Vec<SpillJob> {
         match (self.budget, &self.spill_dir) {
             (Some(_), Some(_)) => self.plan_spills_over_budget(specs),
             _ => Vec::new(),
         }
     }
 
-    fn plan_spills_over_budget(&mut self, specs: &[SlotSpec]) -> Vec<SpillJob> {
+    fn plan_spills_over_budget(&mut self, specs: &[SlotSpec<'_>]) -> Vec<SpillJob> {
         let (Some(budget), Some(dir)) = (self.budget, &self.spill_dir) else { return Vec::new() };
         let spilling: u64 =
             self.slots.iter().filter(|slot| matches!(slot.held, Held::Spilling(_))).map(|slot| slot.bytes).sum();
@@ -686,7 +687,7 @@ impl Store {
             let Held::Memory(payload) = std::mem::replace(&mut slot.held, Held::Empty) else { continue };
             let ops = specs[index].ops.expect("candidates are storable");
             let path = dir.join(spill_file_name(index, specs[index].name, ops.extension));
-            jobs.push(SpillJob { producer: index, payload: payload.clone(), path, ops, bytes: slot.bytes });
+            jobs.push(SpillJob { producer: index, payload: payload.clone(), path, ops: *ops, bytes: slot.bytes });
             slot.held = Held::Spilling(payload);
             excess = excess.saturating_sub(slot.bytes);
         }
@@ -723,14 +724,14 @@ impl Store {
     }
 
     /// What the run leaves behind: per factory, its output if still held.
-    pub(crate) fn finish(&mut self, specs: &[SlotSpec]) -> Vec<Option<Kept>> {
+    pub(crate) fn finish(&mut self, specs: &[SlotSpec<'_>]) -> Vec<Option<Kept>> {
         self.slots
             .iter_mut()
             .zip(specs)
             .map(|(slot, spec)| match std::mem::replace(&mut slot.held, Held::Empty) {
                 Held::Empty => None,
                 Held::Memory(payload) | Held::Spilling(payload) => Some(Kept::Memory(payload)),
-                Held::Disk(file) => spec.ops.map(|ops| Kept::Disk(file, ops)),
+                Held::Disk(file) => spec.ops.map(|_| Kept::Disk(file)),
             })
             .collect()
     }

@@ -15,7 +15,8 @@ use std::sync::OnceLock;
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use rayon::prelude::*;
 
-use crate::factory::{DeliveryKey, FactoryRef, InputDecl, Signature, TypeInfo};
+use crate::delivery_key::DeliveryKey;
+use crate::factory::{FactoryRef, InputDecl, Signature, TypeInfo};
 use crate::prefetch::prefetch_value;
 
 /// One problem found while resolving a pipeline. Each names the factory, field, payload type and
@@ -221,7 +222,7 @@ pub(crate) struct ExternalDecl<'a> {
 
 /// A factory, as the resolver sees it.
 pub(crate) struct FactoryDecl<'a> {
-    pub(crate) signature: &'static Signature,
+    pub(crate) signature: &'a Signature,
     pub(crate) stage: usize,
     /// Fields given to `with_input_id` that are not inputs.
     pub(crate) unknown_inputs: &'a [Box<str>],
@@ -438,7 +439,7 @@ pub(crate) fn resolve<'a>(
             factory_errors.push((
                 index,
                 ValidationError::UnknownInput {
-                    factory: signature.name.to_owned(),
+                    factory: signature.name.to_string(),
                     field: field.to_string(),
                     inputs: signature.inputs.iter().map(|input| format!("`{}`", input.field)).collect(),
                 },
@@ -456,7 +457,7 @@ pub(crate) fn resolve<'a>(
         slot_offsets.push(slot_offsets[index] + factory.signature.inputs.len());
         Deliverable {
             source: Source::Factory(index),
-            key: Some(factory.signature.output_key),
+            key: Some(factory.signature.output_key.key()),
             consumers: &factory.signature.consumers,
         }
     }));
@@ -487,8 +488,8 @@ pub(crate) fn resolve<'a>(
             factory_errors.push((
                 second,
                 ValidationError::DuplicateFactory {
-                    factory: factories[second].signature.name.to_owned(),
-                    id: factories[second].signature.output_id.to_owned(),
+                    factory: factories[second].signature.name.to_string(),
+                    id: factories[second].signature.output_id.to_string(),
                     first_stage: factories[first].stage,
                     second_stage: factories[second].stage,
                 },
@@ -633,10 +634,10 @@ impl Resolver<'_> {
             .chain(self.mistyped_externals(input))
             .collect();
         ValidationError::MissingInput {
-            factory: signature.name.to_owned(),
+            factory: signature.name.to_string(),
             field: input.field.to_owned(),
             payload: input.payload.name(),
-            id: input.id.to_owned(),
+            id: input.id.to_string(),
             producer: None,
             candidates: near,
         }
@@ -661,7 +662,7 @@ impl Resolver<'_> {
     fn describe_with_id(&self, number: usize) -> String {
         let source = self.deliverables[number].source;
         let id = match source {
-            Source::Factory(index) => self.factories[index].signature.output_id,
+            Source::Factory(index) => &self.factories[index].signature.output_id,
             Source::External(index) => self.externals[index].id,
         };
         let source = self.describe(source);
@@ -719,7 +720,7 @@ impl Resolver<'_> {
         out: &mut Resolved,
     ) -> Option<Source> {
         let signature = factory.signature;
-        let candidates = self.by_type_and_id.get(&input.key);
+        let candidates = self.by_type_and_id.get(&input.key.key());
         // Names are only built for messages, so the valid path allocates nothing per input.
         let payload = || input.payload.name();
         let chosen: Option<usize> = if let Some(producer) = input.producer {
@@ -735,7 +736,7 @@ impl Resolver<'_> {
                     return None;
                 }
                 out.errors.push(ValidationError::ProducerNotInPipeline {
-                    factory: signature.name.to_owned(),
+                    factory: signature.name.to_string(),
                     field: input.field.to_owned(),
                     payload: payload(),
                     producer: producer.name().to_owned(),
@@ -753,10 +754,10 @@ impl Resolver<'_> {
                     .collect();
                 near.extend(candidates.iter().map(|&number| self.describe_with_id(number)));
                 out.errors.push(ValidationError::MissingInput {
-                    factory: signature.name.to_owned(),
+                    factory: signature.name.to_string(),
                     field: input.field.to_owned(),
                     payload: payload(),
-                    id: input.id.to_owned(),
+                    id: input.id.to_string(),
                     producer: Some(producer.name().to_owned()),
                     candidates: near,
                 });
@@ -801,10 +802,10 @@ impl Resolver<'_> {
                         Some(*one)
                     } else {
                         out.errors.push(ValidationError::AmbiguousInput {
-                            factory: signature.name.to_owned(),
+                            factory: signature.name.to_string(),
                             field: input.field.to_owned(),
                             payload: payload(),
-                            id: input.id.to_owned(),
+                            id: input.id.to_string(),
                             producers: several
                                 .iter()
                                 .map(|&number| self.describe(self.deliverables[number].source))
@@ -825,10 +826,10 @@ impl Resolver<'_> {
         };
         if let Some(number) = restricted {
             out.errors.push(ValidationError::ConsumerNotAllowed {
-                factory: signature.name.to_owned(),
+                factory: signature.name.to_string(),
                 field: input.field.to_owned(),
                 payload: input.payload.name(),
-                id: input.id.to_owned(),
+                id: input.id.to_string(),
                 producer: self.describe(self.deliverables[number].source),
                 allowed: self.deliverables[number].consumers.iter().map(|c| format!("`{}`", c.name())).collect(),
             });
@@ -839,9 +840,9 @@ impl Resolver<'_> {
             Some(Source::Factory(producer_index)) => {
                 if self.barrier && self.factories[producer_index].stage >= factory.stage {
                     out.errors.push(ValidationError::ProducerNotInEarlierStage {
-                        factory: signature.name.to_owned(),
+                        factory: signature.name.to_string(),
                         field: input.field.to_owned(),
-                        producer: self.factories[producer_index].signature.name.to_owned(),
+                        producer: self.factories[producer_index].signature.name.to_string(),
                         producer_stage: self.factories[producer_index].stage,
                         consumer_stage: factory.stage,
                     });
@@ -943,7 +944,7 @@ fn find_cycle(plan: &Plan, factories: &[FactoryDecl<'_>], waiting: &[usize]) -> 
         if let Some(&first) = position.get(&producer) {
             // `walk` goes consumer -> producer; print producer -> consumer, closing the loop.
             let cycle = &walk[first..];
-            let name = |index: &usize| factories[*index].signature.name.to_owned();
+            let name = |index: &usize| factories[*index].signature.name.to_string();
             let mut path = vec![name(&cycle[0])];
             path.extend(cycle[1..].iter().rev().map(name));
             path.push(name(&cycle[0]));
@@ -953,7 +954,7 @@ fn find_cycle(plan: &Plan, factories: &[FactoryDecl<'_>], waiting: &[usize]) -> 
         walk.push(producer);
         current = producer;
     }
-    vec![factories[start].signature.name.to_owned()]
+    vec![factories[start].signature.name.to_string()]
 }
 
 #[cfg(test)]

@@ -30,8 +30,6 @@ fn build_and_drop(setl: &Setl, round: usize, count: usize) {
 }
 
 #[test]
-#[ignore = "fails until interned ids and derived signatures are freed with their last pipeline \
-            (reference-counted interning); run with --ignored"]
 fn interning_tables_return_to_their_baseline_after_pipelines_are_dropped() {
     let setl = Setl::builder().threads(2).build().unwrap();
     // One round first, so that whatever is interned once per process (the type's own keys) is in

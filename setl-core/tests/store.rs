@@ -222,7 +222,7 @@ fn release_holds_at_most_two_values_of_a_chain() -> setl_core::Result<()> {
     let released: Vec<&str> = events
         .iter()
         .filter_map(|event| match event {
-            EventKind::OutputReleased(factory) => Some(factory.name),
+            EventKind::OutputReleased(factory) => Some(&*factory.name),
             _ => None,
         })
         .collect();

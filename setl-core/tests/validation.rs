@@ -344,7 +344,7 @@ fn instances_of_one_type_with_distinct_ids_feed_consumers_by_id() {
         "factory `Numbers` is in this pipeline 2 times, with ids \"left\", \"right\"; \
          fix: ask for one with `output_with_id::<Numbers>(id)`"
     );
-    let names: Vec<&str> = pipeline.factories().map(|signature| signature.name).collect();
+    let names: Vec<&str> = pipeline.factories().map(|signature| &*signature.name).collect();
     assert_eq!(names, ["Numbers[left]", "Numbers[right]", "LeftMinusRight"]);
     let mermaid = pipeline.to_mermaid();
     for line in ["class Numbers_left {", "  +id left", "LeftMinusRight <|-- Numbers_rightOutput : Input"] {

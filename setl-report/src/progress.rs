@@ -18,14 +18,14 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use setl_core::{Event, EventKind, Observer};
+use setl_core::{Event, EventKind, Name, Observer};
 
 /// Shows a run's progress with an indicatif bar.
 #[derive(Debug)]
 pub struct ProgressObserver {
     bar: ProgressBar,
     /// The factories running now, by declaration index.
-    running: Mutex<BTreeMap<usize, &'static str>>,
+    running: Mutex<BTreeMap<usize, Name>>,
 }
 
 impl ProgressObserver {
@@ -55,7 +55,7 @@ impl ProgressObserver {
         ProgressObserver { bar, running: Mutex::new(BTreeMap::new()) }
     }
 
-    fn running_lock(&self) -> MutexGuard<'_, BTreeMap<usize, &'static str>> {
+    fn running_lock(&self) -> MutexGuard<'_, BTreeMap<usize, Name>> {
         self.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
@@ -70,8 +70,8 @@ impl ProgressObserver {
     }
 
     /// The factories running now, in declaration order.
-    pub fn running(&self) -> Vec<&'static str> {
-        self.running_lock().values().copied().collect()
+    pub fn running(&self) -> Vec<Name> {
+        self.running_lock().values().cloned().collect()
     }
 
     /// The bar's message now (the running factories).
@@ -79,8 +79,8 @@ impl ProgressObserver {
         self.bar.message()
     }
 
-    fn show_running(&self, running: &BTreeMap<usize, &'static str>) {
-        let names: Vec<&str> = running.values().copied().collect();
+    fn show_running(&self, running: &BTreeMap<usize, Name>) {
+        let names: Vec<&str> = running.values().map(|name| name.as_str()).collect();
         self.bar.set_message(if names.is_empty() { "-".to_owned() } else { names.join(", ") });
     }
 }
@@ -95,7 +95,7 @@ impl Observer for ProgressObserver {
             }
             EventKind::FactoryStarted(factory) => {
                 let mut running = self.running_lock();
-                running.insert(factory.index, factory.name);
+                running.insert(factory.index, factory.name.clone());
                 self.show_running(&running);
             }
             EventKind::FactoryFinished { factory, .. } => {

@@ -367,7 +367,7 @@ impl Observer for RunRecorder {
             }
             EventKind::DeliveryTaken { producer, consumer, field } => (
                 Recorded::Delivery {
-                    producer: producer.map(|producer| producer.index),
+                    producer: producer.as_ref().map(|producer| producer.index),
                     consumer: consumer.index,
                     field,
                 },

@@ -17,7 +17,11 @@ fn line(event: &Event) -> String {
         EventKind::PipelineStarted { factories } => format!("pipeline+ {factories}"),
         EventKind::FactoryStarted(factory) => format!("factory+ {}", factory.name),
         EventKind::DeliveryTaken { producer, consumer, field } => {
-            format!("delivery {}->{}.{field}", producer.map_or("input", |producer| producer.name), consumer.name)
+            format!(
+                "delivery {}->{}.{field}",
+                producer.as_ref().map_or("input", |producer| &*producer.name),
+                consumer.name
+            )
         }
         EventKind::PhaseStarted { factory, phase } => format!("phase+ {} {phase}", factory.name),
         EventKind::PhaseFinished { factory, phase, ok, .. } => format!("phase- {} {phase} {ok}", factory.name),

@@ -11,14 +11,15 @@ use setl_report::progress::ProgressObserver;
 /// Looks at the progress observer's state each time a factory starts, after it saw the event.
 struct Peek {
     progress: Arc<ProgressObserver>,
-    seen: Mutex<Vec<(u64, u64, Vec<&'static str>)>>,
+    seen: Mutex<Vec<(u64, u64, Vec<String>)>>,
 }
 
 impl Observer for Peek {
     fn on_event(&self, event: &Event) {
         if let EventKind::FactoryStarted(_) = event.kind {
             let progress = &self.progress;
-            self.seen.lock().unwrap().push((progress.done(), progress.total(), progress.running()));
+            let running = progress.running().iter().map(ToString::to_string).collect();
+            self.seen.lock().unwrap().push((progress.done(), progress.total(), running));
         }
     }
 }
@@ -30,7 +31,11 @@ fn the_bar_counts_factories_done_of_total() {
     let mut pipeline = common::small_pipeline(1);
     pipeline.observe(progress.clone()).observe(peek.clone());
     pipeline.run().unwrap();
-    assert_eq!(*peek.seen.lock().unwrap(), [(0, 3, vec!["Numbers"]), (1, 3, vec!["Squares"]), (2, 3, vec!["Total"])]);
+    let seen = peek.seen.lock().unwrap();
+    assert_eq!(
+        *seen,
+        [(0, 3, vec!["Numbers".to_owned()]), (1, 3, vec!["Squares".to_owned()]), (2, 3, vec!["Total".to_owned()])]
+    );
     assert_eq!((progress.done(), progress.total()), (3, 3));
     assert!(progress.running().is_empty());
     assert!(progress.message().starts_with("done in "), "{}", progress.message());

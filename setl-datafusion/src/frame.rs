@@ -96,9 +96,10 @@ impl Frame {
         }
     }
 
-    /// A frame holding `dataset` (counted in the engine's held bytes while the frame lives).
-    pub fn from_dataset(engine: &Engine, label: impl Into<String>, dataset: Dataset) -> Self {
-        Frame::data(engine.clone(), label.into(), dataset, Lineage::default())
+    /// A frame holding `dataset`, typed or not (counted in the engine's held bytes while the
+    /// frame lives).
+    pub fn from_dataset<S>(engine: &Engine, label: impl Into<String>, dataset: Dataset<S>) -> Self {
+        Frame::data(engine.clone(), label.into(), dataset.into_untyped(), Lineage::default())
     }
 
     fn data(engine: Engine, label: String, dataset: Dataset, lineage: Lineage) -> Self {

@@ -67,7 +67,11 @@
 //! # Errors
 //!
 //! DataFusion's errors become [`SqlError`]s that keep DataFusion's message and add what was
-//! being done and on which files; the pipeline adds the factory and phase.
+//! being done and on which files; the pipeline adds the factory and phase. A scan remembers the
+//! factory phase that defined it: when a query fails on a malformed CSV value, the scan's files
+//! are read again row by row to find it, and the error names that factory, the one file, the
+//! 1-based line and the column (DataFusion's own count restarts in each byte range it splits a
+//! file into). A scan whose path matches no file fails when it is defined.
 //!
 //! # Crate layout
 //!

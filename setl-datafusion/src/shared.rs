@@ -22,12 +22,15 @@
 //! # Bounded buffering
 //!
 //! A blocked query gets its batches buffered, but only up to a bound: the group's
-//! [`EngineSettings::shared_buffer_bytes`](crate::EngineSettings::shared_buffer_bytes), split
-//! evenly among the partitions of its shared sources. When a partition's batches in memory
-//! pass its share, the query furthest behind moves to disk: the batches it has not taken and
-//! every later one go to a spill of its own (DataFusion's spill files, in its disk manager's
-//! directories), which it reads in order. Results are the same either way. With the disk
-//! manager disabled, batches stay in memory.
+//! [`EngineSettings::shared_buffer_bytes`](crate::EngineSettings::shared_buffer_bytes), for all
+//! its shared sources together (a small table's partitions leave their room to a big one's).
+//! When the group's batches in memory pass it, the reader that pushes moves the query furthest
+//! behind on its partition to disk: the batches it has not taken and every later one go to a
+//! spill of its own (DataFusion's spill files, in its disk manager's directories), which it
+//! reads in order. Once its query has read that far and the group's buffer is below half the
+//! bound, the queue comes back to memory, so that a burst of lag costs a spill of the burst
+//! only; it may move to disk again later, each spill read in turn. Results are the same
+//! either way. With the disk manager disabled, batches stay in memory.
 //!
 //! # Readers that do not run together
 //!
@@ -542,7 +545,8 @@ struct Channel {
     queues: Vec<Queue>,
     /// Bytes of `batches`.
     buffered: usize,
-    /// Bytes `batches` may hold before the queues furthest behind move to disk.
+    /// Bytes the group's channels may hold together before the queues furthest behind move to
+    /// disk.
     buffer_limit: usize,
     finished: bool,
     /// The reader's waker while it is parked.
@@ -567,8 +571,8 @@ struct Queue {
     closed: bool,
     /// The query's waker while it waits on this queue (from memory or from its spill).
     waiting: Option<Waker>,
-    /// Whether the queue's batches go to disk: it lagged while the channel was full. Its
-    /// batches from `next` on are all in its spill, in order.
+    /// Whether the queue's batches go to disk: it lagged while the group's buffer was full.
+    /// Its batches from `next` on are all in its spill, in order, until it comes back to memory.
     spilled: bool,
     /// The reading end of the spill, until the queue's stream takes it.
     spill: Option<SendableRecordBatchStream>,
@@ -749,15 +753,12 @@ impl Group {
         if sources.is_empty() {
             return Ok(None);
         }
-        let channels: usize = sources.iter().map(|nodes| nodes[0].1.partitions()).sum();
         let broadcasts = sources
             .iter()
             .zip(&keeping)
             .map(|(nodes, &keep)| {
-                // The group's buffer, split evenly among the partitions of its sources; a kept
-                // source is held whole anyway and never spills.
-                let limit =
-                    if keep { usize::MAX } else { nodes[0].1.source.engine.shared_buffer_bytes() / channels.max(1) };
+                // The group's buffer; a kept source is held whole anyway and never spills.
+                let limit = if keep { usize::MAX } else { nodes[0].1.source.engine.shared_buffer_bytes() };
                 Broadcast {
                     consumers: nodes.iter().map(|(consumer, _)| *consumer).collect(),
                     channels: (0..nodes[0].1.partitions()).map(|_| Channel::new(nodes.len(), limit)).collect(),
@@ -990,7 +991,30 @@ impl Reader {
         let mut to_spill: ToSpill = Vec::new();
         let mut wake = Vec::new();
         let mut state = self.group.lock();
+        let me = (self.broadcast, self.partition);
+        // What the group's other channels hold in memory: they share the buffer with this one.
+        let others: usize = state
+            .broadcasts
+            .iter()
+            .enumerate()
+            .flat_map(|(b, broadcast)| broadcast.channels.iter().enumerate().map(move |(p, channel)| ((b, p), channel)))
+            .filter(|(at, _)| *at != me)
+            .map(|(_, channel)| channel.buffered)
+            .sum();
         let channel = &mut state.broadcasts[self.broadcast].channels[self.partition];
+        let bytes = item.as_ref().map_or(0, RecordBatch::get_array_memory_size);
+        // Below half the buffer, a queue on disk whose query has taken its spill comes back to
+        // memory from this batch on: a burst of lag costs a spill of the burst, not of the rest
+        // of the table.
+        let room = others.saturating_add(channel.buffered).saturating_add(bytes) <= channel.buffer_limit / 2;
+        let end = channel.end();
+        for (node, queue) in channel.queues.iter_mut().enumerate() {
+            if room && item.is_ok() && queue.spilled && !queue.closed && queue.spill.is_none() {
+                self.sinks[node] = None; // ends the spill for its reading end
+                queue.spilled = false;
+                queue.next = end;
+            }
+        }
         for (node, queue) in channel.queues.iter_mut().enumerate() {
             if queue.closed {
                 self.sinks[node] = None;
@@ -1003,7 +1027,6 @@ impl Reader {
         }
         let takers = channel.queues.iter().filter(|queue| !queue.closed && !queue.spilled).count();
         if takers > 0 {
-            let bytes = item.as_ref().map_or(0, RecordBatch::get_array_memory_size);
             let held = item.as_ref().ok().map(|_| self.engine.hold(bytes));
             channel.buffered += bytes;
             channel.batches.push_back(Pending { item: item.clone(), takers, bytes, _held: held });
@@ -1015,10 +1038,12 @@ impl Reader {
         if item.is_err() {
             channel.finished = true;
         } else if can_spill {
-            while channel.buffered > channel.buffer_limit {
+            while others.saturating_add(channel.buffered) > channel.buffer_limit {
                 // The open queue furthest behind (one that has taken everything is never chosen).
                 let behind = (0..channel.queues.len())
                     .filter(|&node| !channel.queues[node].closed && !channel.queues[node].spilled)
+                    // A queue whose last spill its query has not taken yet waits for that first.
+                    .filter(|&node| channel.queues[node].spill.is_none())
                     .filter(|&node| channel.lag(node) > 0)
                     .max_by_key(|&node| channel.lag(node));
                 let Some(node) = behind else { break };
@@ -1095,7 +1120,8 @@ impl QueueStream {
             // The query ended (`Group::finish_consumer`); a stream it left behind reads nothing.
             return Poll::Ready(None);
         }
-        if queue.spilled {
+        if queue.spilled || queue.spill.is_some() {
+            // Its spill first (after the queue came back to memory, the memory batches follow it).
             self.spill = queue.spill.take();
             drop(state);
             return self.poll_spill(cx);
@@ -1140,9 +1166,16 @@ impl QueueStream {
             Poll::Ready(Some(item)) => Poll::Ready(Some(item)),
             Poll::Ready(None) => {
                 let error = queue.error.take();
+                // The queue came back to memory, or moved to disk again meanwhile: what follows
+                // is there (module docs).
+                let goes_on = !queue.closed && (!queue.spilled || queue.spill.is_some());
                 drop(state);
                 self.spill = None;
-                Poll::Ready(error.map(|error| Err(DataFusionError::Shared(error))))
+                match error {
+                    Some(error) => Poll::Ready(Some(Err(DataFusionError::Shared(error)))),
+                    None if goes_on => self.poll_memory(cx),
+                    None => Poll::Ready(None),
+                }
             }
             Poll::Pending => {
                 // Marked as waiting, so that no reader waits for this query while it waits for

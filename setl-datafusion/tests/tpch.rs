@@ -242,7 +242,9 @@ fn a_missing_table_file_names_reader_phase_and_file() {
     let error = run_on(data.path(), out.path());
     let (factory, phase, message) = failure(&error);
     assert_eq!((factory, phase), ("Orders", Phase::Read));
-    assert!(message.starts_with(&format!("Parquet scan over {}: ", missing.display())), "{message}");
+    let head = format!("Parquet scan defined in `Orders.read` over {}: ", missing.display());
+    assert!(message.starts_with(&head), "{message}");
+    assert!(message.contains("no file ending in `.parquet` matches"), "{message}");
     assert_eq!(std::fs::read(&earlier).unwrap(), bytes, "the earlier output is intact");
     assert_eq!(files_in(out.path()), ["q1.parquet"], "no partial output");
 }
@@ -258,7 +260,8 @@ fn a_corrupted_parquet_file_names_reader_phase_and_file() {
     let error = run_on(data.path(), out.path());
     let (factory, phase, message) = failure(&error);
     assert_eq!((factory, phase), ("Lineitem", Phase::Read));
-    assert!(message.starts_with(&format!("Parquet scan over {}: ", corrupted.display())), "{message}");
+    let head = format!("Parquet scan defined in `Lineitem.read` over {}: ", corrupted.display());
+    assert!(message.starts_with(&head), "{message}");
     assert!(message.to_lowercase().contains("parquet"), "DataFusion's message is kept: {message}");
     assert_eq!(std::fs::read(&earlier).unwrap(), bytes, "the earlier output is intact");
     assert_eq!(files_in(out.path()), ["q1.parquet"], "no partial output");

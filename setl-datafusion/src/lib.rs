@@ -91,6 +91,7 @@ mod origin;
 pub mod scan;
 pub mod session;
 pub mod shared;
+mod sized;
 pub mod write;
 
 pub use datafusion;

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::ScalarValue;
-use datafusion::datasource::listing::ListingTableUrl;
+use datafusion::datasource::file_format::options::ReadOptions;
+use datafusion::datasource::listing::{ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::{cast, ident, lit, when, Expr};
 use datafusion::prelude::{CsvReadOptions, DataFrame, ParquetReadOptions, SessionContext};
@@ -23,6 +24,7 @@ use crate::error::SqlError;
 use crate::frame::Frame;
 use crate::origin::{Lineage, ScanOrigin};
 use crate::session::Session;
+use crate::sized::Sized;
 
 /// What every scan can narrow: columns and rows.
 #[derive(Debug, Clone, Default)]
@@ -303,10 +305,10 @@ impl CsvScan {
                 }
             };
             let frame = if scan.null_values.is_empty() {
-                context.read_csv(path, options().schema(&schema)).await?
+                read_sized(&context, &path, &options(), &schema)?
             } else {
                 let text = text_schema(&schema);
-                let frame = context.read_csv(path, options().schema(&text)).await?;
+                let frame = read_sized(&context, &path, &options(), &text)?;
                 frame.select(typed_columns(&schema, &scan.null_values)?)?
             };
             Ok::<_, DataFusionError>((scan.narrowing.apply(frame)?, schema))
@@ -332,6 +334,24 @@ impl CsvScan {
         let label = origin.label().to_owned();
         Ok(Frame::from_dataframe(session.engine().clone(), label, frame, Lineage::of_scan(origin)))
     }
+}
+
+/// A CSV read of `path` with `schema`, as `SessionContext::read_csv` plans it but with each
+/// file's size in its statistics, so that joins build on the smaller input ([`Sized`]).
+fn read_sized(
+    context: &SessionContext,
+    path: &str,
+    options: &CsvReadOptions<'_>,
+    schema: &SchemaRef,
+) -> Result<DataFrame, DataFusionError> {
+    let mut listing = options.to_listing_options(&context.copied_config(), context.copied_table_options());
+    listing.format = Arc::new(Sized(listing.format));
+    let config = ListingTableConfig::new(ListingTableUrl::parse(path)?)
+        .with_listing_options(listing)
+        .with_schema(schema.clone());
+    let table =
+        ListingTable::try_new(config)?.with_cache(context.runtime_env().cache_manager.get_file_statistic_cache());
+    context.read_table(Arc::new(table))
 }
 
 /// A regular expression matching exactly the strings of `values` and the empty string (which it

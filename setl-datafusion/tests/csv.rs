@@ -169,3 +169,34 @@ fn a_malformed_row_is_reported_under_the_factory_that_defined_the_scan_with_its_
     assert!(message.contains("line 2002"), "the real 1-based line: {message}");
     assert!(message.contains("`amount`"), "the column's name: {message}");
 }
+
+#[test]
+fn a_join_of_two_csv_scans_builds_on_the_smaller_whatever_the_order_in_the_sql() {
+    let engine = engine();
+    let dir = tempfile::tempdir().unwrap();
+    let big: String =
+        std::iter::once("k,v\n".to_owned()).chain((0..20_000).map(|i| format!("{},{i}\n", i % 50))).collect();
+    let small: String = std::iter::once("k,name\n".to_owned()).chain((0..50).map(|i| format!("{i},n{i}\n"))).collect();
+    let schema = |second: &str, kind: DataType| {
+        Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, false), Field::new(second, kind, false)]))
+    };
+    let big = CsvScan::new(write(dir.path(), "big.csv", &big)).schema(schema("v", DataType::Int64));
+    let small = CsvScan::new(write(dir.path(), "small.csv", &small)).schema(schema("name", DataType::Utf8));
+    for sql in [
+        "SELECT count(*) AS n, sum(v) AS s FROM big JOIN small ON big.k = small.k",
+        "SELECT count(*) AS n, sum(v) AS s FROM small JOIN big ON big.k = small.k",
+    ] {
+        let session = engine.session();
+        session.register("big", &big.read(&session).unwrap()).unwrap();
+        session.register("small", &small.read(&session).unwrap()).unwrap();
+        let frame = session.sql("join", sql).unwrap();
+        let plan = frame.explain().unwrap();
+        // The build side is the hash join's first input: the first scan below the join.
+        let below_join = &plan[plan.find("HashJoinExec").expect("a hash join")..];
+        let first_scan = below_join.find("small.csv").zip(below_join.find("big.csv"));
+        assert!(matches!(first_scan, Some((small, big)) if small < big), "{sql}: builds on the small table\n{plan}");
+        let data = frame.collect().unwrap();
+        let batch = &data.batches()[0];
+        assert_eq!(batch.column(0).as_primitive::<Int64Type>().value(0), 20_000, "{sql}");
+    }
+}

@@ -36,8 +36,9 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion};
 use setl_core::Setl;
 use setl_datafusion::Engine;
+use setl_report::summary;
 use tpch_job::generate::{ensure_tables, TpchFiles};
-use tpch_job::{report, Format, JobConfig, Share};
+use tpch_job::{Format, JobConfig, Share};
 
 #[derive(Clone, Copy, PartialEq)]
 enum Variant {
@@ -108,13 +109,13 @@ struct Measure {
 }
 
 fn measure(variant: Variant, files: &TpchFiles, out: &Path, threads: usize) -> Measure {
-    let rss_reset = report::reset_peak_rss();
-    let cpu = report::cpu_time();
+    let rss_reset = summary::reset_peak_rss();
+    let cpu = summary::cpu_time();
     let started = Instant::now();
     let held = run(variant, files, out, threads);
     let wall = started.elapsed();
-    let cpu = cpu.zip(report::cpu_time()).map(|(before, after)| after.saturating_sub(before));
-    let rss = if rss_reset { report::peak_rss() } else { None };
+    let cpu = cpu.zip(summary::cpu_time()).map(|(before, after)| after.saturating_sub(before));
+    let rss = if rss_reset { summary::peak_rss() } else { None };
     Measure { wall, cpu, rss, held }
 }
 
@@ -199,8 +200,8 @@ fn bench_tpch(c: &mut Criterion) {
                 variant.name(),
                 wall,
                 if cpu.is_nan() { "n/a".into() } else { format!("{cpu:.3}") },
-                rss.map_or_else(|| "n/a".into(), report::bytes),
-                if *variant == Variant::Handwritten { "-".into() } else { report::bytes(held) },
+                rss.map_or_else(|| "n/a".into(), summary::bytes),
+                if *variant == Variant::Handwritten { "-".into() } else { summary::bytes(held) },
                 wall / base_wall,
                 if cpu.is_nan() { "n/a".into() } else { format!("{:.3}x", cpu / base_cpu) },
             );

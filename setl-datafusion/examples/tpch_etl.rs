@@ -19,6 +19,7 @@ use std::time::Instant;
 
 use setl_core::{HasBenchmark, Setl};
 use setl_datafusion::Engine;
+use setl_report::summary;
 use tpch_job::{report, Format, JobConfig, Share};
 
 const HELP: &str = "\
@@ -132,7 +133,7 @@ fn main() -> std::process::ExitCode {
 
 fn run(args: Args) -> setl_core::Result<()> {
     let started = Instant::now();
-    let cpu_before = report::cpu_time();
+    let cpu_before = summary::cpu_time();
     let mut builder = Setl::builder();
     if let Some(threads) = args.threads {
         builder = builder.threads(threads);
@@ -174,7 +175,7 @@ fn run(args: Args) -> setl_core::Result<()> {
     for result in &benchmarks {
         println!("{result}");
     }
-    println!("\n{}", report::table(&benchmarks));
+    println!("\n{}", summary::benchmark_table(&benchmarks));
     let files = pipeline.output::<tpch_job::Extract>()?;
     let results = tpch_job::results(&pipeline)?;
     for (name, frame) in results.iter() {
@@ -192,16 +193,16 @@ fn run(args: Args) -> setl_core::Result<()> {
     }
     let (rows_in, rows_out) = tpch_job::row_counts(&files, &results);
     let engine = Engine::of(&setl)?;
-    let cpu = match (cpu_before, report::cpu_time()) {
+    let cpu = match (cpu_before, summary::cpu_time()) {
         (Some(before), Some(after)) => format!(", cpu {:.2} s", (after - before).as_secs_f64()),
         _ => String::new(),
     };
     println!(
         "done: {rows_in} rows in, {rows_out} rows out, wall {:.2} s{cpu}, peak held {}, spilled {}, peak rss {}",
         started.elapsed().as_secs_f64(),
-        report::bytes(engine.peak_held_bytes()),
-        report::bytes(engine.shared_spilled_bytes() as usize),
-        report::peak_rss().map_or_else(|| "n/a".to_owned(), report::bytes),
+        summary::bytes(engine.peak_held_bytes()),
+        summary::bytes(engine.shared_spilled_bytes() as usize),
+        summary::peak_rss().map_or_else(|| "n/a".to_owned(), summary::bytes),
     );
     Ok(())
 }

@@ -11,6 +11,9 @@
 //! - a comparison of two runs that flags regressions ([`compare()`]), also as the `setl-report`
 //!   command: `setl-report compare old.json new.json --threshold 10`.
 //!
+//! For a job's last lines, [`summary`] has the compact benchmark table, readable byte counts and
+//! the process's CPU time and peak resident memory.
+//!
 //! ```
 //! use setl_core::prelude::*;
 //! use setl_report::{run_with_report, RunRecorder};
@@ -56,6 +59,7 @@ mod html;
 pub mod progress;
 pub mod recorder;
 pub mod report;
+pub mod summary;
 pub mod testing;
 mod trace;
 

@@ -185,8 +185,8 @@ pub fn setl() -> Setl {
 /// The most nodes a [`Shape`] may have.
 pub const MAX_NODES: usize = 10_001;
 
-/// The output id of node `index`. Made once, so that building a pipeline leaves no garbage
-/// for the allocator to sort out during the measured run.
+/// The output id of node `index`, made once per process (an instance given it copies the text
+/// into its own signature).
 pub fn node_id(index: usize) -> &'static str {
     static IDS: std::sync::LazyLock<Vec<String>> =
         std::sync::LazyLock::new(|| (0..MAX_NODES).map(|index| format!("n{index}")).collect());

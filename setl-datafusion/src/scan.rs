@@ -280,21 +280,7 @@ impl CsvScan {
                     }
                 }
             }
-            let options = || {
-                let options = CsvReadOptions::new()
-                    .has_header(scan.has_header)
-                    .delimiter(scan.delimiter)
-                    .quote(scan.quote)
-                    .file_extension(&extension);
-                let options = match scan.escape {
-                    Some(escape) => options.escape(escape),
-                    None => options,
-                };
-                match scan.comment {
-                    Some(comment) => options.comment(comment),
-                    None => options,
-                }
-            };
+            let options = || scan.options(&extension);
             let schema = match &scan.schema {
                 Some(schema) => schema.clone(),
                 None => {
@@ -316,23 +302,48 @@ impl CsvScan {
         let (frame, schema) = planned.map_err(|error| {
             SqlError::new(ScanOrigin::here(kind, self.path.clone(), None).label(), vec![self.path.clone()], error)
         })?;
-        let mut recheck =
-            CsvReader::new().with_header(self.has_header).with_delimiter(self.delimiter).with_quote(self.quote);
-        if let Some(escape) = self.escape {
-            recheck = recheck.with_escape(escape);
-        }
-        if let Some(comment) = self.comment {
-            recheck = recheck.with_comment(comment);
-        }
-        if !self.null_values.is_empty() {
-            recheck = recheck.with_null_values(self.null_values.iter().cloned().chain([String::new()]));
-        }
-        if let Some(columns) = &self.narrowing.columns {
-            recheck = recheck.with_projection(columns.iter().cloned());
-        }
-        let origin = ScanOrigin::here(kind, self.path.clone(), Some((recheck, schema)));
+        let origin = ScanOrigin::here(kind, self.path.clone(), Some((self.recheck(), schema)));
         let label = origin.label().to_owned();
         Ok(Frame::from_dataframe(session.engine().clone(), label, frame, Lineage::of_scan(origin)))
+    }
+}
+
+impl CsvScan {
+    /// DataFusion's options for the scan's dialect.
+    fn options<'a>(&self, extension: &'a str) -> CsvReadOptions<'a> {
+        let options = CsvReadOptions::new()
+            .has_header(self.has_header)
+            .delimiter(self.delimiter)
+            .quote(self.quote)
+            .file_extension(extension);
+        let options = match self.escape {
+            Some(escape) => options.escape(escape),
+            None => options,
+        };
+        match self.comment {
+            Some(comment) => options.comment(comment),
+            None => options,
+        }
+    }
+
+    /// setl-arrow's reader for the same dialect, nulls and columns: it reads the files again,
+    /// row by row, to locate a malformed row when a query over the scan fails.
+    fn recheck(&self) -> CsvReader {
+        let mut reader =
+            CsvReader::new().with_header(self.has_header).with_delimiter(self.delimiter).with_quote(self.quote);
+        if let Some(escape) = self.escape {
+            reader = reader.with_escape(escape);
+        }
+        if let Some(comment) = self.comment {
+            reader = reader.with_comment(comment);
+        }
+        if !self.null_values.is_empty() {
+            reader = reader.with_null_values(self.null_values.iter().cloned().chain([String::new()]));
+        }
+        if let Some(columns) = &self.narrowing.columns {
+            reader = reader.with_projection(columns.iter().cloned());
+        }
+        reader
     }
 }
 

@@ -104,8 +104,8 @@ fn run(variant: Variant, files: &TpchFiles, out: &Path, threads: usize) -> usize
 struct Measure {
     wall: Duration,
     cpu: Option<Duration>,
-    rss: Option<usize>,
-    held: usize,
+    rss: Option<u64>,
+    held: u64,
 }
 
 fn measure(variant: Variant, files: &TpchFiles, out: &Path, threads: usize) -> Measure {
@@ -116,7 +116,7 @@ fn measure(variant: Variant, files: &TpchFiles, out: &Path, threads: usize) -> M
     let wall = started.elapsed();
     let cpu = cpu.zip(summary::cpu_time()).map(|(before, after)| after.saturating_sub(before));
     let rss = if rss_reset { summary::peak_rss() } else { None };
-    Measure { wall, cpu, rss, held }
+    Measure { wall, cpu, rss, held: held as u64 }
 }
 
 fn scales() -> Vec<f64> {

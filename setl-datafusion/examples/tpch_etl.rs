@@ -200,8 +200,8 @@ fn run(args: Args) -> setl_core::Result<()> {
     println!(
         "done: {rows_in} rows in, {rows_out} rows out, wall {:.2} s{cpu}, peak held {}, spilled {}, peak rss {}",
         started.elapsed().as_secs_f64(),
-        summary::bytes(engine.peak_held_bytes()),
-        summary::bytes(engine.shared_spilled_bytes() as usize),
+        summary::bytes(engine.peak_held_bytes() as u64),
+        summary::bytes(engine.shared_spilled_bytes()),
         summary::peak_rss().map_or_else(|| "n/a".to_owned(), summary::bytes),
     );
     Ok(())

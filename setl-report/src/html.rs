@@ -54,21 +54,6 @@ fn tick_step(span: f64, target: f64) -> f64 {
     [1.0, 2.0, 5.0, 10.0].into_iter().map(|m| m * power).find(|step| *step >= raw).unwrap_or(10.0 * power)
 }
 
-fn format_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
 impl RunReport {
     /// The self-contained HTML report.
     pub fn to_html(&self) -> String {
@@ -410,7 +395,7 @@ impl RunReport {
                 number(factory.phase_s("write")),
                 number(factory.total_s),
                 count(factory.output.and_then(|output| output.rows), &|rows| rows.to_string()),
-                count(factory.output.and_then(|output| output.bytes), &format_bytes),
+                count(factory.output.and_then(|output| output.bytes), &crate::summary::bytes),
                 if factory.critical { "yes" } else { "" }
             );
         }
@@ -443,7 +428,7 @@ impl RunReport {
             self.store.outputs_released,
             self.store
                 .peak_output_bytes
-                .map(|peak| format!("; peak bytes of measured outputs held: {}", format_bytes(peak)))
+                .map(|peak| format!("; peak bytes of measured outputs held: {}", crate::summary::bytes(peak)))
                 .unwrap_or_default()
         );
         if !self.cache_events.is_empty() {
@@ -542,12 +527,12 @@ impl RunReport {
         };
         out.push_str("<table id=\"cache\"><thead><tr><th>Cache</th><th>Value</th></tr></thead><tbody>\n");
         for (name, value) in [
-            ("memory budget", cache.budget.map_or_else(|| "none".to_owned(), format_bytes)),
-            ("bytes held at end", format_bytes(cache.bytes_held)),
-            ("peak bytes held", format_bytes(cache.peak_bytes)),
-            ("spilled bytes", format_bytes(cache.spilled_bytes)),
+            ("memory budget", cache.budget.map_or_else(|| "none".to_owned(), crate::summary::bytes)),
+            ("bytes held at end", crate::summary::bytes(cache.bytes_held)),
+            ("peak bytes held", crate::summary::bytes(cache.peak_bytes)),
+            ("spilled bytes", crate::summary::bytes(cache.spilled_bytes)),
             ("spill files (deleted during the run)", format!("{} ({})", cache.spill_files, cache.spill_files_deleted)),
-            ("reloads", format!("{} ({})", cache.reloads, format_bytes(cache.reloaded_bytes))),
+            ("reloads", format!("{} ({})", cache.reloads, crate::summary::bytes(cache.reloaded_bytes))),
             ("releases", cache.releases.to_string()),
             ("materializations", cache.materializations.to_string()),
             ("lazy recipe runs (recomputations)", format!("{} ({})", cache.lazy_runs, cache.lazy_recomputations)),

@@ -37,8 +37,8 @@ pub fn benchmark_table(results: &[BenchmarkResult]) -> String {
 }
 
 /// A byte count in readable units.
-pub fn bytes(count: usize) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+pub fn bytes(count: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = count as f64;
     let mut unit = 0;
     while value >= 1024.0 && unit + 1 < UNITS.len() {
@@ -65,10 +65,10 @@ pub fn cpu_time() -> Option<Duration> {
 }
 
 /// The peak resident memory of this process, from `/proc/self/status`; `None` elsewhere.
-pub fn peak_rss() -> Option<usize> {
+pub fn peak_rss() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
-    let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
 }
 

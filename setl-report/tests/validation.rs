@@ -67,8 +67,14 @@ fn a_huge_stage_count_is_an_error() {
     let text = edited(|report| report["graph"]["stages"] = json!(1_000_000_000_000_000_u64));
     assert_eq!(
         load_error(&text),
-        "invalid run report: `graph.stages` is 1000000000000000: more stages than the graph's 3 factories"
+        "invalid run report: `graph.stages` is 1000000000000000: expected at most 1048576 stages"
     );
+}
+
+#[test]
+fn a_pipeline_with_more_empty_stages_than_factories_loads() {
+    let text = edited(|report| report["graph"]["stages"] = json!(12));
+    assert!(RunReport::from_json(&text).is_ok(), "twelve stages, three factories: a valid report");
 }
 
 #[test]

@@ -63,7 +63,7 @@ impl Default for EngineSettings {
 ///
 /// Spilling a lagging query costs a write and a read of every batch it lags, once per lagging
 /// query: at TPC-H scale 10 a fixed 256 MiB made the main job write 24 GiB of spills and take
-/// 53 s instead of about 15 s. The lag between queries grows with the data, so the bound does
+/// 53 s instead of 10 s. The lag between queries grows with the data, so the bound does
 /// too, leaving room for the queries' own operators.
 fn default_shared_buffer_bytes() -> usize {
     const FLOOR: usize = 256 << 20;
@@ -247,7 +247,7 @@ impl Engine {
     }
 
     /// Bytes of shared scans' batches written to disk for queries that lagged while their
-    /// partition's buffer was full (see [`shared`](crate::shared)); zero when the buffer sufficed.
+    /// group's buffer was full (see [`shared`](crate::shared)); zero when the buffer sufficed.
     pub fn shared_spilled_bytes(&self) -> u64 {
         self.inner.held.shared_spilled_bytes.load(Ordering::Relaxed)
     }

@@ -9,6 +9,7 @@
 //! - `shared`: consumers that run together ([`Frame::collect_all`]) read it in one pass, each
 //!   batch streamed to all of them and dropped after the last (see [`shared`](crate::shared)).
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::datatypes::SchemaRef;
@@ -122,7 +123,7 @@ impl Frame {
     }
 
     /// The files the frame's data comes from.
-    pub fn sources(&self) -> &[std::path::PathBuf] {
+    pub fn sources(&self) -> &[PathBuf] {
         &self.inner.lineage.files
     }
 

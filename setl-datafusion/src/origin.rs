@@ -32,12 +32,17 @@ pub(crate) struct ScanOrigin {
 
 impl ScanOrigin {
     /// A scan of `path`, labelled `kind` ("CSV scan") and the factory phase running now.
-    pub(crate) fn here(kind: &str, path: PathBuf, recheck: Option<(CsvReader, SchemaRef)>) -> Self {
+    pub(crate) fn here(kind: &str, path: PathBuf) -> Self {
         let label = match setl_core::running() {
             Some(running) => format!("{kind} defined in `{}.{}`", running.factory, running.phase.as_str()),
             None => kind.to_owned(),
         };
-        ScanOrigin { label, path, recheck }
+        ScanOrigin { label, path, recheck: None }
+    }
+
+    /// The same scan, read again by `reader` with `schema` to locate a malformed row.
+    pub(crate) fn with_recheck(self, reader: CsvReader, schema: SchemaRef) -> Self {
+        ScanOrigin { recheck: Some((reader, schema)), ..self }
     }
 
     /// What the scan is and where it was defined.
@@ -103,16 +108,16 @@ impl Lineage {
 /// Whether `error` is of the kinds a malformed CSV value gives (a parse error while decoding,
 /// a failed cast of a value read as text).
 fn may_be_malformed_data(error: &DataFusionError) -> bool {
+    let of_a_value = |error: &ArrowError| {
+        matches!(error, ArrowError::CsvError(_) | ArrowError::ParseError(_) | ArrowError::CastError(_))
+    };
     match error {
-        DataFusionError::ArrowError(error, _) => {
-            matches!(**error, ArrowError::CsvError(_) | ArrowError::ParseError(_) | ArrowError::CastError(_))
-        }
+        DataFusionError::ArrowError(error, _) => of_a_value(error),
         DataFusionError::Shared(error) => may_be_malformed_data(error),
         DataFusionError::Context(_, error) => may_be_malformed_data(error),
         DataFusionError::External(error) => {
-            error.downcast_ref::<ArrowError>().is_some_and(|error| {
-                matches!(error, ArrowError::CsvError(_) | ArrowError::ParseError(_) | ArrowError::CastError(_))
-            }) || error.downcast_ref::<DataFusionError>().is_some_and(may_be_malformed_data)
+            error.downcast_ref::<ArrowError>().is_some_and(of_a_value)
+                || error.downcast_ref::<DataFusionError>().is_some_and(may_be_malformed_data)
         }
         _ => false,
     }

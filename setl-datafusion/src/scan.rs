@@ -110,7 +110,7 @@ impl ParquetScan {
         }
         let path = path_text(&self.path);
         let narrowing = self.narrowing.clone();
-        let origin = ScanOrigin::here("Parquet scan", self.path.clone(), None);
+        let origin = ScanOrigin::here("Parquet scan", self.path.clone());
         let frame = session
             .engine()
             .run(async move {
@@ -256,7 +256,6 @@ impl CsvScan {
         let path = path_text(&self.path);
         let scan = self.clone();
         let extension = self.path.extension().and_then(|e| e.to_str()).unwrap_or("csv").to_owned();
-        let kind = "CSV scan";
         let planned = session.engine().run(async move {
             if !has_files(&context, &path, &extension).await? {
                 match (&scan.schema, scan.allow_empty) {
@@ -299,10 +298,9 @@ impl CsvScan {
             };
             Ok::<_, DataFusionError>((scan.narrowing.apply(frame)?, schema))
         });
-        let (frame, schema) = planned.map_err(|error| {
-            SqlError::new(ScanOrigin::here(kind, self.path.clone(), None).label(), vec![self.path.clone()], error)
-        })?;
-        let origin = ScanOrigin::here(kind, self.path.clone(), Some((self.recheck(), schema)));
+        let origin = ScanOrigin::here("CSV scan", self.path.clone());
+        let (frame, schema) = planned.map_err(|error| SqlError::new(origin.label(), vec![self.path.clone()], error))?;
+        let origin = origin.with_recheck(self.recheck(), schema);
         let label = origin.label().to_owned();
         Ok(Frame::from_dataframe(session.engine().clone(), label, frame, Lineage::of_scan(origin)))
     }

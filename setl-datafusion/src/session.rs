@@ -150,8 +150,7 @@ impl Session {
             Err(error) => return Err(SqlError::new(format!("query `{label}`"), Vec::new(), error)),
         };
         let lineage = self.lineage_of(frame.logical_plan());
-        let frame = Frame::from_dataframe(self.engine.clone(), format!("query `{label}`"), frame, lineage);
-        Ok(frame)
+        Ok(Frame::from_dataframe(self.engine.clone(), format!("query `{label}`"), frame, lineage))
     }
 
     /// The registered table `name` as a DataFusion `DataFrame`, for the DataFrame API; turn the

@@ -16,8 +16,9 @@
 //! wait for. Such a query cannot take its batches before this reader goes on, so waiting for
 //! it would last forever: a self-join that builds its hash table from one scan of a table
 //! before it reads the other, a union of the same table read one branch after the other, two
-//! queries that read two shared scans in opposite orders. Every change that can block or unblock a query (a query starts waiting, a
-//! reader parks) wakes the parked readers, which look again; all of it happens under one lock.
+//! queries that read two shared scans in opposite orders. Every change that can block or
+//! unblock a query (a query starts waiting, a reader parks) wakes the parked readers, which look
+//! again; all of it happens under one lock.
 //!
 //! # Bounded buffering
 //!
@@ -34,13 +35,13 @@
 //!
 //! # Readers that do not run together
 //!
-//! A group that reads a source without all the sessions that registered it (each consumer
+//! A group that reads a source without all the live queries planned over it (each consumer
 //! factory collecting its own query, as in PySetl's layout), or with a single query, keeps what
 //! it reads: the source's output, whole, for the readers still to come, which then read it
 //! instead of running the plan again. The readers of such a group never wait and never spill,
 //! since everything is kept anyway; the data stays until the shared frame is dropped, and
 //! [`Engine::shared_kept`](crate::Engine::shared_kept) counts it. A group that holds every
-//! registered reader ([`Frame::collect_all`](crate::Frame::collect_all)) streams and keeps nothing.
+//! such query ([`Frame::collect_all`](crate::Frame::collect_all)) streams and keeps nothing.
 //!
 //! A query planned outside a group (`frame.dataframe()` run by DataFusion itself) reads the kept
 //! output when there is one, else the plan directly, as a lazy scan does.
@@ -733,7 +734,7 @@ impl Group {
             })?;
         }
         // A source kept, or being read to be kept, is read from what is kept: not armed here. A
-        // source this group reads without every registered reader is kept (module docs).
+        // source this group reads without every live query planned over it is kept (module docs).
         let mut keeping: Vec<bool> = Vec::new();
         sources.retain(|nodes| {
             let source = &nodes[0].1.source;
@@ -948,7 +949,7 @@ impl Reader {
     /// Ready(true) when the next batch may go out, Ready(false) when nobody wants it.
     ///
     /// The reader waits while a query lags [`LAG_BATCHES`] batches behind in memory, unless
-    /// that query is blocked: it waits on a parked reader, this one included (module docs).
+    /// that query is blocked: its waits lead back to this reader ([`GroupState::blocked`]).
     fn wait_for_room(&self, cx: &mut Context<'_>) -> Poll<bool> {
         if self.keep.is_some() {
             // Kept whole anyway: read on, to the end even when no query of the group is left.

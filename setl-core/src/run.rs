@@ -778,7 +778,7 @@ fn run_phases(
             observers.emit_at(|| EventKind::PhaseStarted { factory: id(), phase }, at);
         }
         let result = {
-            let _running = RunningGuard::enter(name, phase);
+            let _running = RunningGuard::enter(shared.spec.signatures[index].name.clone(), phase);
             guard::catch(|| factory.run_phase(phase))
         };
         if let Some(phase_started) = boundary {
@@ -803,7 +803,7 @@ fn run_phases(
     }
 
     let output = {
-        let _running = RunningGuard::enter(name, Phase::Get);
+        let _running = RunningGuard::enter(shared.spec.signatures[index].name.clone(), Phase::Get);
         guard::catch(|| factory.output()).map_err(|message| panicked(name, Phase::Get, message))
     };
     // Weighed while the factory and its inputs still exist, so the peak counts both.

@@ -7,12 +7,13 @@
 use std::cell::RefCell;
 
 use crate::error::Phase;
+use crate::name::Name;
 
 /// A factory phase running on this thread.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Running {
     /// The factory's name as reports show it (`Type` or `Type[id]`).
-    pub factory: String,
+    pub factory: Name,
     /// The phase.
     pub phase: Phase,
 }
@@ -34,8 +35,8 @@ pub(crate) struct RunningGuard {
 }
 
 impl RunningGuard {
-    pub(crate) fn enter(factory: &str, phase: Phase) -> Self {
-        let now = Running { factory: factory.to_owned(), phase };
+    pub(crate) fn enter(factory: Name, phase: Phase) -> Self {
+        let now = Running { factory, phase };
         RunningGuard { previous: RUNNING.with(|running| running.replace(Some(now))) }
     }
 }
@@ -54,12 +55,12 @@ mod tests {
     #[test]
     fn nested_phases_restore_the_outer_one() {
         assert_eq!(running(), None);
-        let outer = RunningGuard::enter("Outer", Phase::Process);
+        let outer = RunningGuard::enter(Name::from_static("Outer"), Phase::Process);
         {
-            let _inner = RunningGuard::enter("Inner", Phase::Read);
-            assert_eq!(running(), Some(Running { factory: "Inner".to_owned(), phase: Phase::Read }));
+            let _inner = RunningGuard::enter(Name::from_static("Inner"), Phase::Read);
+            assert_eq!(running(), Some(Running { factory: Name::from_static("Inner"), phase: Phase::Read }));
         }
-        assert_eq!(running().map(|r| r.factory), Some("Outer".to_owned()));
+        assert_eq!(running().map(|r| r.factory), Some(Name::from_static("Outer")));
         drop(outer);
         assert_eq!(running(), None);
     }

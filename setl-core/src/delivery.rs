@@ -4,6 +4,7 @@ use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
+use crate::error::Phase;
 use crate::factory::InjectError;
 
 /// A value on its way between factories: shared, never deep-copied.
@@ -43,17 +44,19 @@ pub type Payload = Arc<dyn Any + Send + Sync>;
 /// ```
 pub struct Delivery<T> {
     value: Option<Arc<T>>,
+    /// The phase after which the runtime released the value (`#[delivery(release = ..)]`).
+    released: Option<Phase>,
 }
 
 impl<T> Delivery<T> {
     /// An empty slot (what `Default` gives too).
     pub const fn new() -> Self {
-        Delivery { value: None }
+        Delivery { value: None, released: None }
     }
 
     /// A slot already holding `value`, for calling a factory's phases directly in a unit test.
     pub fn filled(value: T) -> Self {
-        Delivery { value: Some(Arc::new(value)) }
+        Delivery { value: Some(Arc::new(value)), released: None }
     }
 
     /// The delivered value.
@@ -65,12 +68,20 @@ impl<T> Delivery<T> {
     /// pipeline the panic is caught and reported as the factory's failure.
     #[track_caller]
     pub fn get(&self) -> &T {
-        match &self.value {
-            Some(value) => value,
-            None => panic!(
+        let payload = || crate::type_name::short_type_name(std::any::type_name::<T>());
+        match (&self.value, self.released) {
+            (Some(value), _) => value,
+            (None, Some(after)) => panic!(
+                "Delivery<{}> was released when `{}` returned (`#[delivery(release = {})]`); \
+                 release it after a later phase, or keep `shared()` in a field to use it after",
+                payload(),
+                after.as_str(),
+                after.as_str(),
+            ),
+            (None, None) => panic!(
                 "Delivery<{}> is empty: it is filled by a pipeline before `read`; \
                  for an `optional` input use `try_get()`",
-                crate::type_name::short_type_name(std::any::type_name::<T>())
+                payload()
             ),
         }
     }
@@ -94,6 +105,14 @@ impl<T> Delivery<T> {
     pub fn take(&mut self) -> Option<Arc<T>> {
         self.value.take()
     }
+
+    /// Empties the slot when phase `after` returned; called by the code `#[factory]` generates.
+    #[doc(hidden)]
+    pub fn __release(&mut self, after: Phase) {
+        if self.value.take().is_some() {
+            self.released = Some(after);
+        }
+    }
 }
 
 impl<T: Send + Sync + 'static> Delivery<T> {
@@ -102,6 +121,7 @@ impl<T: Send + Sync + 'static> Delivery<T> {
     pub fn __fill(&mut self, field: &'static str, value: Payload) -> Result<(), InjectError> {
         let value = value.downcast::<T>().map_err(|_| InjectError { field })?;
         self.value = Some(value);
+        self.released = None;
         Ok(())
     }
 }
@@ -114,7 +134,7 @@ impl<T> Default for Delivery<T> {
 
 impl<T> Clone for Delivery<T> {
     fn clone(&self) -> Self {
-        Delivery { value: self.value.clone() }
+        Delivery { value: self.value.clone(), released: self.released }
     }
 }
 

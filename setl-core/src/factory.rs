@@ -91,6 +91,10 @@ pub trait FactoryWiring {
     /// Fills input slot `slot` (an index into `signature().inputs`) with `value`.
     #[doc(hidden)]
     fn __inject(&mut self, slot: usize, value: Payload) -> std::result::Result<(), InjectError>;
+
+    /// Empties input slot `slot`, declared `release = ..`, when phase `after` has returned.
+    #[doc(hidden)]
+    fn __release(&mut self, slot: usize, after: Phase);
 }
 
 /// A delivery could not be injected: a bug in the resolver, never a user mistake.
@@ -199,6 +203,11 @@ pub struct InputDecl {
     pub id: Name,
     /// Whether the slot may stay empty when nothing produces it.
     pub optional: bool,
+    /// The phase after which the runtime empties the slot (`#[delivery(release = ..)]`), so that
+    /// an input is freed before the factory finishes; `None` keeps it until the factory is dropped.
+    pub release: Option<Phase>,
+    /// Left empty by this instance ([`BoxedFactory::without_input`]).
+    pub(crate) left_out: bool,
     /// `payload` and `id` as one number, for resolution.
     pub(crate) key: HeldKey,
 }
@@ -278,6 +287,7 @@ impl InputDecl {
         producer: Option<FactoryRef>,
         id: &'static str,
         optional: bool,
+        release: Option<Phase>,
     ) -> Self {
         let id = Name::from_static(id);
         InputDecl {
@@ -287,6 +297,8 @@ impl InputDecl {
             key: HeldKey::declare(TypeId::of::<T>(), &id),
             id,
             optional,
+            release,
+            left_out: false,
         }
     }
 }
@@ -297,6 +309,8 @@ impl InputDecl {
 pub(crate) trait ErasedFactory: Send {
     fn inject(&mut self, slot: usize, value: Payload) -> std::result::Result<(), InjectError>;
     fn run_phase(&mut self, phase: Phase) -> Result<()>;
+    /// Empties input slot `slot` (declared `release = after`) once phase `after` has returned.
+    fn release(&mut self, slot: usize, after: Phase);
     fn writable(&self) -> bool;
     fn output(&self) -> Payload;
     /// Drops the factory (and its shares of its inputs); the slot stays, empty.
@@ -321,6 +335,12 @@ impl<F: Factory> ErasedFactory for Option<F> {
             Phase::Process => factory.process(),
             Phase::Write => factory.write(),
             Phase::Get => Ok(()),
+        }
+    }
+
+    fn release(&mut self, slot: usize, after: Phase) {
+        if let Some(factory) = self {
+            factory.__release(slot, after);
         }
     }
 
@@ -404,8 +424,9 @@ pub struct BoxedFactory {
     pub(crate) factory: Box<dyn Shelve>,
     /// This instance's signature: the type's, with the ids set on the instance.
     pub(crate) signature: InstanceSignature,
-    /// Fields given to `with_input_id` that are not inputs of the factory; validation reports them.
-    pub(crate) unknown_inputs: Vec<Box<str>>,
+    /// Fields given to `with_input_id` or `without_input` (the method, the field) that are not
+    /// inputs of the factory; validation reports them.
+    pub(crate) unknown_inputs: Vec<(&'static str, Box<str>)>,
 }
 
 impl BoxedFactory {
@@ -445,7 +466,20 @@ impl BoxedFactory {
                 input.key = HeldKey::declare(input.payload.id(), &id);
                 input.id = id;
             }
-            None => self.unknown_inputs.push(field.into()),
+            None => self.unknown_inputs.push(("with_input_id", field.into())),
+        }
+        self
+    }
+
+    /// Leaves the optional input `field` empty for this instance, whatever the pipeline
+    /// delivers, so that one factory type can serve steps with different inputs (a query over
+    /// some of the tables it knows) without depending on the others. Validation reports a
+    /// field that is not an input, or an input that is not `optional`.
+    #[must_use]
+    pub fn without_input(mut self, field: &str) -> Self {
+        match self.signature.inputs.iter().position(|input| input.field == field) {
+            Some(slot) => self.signature.to_mut().inputs[slot].left_out = true,
+            None => self.unknown_inputs.push(("without_input", field.into())),
         }
         self
     }
@@ -513,6 +547,12 @@ pub trait FactoryExt: Factory + Sized {
     /// [`BoxedFactory::with_input_id`].
     fn with_input_id(self, field: &str, id: &str) -> BoxedFactory {
         BoxedFactory::new(self).with_input_id(field, id)
+    }
+
+    /// Boxes the factory and leaves its optional input `field` empty; see
+    /// [`BoxedFactory::without_input`].
+    fn without_input(self, field: &str) -> BoxedFactory {
+        BoxedFactory::new(self).without_input(field)
     }
 }
 

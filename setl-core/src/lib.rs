@@ -124,6 +124,7 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::delivery::{Delivery, Payload};
+    pub use crate::error::Phase;
     pub use crate::factory::__interned_entries;
     pub use crate::factory::{
         assert_producer_output, BoxedFactory, DefaultProbe, Factory, FactoryRef, FactoryWiring, InjectError, InputDecl,

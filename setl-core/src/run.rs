@@ -109,9 +109,6 @@ struct Job<'a> {
     /// Borrowed from its shelf for the run.
     factory: &'a mut dyn ErasedFactory,
     inputs: SmallVec<[JobInput; 3]>,
-    /// Bytes of the outputs whose last share this job took, held by it alone until its factory
-    /// is dropped.
-    owned: u64,
 }
 
 // Moved by value several times per factory: keep the job and a finished factory's record
@@ -121,9 +118,11 @@ const _: () = assert!(size_of::<Job<'static>>() <= 128 && size_of::<(usize, Resu
 
 /// One input slot's value, as a job carries it.
 struct JobInput {
+    /// The bytes of the last share of the producer's output, when this job took it (so the
+    /// store let go of it): held by the job alone until its factory lets go of it.
+    owned: u64,
     slot: u32,
-    /// Whether this job took the store's last share of the producer's output, so the store let
-    /// go of it.
+    /// Whether this job took the store's last share.
     released: bool,
     taken: Taken,
 }
@@ -458,25 +457,20 @@ fn next_job<'a>(shared: &Shared<'a>, state: &mut State<'a>) -> Option<Job<'a>> {
     }
     let sources = spec.plan.sources.get(index);
     let mut inputs = SmallVec::new();
-    let mut owned = 0;
     for (slot, source) in sources.iter().enumerate() {
-        let (taken, released) = match source.get() {
-            Some(Source::Factory(producer)) => {
-                let (taken, last) = state.store.take(&spec.slots, producer, shared.position[index]);
-                owned += last.unwrap_or(0);
-                (taken, last.is_some())
-            }
-            Some(Source::External(input)) => (state.store.take_external(input).map(Taken::Value), false),
-            None => (None, false),
+        let (taken, last) = match source.get() {
+            Some(Source::Factory(producer)) => state.store.take(&spec.slots, producer, shared.position[index]),
+            Some(Source::External(input)) => (state.store.take_external(input).map(Taken::Value), None),
+            None => (None, None),
         };
         // A factory's input slots are its `Delivery` fields: far fewer than 2^32.
         let slot = u32::try_from(slot).expect("fewer than 2^32 inputs");
         // The store holds every output until its last taker, so a taken share is never empty.
         if let Some(taken) = taken {
-            inputs.push(JobInput { slot, released, taken });
+            inputs.push(JobInput { slot, released: last.is_some(), owned: last.unwrap_or(0), taken });
         }
     }
-    Some(Job { index, factory, inputs, owned })
+    Some(Job { index, factory, inputs })
 }
 
 /// Records a finished factory. Returns an output to drop outside the lock, if released at once.
@@ -629,8 +623,9 @@ impl Drop for HeldGuard<'_> {
 /// Runs one factory's phases, outside the lock. Panics are caught and become errors.
 fn run_factory(shared: &Shared<'_>, job: Job<'_>) -> Result<Finished, Error> {
     // Declared first, so dropped last: after the factory and its inputs.
-    let mut held = HeldGuard { counters: &shared.spec.counters, bytes: job.owned };
-    let Job { index, factory, inputs, owned: _ } = job;
+    let owned = job.inputs.iter().map(|input| input.owned).sum();
+    let mut held = HeldGuard { counters: &shared.spec.counters, bytes: owned };
+    let Job { index, factory, inputs } = job;
     let result = run_phases(shared, index, &mut *factory, inputs, &mut held);
     if result.is_err() {
         // A factory that failed goes as one that finished (which `run_phases` disposed of): its
@@ -700,10 +695,11 @@ fn run_phases(
     let mut reloaded = false;
     let mut released: SmallVec<[usize; 3]> = SmallVec::new();
     // Shares of outputs this factory may hold last (the store let go of them, or they were read
-    // back for it alone), kept until the factory is dropped so that the drop of such an output
-    // happens here, guarded and named after its producer, rather than inside the factory's drop.
-    let mut last_shares: SmallVec<[(usize, Payload); 2]> = SmallVec::new();
-    for JobInput { slot, released: last_share, taken } in inputs {
+    // back for it alone), kept until the factory lets go of them so that the drop of such an
+    // output happens here, guarded and named after its producer, rather than inside the
+    // factory's drop.
+    let mut last_shares: SmallVec<[LastShare; 2]> = SmallVec::new();
+    for JobInput { slot, released: last_share, owned, taken } in inputs {
         let slot = slot as usize;
         let producer = match spec.plan.sources.get(index)[slot].get() {
             Some(Source::Factory(producer)) => Some(producer),
@@ -712,7 +708,7 @@ fn run_phases(
         let payload = match taken {
             Taken::Value(payload) => {
                 if let (Some(producer), true) = (producer, last_share) {
-                    last_shares.push((producer, payload.clone()));
+                    last_shares.push(LastShare { slot, producer, payload: payload.clone(), bytes: owned });
                 }
                 payload
             }
@@ -730,7 +726,7 @@ fn run_phases(
                     });
                     // When this was the file's last handle, dropping it deletes the file.
                     drop(file);
-                    last_shares.push((producer, payload.clone()));
+                    last_shares.push(LastShare { slot, producer, payload: payload.clone(), bytes: owned + bytes });
                     payload
                 }
                 Err(error) => return Err(fail(Phase::Read, error)),
@@ -770,6 +766,9 @@ fn run_phases(
     for phase in Phase::TIMED {
         if phase == Phase::Write && !writable {
             observers.emit(|| EventKind::PhaseSkipped { factory: id(), phase });
+            if let Err(error) = release_inputs(shared, index, factory, phase, &mut last_shares, held) {
+                return Err(fail(phase, error));
+            }
             continue;
         }
         let phase_span = tracing::info_span!("phase", factory = name, phase = phase.as_str());
@@ -795,7 +794,10 @@ fn run_phases(
             boundary = Some(now);
         }
         let error = match result {
-            Ok(Ok(())) => continue,
+            Ok(Ok(())) => match release_inputs(shared, index, factory, phase, &mut last_shares, held) {
+                Ok(()) => continue,
+                Err(error) => error,
+            },
             Ok(Err(error)) => phase_failed(name, phase, error),
             Err(message) => panicked(name, phase, message),
         };
@@ -819,7 +821,7 @@ fn run_phases(
     let dropped =
         guard::catch(move || factory.dispose()).map_err(|message| guard::panicked(name, Operation::Drop, message));
     let mut inputs_dropped = Ok(());
-    for (producer, payload) in last_shares {
+    for LastShare { producer, payload, .. } in last_shares {
         let dropped = guard::drop_guarded(payload, spec.slots[producer].name, Operation::DropOutput);
         if inputs_dropped.is_ok() {
             inputs_dropped = dropped;
@@ -857,6 +859,49 @@ fn run_phases(
     });
     tracing::debug!(factory = name, "finished");
     Ok(Finished { produced, timing })
+}
+
+/// A share of a producer's output that a running factory may hold last.
+struct LastShare {
+    /// The consumer's input slot it was delivered to.
+    slot: usize,
+    producer: usize,
+    payload: Payload,
+    /// What it adds to the bytes held: the store's share handed over, plus the bytes read back.
+    bytes: u64,
+}
+
+/// Empties the input slots declared `release = phase` now that `phase` has returned, and drops
+/// the last shares among them (guarded, named after their producer), so they stop counting as
+/// held.
+fn release_inputs(
+    shared: &Shared<'_>,
+    index: usize,
+    factory: &mut dyn ErasedFactory,
+    phase: Phase,
+    last_shares: &mut SmallVec<[LastShare; 2]>,
+    held: &mut HeldGuard<'_>,
+) -> Result<(), Error> {
+    let spec = &shared.spec;
+    let mut result = Ok(());
+    for (slot, input) in spec.signatures[index].inputs.iter().enumerate() {
+        if input.release != Some(phase) {
+            continue;
+        }
+        let name = spec.slots[index].name;
+        guard::catch(|| factory.release(slot, phase))
+            .map_err(|message| guard::panicked(name, Operation::Drop, message))?;
+        while let Some(at) = last_shares.iter().position(|share| share.slot == slot) {
+            let LastShare { producer, payload, bytes, .. } = last_shares.swap_remove(at);
+            let dropped = guard::drop_guarded(payload, spec.slots[producer].name, Operation::DropOutput);
+            spec.counters.sub_held(bytes);
+            held.bytes -= bytes;
+            if result.is_ok() {
+                result = dropped;
+            }
+        }
+    }
+    result
 }
 
 /// Gets a finished factory's output ready for the store, outside the lock: weighs it,

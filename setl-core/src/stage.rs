@@ -155,7 +155,7 @@ impl Stage {
 pub(crate) struct StagedFactory {
     pub(crate) signature: InstanceSignature,
     /// Fields named by `with_input_id` that the factory does not have.
-    pub(crate) unknown_inputs: Vec<Box<str>>,
+    pub(crate) unknown_inputs: Vec<(&'static str, Box<str>)>,
 }
 
 impl Default for Stage {

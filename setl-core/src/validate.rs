@@ -111,15 +111,26 @@ pub enum ValidationError {
         /// The delivery id.
         id: String,
     },
-    /// `with_input_id` named a field that is not an input of the factory.
-    #[error("factory `{factory}`: `with_input_id(\"{field}\", ..)` names no input; fix: use one of {}", list(.inputs))]
+    /// `with_input_id` or `without_input` named a field that is not an input of the factory.
+    #[error("factory `{factory}`: `{method}(\"{field}\"{})` names no input; fix: use one of {}",
+        if *.method == "with_input_id" { ", .." } else { "" }, list(.inputs))]
     UnknownInput {
         /// The factory.
         factory: String,
+        /// The `BoxedFactory` method that named it: `with_input_id` or `without_input`.
+        method: &'static str,
         /// The field asked for.
         field: String,
         /// The factory's inputs.
         inputs: Vec<String>,
+    },
+    /// `without_input` left out an input the factory cannot run without.
+    #[error("factory `{factory}`, field `{field}`: `without_input(\"{field}\")` leaves out an input that is not optional; fix: declare it `#[delivery(.., optional)]` and read it with `try_get()`, or keep it wired")]
+    RequiredInputLeftOut {
+        /// The factory.
+        factory: String,
+        /// The input left out.
+        field: String,
     },
     /// In stage-barrier mode, a producer must run in an earlier stage than its consumer.
     #[error("factory `{factory}`, field `{field}`: producer `{producer}` is in stage {producer_stage}, not before stage {consumer_stage}; stage-barrier mode runs stages in order, so move `{producer}` to an earlier stage or use dataflow mode")]
@@ -225,7 +236,7 @@ pub(crate) struct FactoryDecl<'a> {
     pub(crate) signature: &'a Signature,
     pub(crate) stage: usize,
     /// Fields given to `with_input_id` that are not inputs.
-    pub(crate) unknown_inputs: &'a [Box<str>],
+    pub(crate) unknown_inputs: &'a [(&'static str, Box<str>)],
 }
 
 /// The resolved graph: everything the scheduler needs, as indices.
@@ -435,13 +446,23 @@ pub(crate) fn resolve<'a>(
     let mut deliverables = Vec::with_capacity(factories.len() + externals.len());
     for (index, factory) in factories.iter().enumerate() {
         let signature = factory.signature;
-        for field in factory.unknown_inputs {
+        for (method, field) in factory.unknown_inputs {
             factory_errors.push((
                 index,
                 ValidationError::UnknownInput {
                     factory: signature.name.to_string(),
+                    method,
                     field: field.to_string(),
                     inputs: signature.inputs.iter().map(|input| format!("`{}`", input.field)).collect(),
+                },
+            ));
+        }
+        for input in signature.inputs.iter().filter(|input| input.left_out && !input.optional) {
+            factory_errors.push((
+                index,
+                ValidationError::RequiredInputLeftOut {
+                    factory: signature.name.to_string(),
+                    field: input.field.to_owned(),
                 },
             ));
         }
@@ -720,6 +741,9 @@ impl Resolver<'_> {
         out: &mut Resolved,
     ) -> Option<Source> {
         let signature = factory.signature;
+        if input.left_out {
+            return None;
+        }
         let candidates = self.by_type_and_id.get(&input.key.key());
         // Names are only built for messages, so the valid path allocates nothing per input.
         let payload = || input.payload.name();

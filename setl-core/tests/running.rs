@@ -569,6 +569,76 @@ fn output_of_an_unknown_factory_and_last_output() {
     );
 }
 
+/// A value that counts its drops, to see when the runtime lets go of it.
+struct Tracked(Arc<AtomicUsize>);
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn an_input_declared_release_process_is_freed_before_write_and_reading_it_later_says_why() {
+    #[factory]
+    struct Source {
+        drops: Arc<AtomicUsize>,
+    }
+    impl Factory for Source {
+        type Output = Tracked;
+        fn get(&self) -> Tracked {
+            Tracked(self.drops.clone())
+        }
+    }
+    #[factory]
+    struct Report {
+        #[delivery(producer = Source, release = process)]
+        source: Delivery<Tracked>,
+        drops: Arc<AtomicUsize>,
+        drops_seen_by_write: Option<usize>,
+        read_in_get: bool,
+    }
+    impl Factory for Report {
+        type Output = usize;
+        fn process(&mut self) -> Result<()> {
+            assert!(self.source.is_filled());
+            Ok(())
+        }
+        fn write(&mut self) -> Result<()> {
+            self.drops_seen_by_write = Some(self.drops.load(Ordering::SeqCst));
+            Ok(())
+        }
+        fn get(&self) -> usize {
+            if self.read_in_get {
+                let _ = self.source.get();
+            }
+            self.drops_seen_by_write.expect("set in write")
+        }
+    }
+    let report = |drops: &Arc<AtomicUsize>, read_in_get| Report {
+        source: Delivery::new(),
+        drops: drops.clone(),
+        drops_seen_by_write: None,
+        read_in_get,
+    };
+
+    let drops = Arc::new(AtomicUsize::new(0));
+    let mut pipeline = setl(2).new_pipeline();
+    pipeline.add_factory(Source { drops: drops.clone() }).add_factory(report(&drops, false));
+    pipeline.run().unwrap();
+    // `Report` held the last share: releasing it after `process` dropped the value, before `write`.
+    assert_eq!(*pipeline.output::<Report>().unwrap(), 1);
+
+    // A phase after the release that still reads the input fails, and the error says why.
+    let drops = Arc::new(AtomicUsize::new(0));
+    let mut pipeline = setl(2).new_pipeline();
+    pipeline.add_factory(Source { drops: drops.clone() }).add_factory(report(&drops, true));
+    let error = pipeline.run().unwrap_err().to_string();
+    assert!(error.contains("factory `Report` panicked in get"), "{error}");
+    assert!(error.contains("Delivery<Tracked> was released when `process` returned"), "{error}");
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+}
+
 // ---------------------------------------------------------------- diagrams and the registry
 
 #[test]

@@ -498,6 +498,78 @@ fn an_optional_input_stays_empty_when_nothing_produces_it() {
 }
 
 #[test]
+fn an_instance_leaves_out_an_optional_input_and_does_not_depend_on_its_producer() {
+    /// One type for steps that take some of the inputs it knows.
+    #[factory]
+    #[derive(Default)]
+    struct Pick {
+        #[delivery(producer = Numbers, optional)]
+        numbers: Delivery<Vec<i64>>,
+        #[delivery(producer = Follow, optional)]
+        follow: Delivery<Vec<i64>>,
+    }
+    impl Factory for Pick {
+        type Output = (bool, bool);
+        fn get(&self) -> (bool, bool) {
+            (self.numbers.is_filled(), self.follow.is_filled())
+        }
+    }
+    /// Consumes the first `Pick`: were that one to take `follow`, the two would form a cycle.
+    #[factory]
+    #[derive(Default)]
+    struct Follow {
+        #[delivery(producer = Pick, id = "first")]
+        first: Delivery<(bool, bool)>,
+    }
+    impl Factory for Follow {
+        type Output = Vec<i64>;
+        fn get(&self) -> Vec<i64> {
+            vec![i64::from(self.first.get().0)]
+        }
+    }
+    let mut pipeline = setl().new_pipeline().keep_all_outputs(true);
+    pipeline
+        .add_stage_from_type::<Numbers>()
+        .add_factory(Pick::default().with_id("first").without_input("follow"))
+        .add_stage_from_type::<Follow>()
+        .add_factory(Pick::default().with_id("second"));
+    pipeline.run().unwrap();
+    assert_eq!(*pipeline.output_with_id::<Pick>("first").unwrap(), (true, false));
+    assert_eq!(*pipeline.output_with_id::<Pick>("second").unwrap(), (true, true));
+
+    // Without it, the first `Pick` takes `Follow`'s output, which needs the first `Pick`.
+    let mut pipeline = setl().new_pipeline();
+    pipeline
+        .add_stage_from_type::<Numbers>()
+        .add_factory(Pick::default().with_id("first"))
+        .add_stage_from_type::<Follow>();
+    let error = pipeline.run().unwrap_err();
+    assert!(
+        error
+            .validation_errors()
+            .is_some_and(|errors| errors.iter().any(|e| matches!(e, ValidationError::Cycle { .. }))),
+        "{error}"
+    );
+}
+
+#[test]
+fn leaving_out_a_required_input_or_a_field_that_is_not_an_input_is_reported() {
+    let mut pipeline = setl().new_pipeline();
+    pipeline
+        .add_stage_from_type::<Numbers>()
+        .add_factory(Sum::default().without_input("numbers"))
+        .add_factory(SumOfNumbers::default().without_input("nubmers"));
+    assert_eq!(
+        problems(&pipeline),
+        [
+            "factory `Sum`, field `numbers`: `without_input(\"numbers\")` leaves out an input that is not optional; \
+             fix: declare it `#[delivery(.., optional)]` and read it with `try_get()`, or keep it wired",
+            "factory `SumOfNumbers`: `without_input(\"nubmers\")` names no input; fix: use one of `numbers`"
+        ]
+    );
+}
+
+#[test]
 fn falsy_primitive_payloads_are_delivered() {
     // PySetl rejects payloads such as 0 or "".
     #[factory]

@@ -145,28 +145,78 @@ fn write_inputs(dir: &Path) -> std::io::Result<()> {
     std::fs::write(dir.join("customers.csv"), customers)
 }
 
-fn main() -> Result<()> {
-    let dir = std::env::args().nth(1).map_or_else(|| PathBuf::from("target/sales_report"), PathBuf::from);
-    std::fs::create_dir_all(&dir)?;
-    write_inputs(&dir)?;
+/// What a run gives: the per-country aggregate, and how the join was shared.
+struct Outcome {
+    by_country: setl_arrow::Dataset,
+    /// Times the join was read.
+    shared_reads: u64,
+    /// Shared reads kept whole for a later reader.
+    shared_kept: u64,
+    benchmarks: Vec<BenchmarkResult>,
+}
+
+/// Writes the inputs into `dir`, runs the pipeline, and leaves the results there.
+fn run(dir: &Path) -> Result<Outcome> {
+    write_inputs(dir)?;
     let setl = Setl::builder().threads(2).build()?;
     let engine = Engine::of(&setl)?;
+    let dir = dir.to_path_buf();
     let mut pipeline = setl.new_pipeline().benchmark(true);
     pipeline
         .add_factory(ReadSales { engine: engine.clone(), dir: dir.clone(), out: None })
         .add_factory(ReadCustomers { engine: engine.clone(), dir: dir.clone(), out: None })
         .add_factory(Enriched { sales: Delivery::new(), customers: Delivery::new(), engine: engine.clone(), out: None })
         .add_factory(ByCountry { enriched: Delivery::new(), engine: engine.clone(), out_dir: dir.clone(), out: None })
-        .add_factory(ByDay { enriched: Delivery::new(), engine: engine.clone(), out_dir: dir.clone(), out: None });
+        .add_factory(ByDay { enriched: Delivery::new(), engine: engine.clone(), out_dir: dir, out: None });
     pipeline.run()?;
-    let by_country = pipeline.output::<ByCountry>()?.collect()?;
-    println!("{}", setl_datafusion::arrow::util::pretty::pretty_format_batches(by_country.batches())?);
+    Ok(Outcome {
+        by_country: pipeline.output::<ByCountry>()?.collect()?,
+        shared_reads: engine.shared_reads(),
+        shared_kept: engine.shared_kept(),
+        benchmarks: pipeline.benchmarks(),
+    })
+}
+
+fn main() -> Result<()> {
+    let dir = std::env::args().nth(1).map_or_else(|| PathBuf::from("target/sales_report"), PathBuf::from);
+    std::fs::create_dir_all(&dir)?;
+    let outcome = run(&dir)?;
+    println!("{}", setl_datafusion::arrow::util::pretty::pretty_format_batches(outcome.by_country.batches())?);
     println!(
         "the join was read {} time(s) for two aggregates ({} kept for the later one); results in {}",
-        engine.shared_reads(),
-        engine.shared_kept(),
+        outcome.shared_reads,
+        outcome.shared_kept,
         dir.display()
     );
-    println!("\n{}", setl_report::summary::benchmark_table(&pipeline.benchmarks()));
+    println!("\n{}", setl_report::summary::benchmark_table(&outcome.benchmarks));
     Ok(())
+}
+
+/// Run by `cargo test` (`test = true` in the crate's manifest): the layout shares its join and
+/// its answers are right.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use setl_datafusion::arrow;
+
+    #[test]
+    fn the_aggregates_read_the_join_once_and_count_every_sale() {
+        let dir = tempfile::tempdir().unwrap();
+        let outcome = run(dir.path()).unwrap();
+        assert_eq!((outcome.shared_reads, outcome.shared_kept), (1, 1));
+        let batches = outcome.by_country.batches();
+        let column = |name: &str| {
+            arrow::compute::concat(
+                &batches.iter().map(|b| b.column_by_name(name).unwrap().as_ref()).collect::<Vec<_>>(),
+            )
+            .unwrap()
+        };
+        let sales = column("sales");
+        let sales = sales.as_any().downcast_ref::<arrow::array::Int64Array>().unwrap();
+        // 10,000 sales; customers whose country is `NA` (null) are a group of their own.
+        assert_eq!(sales.iter().map(|count| count.unwrap()).sum::<i64>(), 10_000);
+        assert_eq!(outcome.by_country.num_rows(), 4);
+        let written = std::fs::read_to_string(dir.path().join("by_day.csv")).unwrap();
+        assert_eq!(written.lines().count(), 1 + 28);
+    }
 }

@@ -22,6 +22,8 @@ pub(crate) struct Input {
     pub(crate) producer: Option<Path>,
     pub(crate) id: Option<LitStr>,
     pub(crate) optional: bool,
+    /// `release = ..`: the phase after which the runtime empties the slot.
+    pub(crate) release: Option<Ident>,
 }
 
 impl FactoryStruct {
@@ -61,15 +63,21 @@ impl FactoryStruct {
                                 producer: args.producer,
                                 id: args.id,
                                 optional: args.optional,
+                                release: args.release,
                             });
                         }
                         (Some(_), None) => cx.error_spanned_by(
                             &field.ty,
                             "#[delivery] needs a field of type `Delivery<T>`, where `T` is the delivered payload",
                         ),
-                        (None, Some(payload)) => {
-                            inputs.push(Input { field: ident, payload, producer: None, id: None, optional: false })
-                        }
+                        (None, Some(payload)) => inputs.push(Input {
+                            field: ident,
+                            payload,
+                            producer: None,
+                            id: None,
+                            optional: false,
+                            release: None,
+                        }),
                         (None, None) => {}
                     }
                 }

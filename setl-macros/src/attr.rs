@@ -4,7 +4,7 @@
 //! that key, and parsing goes on so that every mistake is reported at once.
 
 use syn::meta::ParseNestedMeta;
-use syn::{LitStr, Path};
+use syn::{Ident, LitStr, Path};
 
 use crate::ctxt::Ctxt;
 
@@ -14,7 +14,10 @@ const FACTORY_KEYS: &str = "`id = \"..\"`, `consumers(A, B)` or `storage = memor
 pub(crate) const STORAGE_LEVELS: [(&str, &str); 3] =
     [("memory_only", "MemoryOnly"), ("memory_and_disk", "MemoryAndDisk"), ("disk_only", "DiskOnly")];
 /// Keys of `#[delivery(..)]`.
-const DELIVERY_KEYS: &str = "`producer = Factory`, `id = \"..\"` or `optional`";
+const DELIVERY_KEYS: &str = "`producer = Factory`, `id = \"..\"`, `optional` or `release = read | process | write`";
+/// Values of `release = ..`: the phase after which the runtime empties the slot, as written,
+/// with the `Phase` variant each stands for.
+pub(crate) const RELEASE_PHASES: [(&str, &str); 3] = [("read", "Read"), ("process", "Process"), ("write", "Write")];
 
 /// One attribute value, remembering the key's tokens for a duplicate error.
 pub(crate) struct Attr<T> {
@@ -85,12 +88,14 @@ pub(crate) fn parse_factory_args(cx: &mut Ctxt, args: proc_macro2::TokenStream) 
     FactoryArgs { id: id.get(), consumers: consumers.get().unwrap_or_default(), storage: storage.get() }
 }
 
-/// `#[delivery(producer = X, id = "..", optional)]`.
+/// `#[delivery(producer = X, id = "..", optional, release = process)]`.
 #[derive(Default)]
 pub(crate) struct DeliveryArgs {
     pub(crate) producer: Option<Path>,
     pub(crate) id: Option<LitStr>,
     pub(crate) optional: bool,
+    /// `release = ..`: the phase after which the input is released, already checked.
+    pub(crate) release: Option<Ident>,
 }
 
 pub(crate) fn parse_delivery_args(cx: &mut Ctxt, attr: &syn::Attribute) -> DeliveryArgs {
@@ -105,6 +110,7 @@ pub(crate) fn parse_delivery_args(cx: &mut Ctxt, attr: &syn::Attribute) -> Deliv
     let mut producer = Attr::none("producer");
     let mut id = Attr::none("id");
     let mut optional = Attr::none("optional");
+    let mut release = Attr::none("release");
     let result = attr.parse_nested_meta(|meta| {
         if meta.path.is_ident("producer") {
             let value: Path = meta.value()?.parse()?;
@@ -114,6 +120,19 @@ pub(crate) fn parse_delivery_args(cx: &mut Ctxt, attr: &syn::Attribute) -> Deliv
             id.set(cx, &meta.path, value);
         } else if meta.path.is_ident("optional") {
             optional.set(cx, &meta.path, ());
+        } else if meta.path.is_ident("release") {
+            let phase: Ident = meta.value()?.parse()?;
+            if RELEASE_PHASES.iter().any(|(name, _)| phase == name) {
+                release.set(cx, &meta.path, phase);
+            } else {
+                cx.error_spanned_by(
+                    &phase,
+                    format!(
+                        "unknown phase `{phase}` for `release`; expected `read`, `process` or `write` (the \
+                         input is released when that phase returns)"
+                    ),
+                );
+            }
         } else {
             unknown(cx, &meta, "#[delivery]", DELIVERY_KEYS)?;
         }
@@ -122,7 +141,7 @@ pub(crate) fn parse_delivery_args(cx: &mut Ctxt, attr: &syn::Attribute) -> Deliv
     if let Err(error) = result {
         cx.syn_error(error);
     }
-    DeliveryArgs { producer: producer.get(), id: id.get(), optional: optional.get().is_some() }
+    DeliveryArgs { producer: producer.get(), id: id.get(), optional: optional.get().is_some(), release: release.get() }
 }
 
 /// Reports an unknown key and skips its value, so parsing can go on.

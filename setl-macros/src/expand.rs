@@ -67,9 +67,22 @@ fn fallback(ident: &syn::Ident) -> TokenStream {
                 ) -> ::core::result::Result<(), __setl::InjectError> {
                     ::core::unreachable!()
                 }
+                fn __release(&mut self, _: usize, _: __setl::Phase) {
+                    ::core::unreachable!()
+                }
             }
         };
     }
+}
+
+/// The variant an attribute value stands for, in a table of `(written, variant)`.
+fn variant_of(table: &[(&str, &str)], value: &syn::Ident) -> syn::Ident {
+    let variant = table
+        .iter()
+        .find(|(name, _)| value == name)
+        .map(|(_, variant)| *variant)
+        .expect("the value was checked when parsed");
+    syn::Ident::new(variant, value.span())
 }
 
 fn with_error(item: &impl quote::ToTokens, error: syn::Error) -> TokenStream {
@@ -95,20 +108,28 @@ fn generate(model: &FactoryStruct) -> TokenStream {
         };
         let id = input.id.as_ref().map_or_else(|| quote!(""), |id| quote!(#id));
         let optional = input.optional;
-        quote! { __setl::InputDecl::__new::<#payload>(#field, #producer, #id, #optional) }
+        let release = match &input.release {
+            Some(phase) => {
+                let variant = variant_of(&attr::RELEASE_PHASES, phase);
+                quote! { ::core::option::Option::Some(__setl::Phase::#variant) }
+            }
+            None => quote!(::core::option::Option::None),
+        };
+        quote! { __setl::InputDecl::__new::<#payload>(#field, #producer, #id, #optional, #release) }
     });
     let inject_arms = model.inputs.iter().enumerate().map(|(slot, input)| {
         let field = &input.field;
         let field_name = field.to_string();
         quote! { #slot => self.#field.__fill(#field_name, value), }
     });
+    let release_arms =
+        model.inputs.iter().enumerate().filter(|(_, input)| input.release.is_some()).map(|(slot, input)| {
+            let field = &input.field;
+            quote! { #slot => self.#field.__release(after), }
+        });
     let storage = match &model.storage {
         Some(level) => {
-            let variant = attr::STORAGE_LEVELS
-                .iter()
-                .find(|(name, _)| level == name)
-                .map(|(_, variant)| syn::Ident::new(variant, level.span()))
-                .expect("the level was checked when parsed");
+            let variant = variant_of(&attr::STORAGE_LEVELS, level);
             quote! { ::core::option::Option::Some(__setl::StorageLevel::#variant) }
         }
         None => quote!(::core::option::Option::None),
@@ -156,6 +177,13 @@ fn generate(model: &FactoryStruct) -> TokenStream {
                     match slot {
                         #(#inject_arms)*
                         _ => ::core::result::Result::Err(__setl::InjectError { field: "<no such slot>" }),
+                    }
+                }
+
+                fn __release(&mut self, slot: usize, after: __setl::Phase) {
+                    match slot {
+                        #(#release_arms)*
+                        _ => {}
                     }
                 }
             }

@@ -31,7 +31,8 @@ mod schema;
 ///
 /// Fields of type `Delivery<T>` are inputs. `#[delivery(producer = X, id = "..", optional)]`
 /// refines how they are matched; without it (or with a bare `#[delivery]`) a field matches by
-/// payload type alone.
+/// payload type alone. `release = process` (or `read`, `write`) empties the slot when that phase
+/// returns, so an input the rest of the factory does not need is freed before it finishes.
 #[proc_macro_attribute]
 pub fn factory(args: TokenStream, input: TokenStream) -> TokenStream {
     expand::factory(args.into(), input.into()).into()
@@ -39,7 +40,7 @@ pub fn factory(args: TokenStream, input: TokenStream) -> TokenStream {
 
 /// Marks a `Delivery<T>` field of a `#[factory]` struct; `#[factory]` reads and removes it.
 ///
-/// Keys: `producer = Factory`, `id = "delivery id"`, `optional`.
+/// Keys: `producer = Factory`, `id = "delivery id"`, `optional`, `release = read | process | write`.
 #[proc_macro_attribute]
 pub fn delivery(_args: TokenStream, input: TokenStream) -> TokenStream {
     let mut out: proc_macro2::TokenStream = syn::Error::new(

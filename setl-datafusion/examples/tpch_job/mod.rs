@@ -227,7 +227,8 @@ macro_rules! query_factory {
         #[factory]
         pub(crate) struct $name {
             $(
-                #[delivery(producer = $producer)]
+                // A plan keeps what it reads: the input itself is not needed after `process`.
+                #[delivery(producer = $producer, release = process)]
                 $field: Delivery<Frame>,
             )+
             settings: QuerySettings,
@@ -246,9 +247,6 @@ macro_rules! query_factory {
             fn process(&mut self) -> Result<()> {
                 let tables = [$((stringify!($field), self.$field.get())),+];
                 self.result = Some(run_query(&self.settings, &$query, &tables)?);
-                // The inputs are no longer needed (a plan keeps what it reads): let the store
-                // release them early.
-                $(drop(self.$field.take());)+
                 Ok(())
             }
 
@@ -293,17 +291,17 @@ pub(crate) type Results = Vec<(&'static str, Frame)>;
 /// of them), then writes every result as `<out>/<query>.parquet` and `.csv`, each atomically.
 #[factory]
 pub(crate) struct Load {
-    #[delivery(producer = Q1)]
+    #[delivery(producer = Q1, release = process)]
     q1: Delivery<Frame>,
-    #[delivery(producer = Q3)]
+    #[delivery(producer = Q3, release = process)]
     q3: Delivery<Frame>,
-    #[delivery(producer = Q5)]
+    #[delivery(producer = Q5, release = process)]
     q5: Delivery<Frame>,
-    #[delivery(producer = Q6)]
+    #[delivery(producer = Q6, release = process)]
     q6: Delivery<Frame>,
-    #[delivery(producer = Q10)]
+    #[delivery(producer = Q10, release = process)]
     q10: Delivery<Frame>,
-    #[delivery(producer = Q12)]
+    #[delivery(producer = Q12, release = process)]
     q12: Delivery<Frame>,
     engine: Engine,
     out: PathBuf,
@@ -345,9 +343,6 @@ impl Factory for Load {
                 (query.name, result)
             })
             .collect();
-        for input in [&mut self.q1, &mut self.q3, &mut self.q5, &mut self.q6, &mut self.q10, &mut self.q12] {
-            drop(input.take());
-        }
         Ok(())
     }
 

@@ -400,7 +400,7 @@ fn mismatch(name: &str, source: Option<&Path>, columns: Vec<ColumnDiff>) -> Erro
 
 /// The short name of a schema type, for messages.
 pub(crate) fn schema_name<S: 'static>() -> String {
-    setl_core::short_type_name(std::any::type_name::<S>())
+    setl_core::__private::short_type_name(std::any::type_name::<S>())
 }
 
 fn conform_dataset<S: Schema>(

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde::{Serialize, Serializer};
 
 use crate::error::Phase;
-use crate::run::FactoryTiming;
+use crate::runtime::FactoryTiming;
 
 /// The timings of one factory in one run.
 ///

@@ -5,10 +5,17 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::error::Phase;
-use crate::factory::InjectError;
 
 /// A value on its way between factories: shared, never deep-copied.
 pub type Payload = Arc<dyn Any + Send + Sync>;
+
+/// A delivery could not be injected: a bug in the resolver, never a user mistake.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct InjectError {
+    /// The field that refused the value.
+    pub field: &'static str,
+}
 
 /// An input of a factory, declared as a field with `#[delivery(..)]`.
 ///

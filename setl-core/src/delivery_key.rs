@@ -6,7 +6,7 @@
 //! of a pair goes (the last signature using an instance id, usually with its pipeline), the pair
 //! leaves the table and its number is free again. A process that builds pipelines with ever new
 //! ids holds only the keys of the signatures it still has. Free numbers are handed out lowest
-//! first, so live keys stay within a narrow range, which resolution's dense tables rely on.
+//! first, so the numbers stay as few as the live keys.
 
 use std::any::TypeId;
 use std::collections::BTreeSet;
@@ -23,11 +23,6 @@ use crate::name::Name;
 pub(crate) struct DeliveryKey(u32);
 
 impl DeliveryKey {
-    /// The key as a number: the lowest numbers free when the pairs were first declared.
-    pub(crate) fn number(self) -> u32 {
-        self.0
-    }
-
     /// The key of `(payload, id)` if some live signature declares it: a value no factory
     /// declares (a pipeline input nothing asks for) has none, and the table does not grow
     /// with it. The number stays that pair's while the caller holds a signature declaring it.

@@ -182,6 +182,11 @@ impl serde::Serialize for Name {
     }
 }
 
+/// The factory type in a factory's name: `ReadTable` for the instance `ReadTable[orders]`.
+pub(crate) fn factory_type_name(name: &str) -> &str {
+    name.split_once('[').map_or(name, |(type_name, _)| type_name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::Name;

@@ -9,10 +9,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::cache::CacheStats;
 use crate::delivery::Payload;
 use crate::error::Phase;
 use crate::name::Name;
-use crate::store::CacheStats;
 
 /// A factory of a running pipeline: its position in declaration order and its name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -6,17 +6,18 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::benchmark::{self, BenchmarkResult, HasBenchmark};
+use crate::cache::{CacheStats, Storable, StorageLevel};
 use crate::delivery::Payload;
 use crate::error::{ErrorKind, Result};
+use crate::factory::shelf::Shelves;
 use crate::factory::{BoxedFactory, Factory, FactoryRef, FactoryWiring, Signature, TypeInfo};
 use crate::observe::{EventKind, Observer, Observers};
-use crate::registry::{self, Registration};
-use crate::run::{self, FactoryTiming, RunSpec};
+use crate::plan::{self, ExternalDecl, FactoryDecl, Plan};
+use crate::registry::Registration;
+use crate::runtime::store::{Counters, Kept, SlotSpec};
+use crate::runtime::{self, FactoryTiming, RunSpec};
 use crate::setl::Setl;
-use crate::shelf::Shelves;
 use crate::stage::{Stage, StagedFactory};
-use crate::store::{CacheStats, Counters, Kept, SlotSpec, Storable, StorageLevel};
-use crate::validate::{self, ExternalDecl, FactoryDecl, Plan};
 
 /// How a pipeline orders its factories.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -294,7 +295,7 @@ impl Pipeline {
     /// accepts and that implements `Default`, ordered by module and name.
     pub fn add_stage_from_registry(&mut self, filter: impl Fn(&Registration) -> bool) -> &mut Self {
         let mut stage = Stage::new();
-        for registration in registry::registered() {
+        for registration in Registration::all() {
             if filter(registration) {
                 if let Some(factory) = registration.instantiate() {
                     stage = stage.add_boxed(factory);
@@ -334,7 +335,7 @@ impl Pipeline {
             .iter()
             .map(|input| ExternalDecl { payload: input.payload_type, id: &input.id, consumers: &input.consumers })
             .collect();
-        validate::resolve(&factories, &externals, self.mode == ExecutionMode::StageBarrier, Some(self.setl.pool()))
+        plan::resolve(&factories, &externals, self.mode == ExecutionMode::StageBarrier)
             .map_err(|errors| ErrorKind::Validation(errors).into())
     }
 
@@ -423,7 +424,7 @@ impl Pipeline {
         debug_assert_eq!(self.shelves.len(), count, "one factory per entry");
         let factories = self.shelves.lend(count);
         let externals = self.inputs.iter().map(|input| input.value.clone()).collect();
-        let outcome = run::execute(spec, factories, externals, self.setl.pool());
+        let outcome = runtime::execute(spec, factories, externals, self.setl.pool());
         let succeeded = outcome.error.is_none();
         let cache = counters.snapshot(self.memory_budget);
         observers.emit(|| EventKind::CacheSummary(cache.clone()));
@@ -588,8 +589,8 @@ impl Pipeline {
                     .iter()
                     .map(|source| {
                         source.get().map(|source| match source {
-                            validate::Source::Factory(index) => FlowSource::Factory(index),
-                            validate::Source::External(index) => FlowSource::External(index),
+                            plan::Source::Factory(index) => FlowSource::Factory(index),
+                            plan::Source::External(index) => FlowSource::External(index),
                         })
                     })
                     .collect()

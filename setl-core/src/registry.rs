@@ -57,12 +57,14 @@ impl std::fmt::Debug for Registration {
 
 inventory::collect!(Registration);
 
-/// Every registered factory, ordered by module then name.
-///
-/// Only crates that some code of the binary names are linked, so a factory in a crate nobody
-/// uses is not listed (`use that_crate as _;` links it).
-pub fn registered() -> Vec<&'static Registration> {
-    let mut all: Vec<&'static Registration> = inventory::iter::<Registration>.into_iter().collect();
-    all.sort_by_key(|registration| (registration.module, registration.name));
-    all
+impl Registration {
+    /// Every registered factory, ordered by module then name.
+    ///
+    /// Only crates that some code of the binary names are linked, so a factory in a crate
+    /// nobody uses is not listed (`use that_crate as _;` links it).
+    pub fn all() -> Vec<&'static Registration> {
+        let mut all: Vec<&'static Registration> = inventory::iter::<Registration>.into_iter().collect();
+        all.sort_by_key(|registration| (registration.module, registration.name));
+        all
+    }
 }

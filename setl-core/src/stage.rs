@@ -4,10 +4,11 @@ use std::sync::Arc;
 
 use crate::benchmark::{BenchmarkResult, HasBenchmark};
 use crate::error::{ErrorKind, Result};
-use crate::factory::{BoxedFactory, Factory, InstanceSignature};
+use crate::factory::boxed::InstanceSignature;
+use crate::factory::shelf::Shelves;
+use crate::factory::{BoxedFactory, Factory};
 use crate::pipeline::Pipeline;
 use crate::setl::Setl;
-use crate::shelf::Shelves;
 
 /// A group of factories sharing settings.
 ///

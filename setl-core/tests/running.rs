@@ -708,7 +708,7 @@ Data Flow Summary
 
 #[test]
 fn the_registry_lists_linked_factories_and_builds_a_pipeline_from_them() {
-    let registered = setl_core::registry::registered();
+    let registered = setl_core::Registration::all();
     let fast = registered.iter().find(|r| r.name() == "Fast").expect("Fast is registered");
     assert_eq!(fast.module(), "running");
     assert_eq!(fast.signature().output.name(), "u16");

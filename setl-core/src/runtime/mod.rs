@@ -15,17 +15,18 @@ use std::time::{Duration, Instant};
 
 use smallvec::SmallVec;
 
+pub(crate) mod store;
+
+use crate::cache::{StorageLevel, StoreOps};
 use crate::delivery::Payload;
 use crate::error::{Error, ErrorKind, Operation, Phase};
-use crate::factory::{ErasedFactory, Signature};
+use crate::factory::shelf::ErasedFactory;
+use crate::factory::Signature;
 use crate::guard;
 use crate::observe::{EventKind, FactoryId, Observers, OutputRef};
-use crate::prefetch::prefetch_value;
+use crate::plan::{Plan, Source};
 use crate::running::RunningGuard;
-use crate::store::{
-    self, Counters, Kept, Produced, Reload, SlotSpec, SpillFile, SpillJob, StorageLevel, Store, StoreOps, Taken,
-};
-use crate::validate::{Plan, Source};
+use store::{Counters, Kept, Produced, Reload, SlotSpec, SpillFile, SpillJob, Store, Taken};
 
 /// What a run needs, beyond the plan.
 pub(crate) struct RunSpec<'a> {
@@ -310,15 +311,11 @@ fn worker<'scope, 'a: 'scope>(scope: &rayon::Scope<'scope>, shared: &'scope Shar
     let mut done: Vec<(usize, Result<Finished, Error>)> = Vec::new();
     // Outputs released at once (nobody takes them), with their producers, to drop outside the lock.
     let mut released: Vec<(usize, Produced)> = Vec::new();
-    // One clock reading per factory: each one ends the previous factory's time and starts the
-    // next one's (the lock in between counts too, which only makes batching more careful). The
-    // last factory of a batch is read only when its time decides something: the size of the next
-    // batch, when enough factories are ready for one to hold several. So a chain, whose next
-    // batch is always one factory, reads no clock at all.
+    // One clock reading per factory: each ends the previous factory's time and starts the
+    // next one's (the lock in between counts too, which only makes batching more careful).
     let mut clock = Instant::now();
     loop {
         let mut quick = true;
-        let mut unread = false;
         while let Some(job) = batch.pop_front() {
             let index = job.index;
             // Every call into user code inside is guarded; this only catches a bug of the runtime,
@@ -330,24 +327,12 @@ fn worker<'scope, 'a: 'scope>(scope: &rayon::Scope<'scope>, shared: &'scope Shar
                 ))
                 .into())
             });
-            // A timed factory's end was read already.
-            let ended = match &result {
-                Ok(Finished { timing: Some(timing), .. }) => Some(timing.started + timing.total),
-                Ok(_) => None,
-                Err(_) => {
-                    done.push((index, result));
-                    break;
-                }
-            };
+            let failed = result.is_err();
             done.push((index, result));
-            if ended.is_none() && batch.is_empty() {
-                unread = true;
-                break;
-            }
-            let now = ended.unwrap_or_else(Instant::now);
+            let now = Instant::now();
             quick = now.saturating_duration_since(clock) < QUICK;
             clock = now;
-            if !quick {
+            if failed || !quick {
                 break;
             }
         }
@@ -363,22 +348,7 @@ fn worker<'scope, 'a: 'scope>(scope: &rayon::Scope<'scope>, shared: &'scope Shar
         }
         // Under a memory budget, one at a time: a batch would hold its inputs in memory early.
         let share = state.ready.len() / shared.threads;
-        let wanted = if share > 1 && shared.spec.budget.is_none() {
-            if unread {
-                let now = Instant::now();
-                quick = now.saturating_duration_since(clock) < QUICK;
-                clock = now;
-            }
-            if quick {
-                share.min(MAX_BATCH)
-            } else {
-                1
-            }
-        } else {
-            // Unread, the clock stays where it was: the next reading covers more than one
-            // factory, so it is more careful, not less.
-            1
-        };
+        let wanted = if quick && share > 1 && shared.spec.budget.is_none() { share.min(MAX_BATCH) } else { 1 };
         while batch.len() < wanted {
             match next_job(shared, &mut state) {
                 Some(job) => batch.push_back(job),
@@ -447,14 +417,6 @@ fn next_job<'a>(shared: &Shared<'a>, state: &mut State<'a>) -> Option<Job<'a>> {
     };
     state.stage_running[spec.stage_of[index]] += 1;
     let factory = state.factories[index].take()?;
-    // The factories likely to run next: those waiting for this one alone, and the next ready
-    // one. Their memory was last touched when the pipeline was built, often on another core.
-    let next = spec.plan.dependents.get(index).iter().filter(|&&dependent| state.waiting[dependent] == 1).take(2);
-    for dependent in next.copied().chain(state.ready.peek().map(Ready::index)) {
-        if let Some(factory) = &state.factories[dependent] {
-            prefetch_value(&**factory, 256);
-        }
-    }
     let sources = spec.plan.sources.get(index);
     let mut inputs = SmallVec::new();
     for (slot, source) in sources.iter().enumerate() {

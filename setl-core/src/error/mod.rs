@@ -11,7 +11,9 @@
 use std::error::Error as StdError;
 use std::fmt;
 
-use crate::validate::ValidationError;
+mod validation;
+
+pub use validation::ValidationError;
 
 /// `Result` with setl-rs's [`Error`] as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -140,7 +142,7 @@ pub enum ErrorKind {
         message: String,
     },
     /// `output::<F>()` was asked for a factory that is not in the pipeline.
-    #[error("factory `{factory}` is not in this pipeline; add it with `add_stage_from_type::<{}>()` or `add_factory(..)`", crate::factory::factory_type_name(.factory))]
+    #[error("factory `{factory}` is not in this pipeline; add it with `add_stage_from_type::<{}>()` or `add_factory(..)`", crate::name::factory_type_name(.factory))]
     UnknownFactory {
         /// The factory's name.
         factory: String,
@@ -160,7 +162,7 @@ pub enum ErrorKind {
         factory: String,
     },
     /// An output was released after its last consumer took it.
-    #[error("output of `{factory}` was released after its last consumer took it; call `pipeline.keep_output::<{}>()` (or `keep_all_outputs(true)`) before `run()` to keep it", crate::factory::factory_type_name(.factory))]
+    #[error("output of `{factory}` was released after its last consumer took it; call `pipeline.keep_output::<{}>()` (or `keep_all_outputs(true)`) before `run()` to keep it", crate::name::factory_type_name(.factory))]
     OutputReleased {
         /// The factory's name.
         factory: String,
@@ -222,7 +224,7 @@ pub enum ErrorKind {
     Internal(String),
 }
 
-/// The error of setl-rs. See the [module docs](self) for why it is shaped like `anyhow::Error`.
+/// The error of setl-rs. It is shaped like `anyhow::Error`: `?` converts any error into it, so it cannot implement `std::error::Error` itself (the impls would overlap); it derefs to `dyn std::error::Error` instead.
 pub struct Error {
     kind: Box<ErrorKind>,
 }

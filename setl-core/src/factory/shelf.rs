@@ -1,4 +1,5 @@
-//! Where factories wait for their run: one vector per factory type, not one heap block each.
+//! Type-erased factories: the face the scheduler runs, so that it is free of generics, and the
+//! shelves factories wait on for their run: one vector per factory type, not one heap block each.
 //!
 //! A boxed factory is a heap block of its own. A pipeline of 10,000 factories would hold
 //! 10,000 of them, freed one by one by the workers that ran them, and glibc's malloc sorts such
@@ -8,10 +9,81 @@
 
 use std::any::{Any, TypeId};
 use std::fmt;
+use std::sync::Arc;
 
 use foldhash::HashMap;
 
-use crate::factory::{ErasedFactory, Factory};
+use crate::delivery::{InjectError, Payload};
+use crate::error::{ErrorKind, Phase, Result};
+
+use super::Factory;
+
+/// The object-safe face of every factory, so that the scheduler is free of generics. A run
+/// borrows each factory where it waits (an `Option<F>` on its type's shelf, see `shelf`) and
+/// disposes of it in place when it has finished.
+pub(crate) trait ErasedFactory: Send {
+    fn inject(&mut self, slot: usize, value: Payload) -> std::result::Result<(), InjectError>;
+    fn run_phase(&mut self, phase: Phase) -> Result<()>;
+    /// Empties input slot `slot` (declared `release = after`) once phase `after` has returned.
+    fn release(&mut self, slot: usize, after: Phase);
+    fn writable(&self) -> bool;
+    fn output(&self) -> Payload;
+    /// Drops the factory (and its shares of its inputs); the slot stays, empty.
+    fn dispose(&mut self);
+}
+
+/// Said when a factory is used after it was disposed of: a scheduler bug, never a user mistake.
+const DISPOSED: &str = "a factory runs once and is disposed of after it";
+
+impl<F: Factory> ErasedFactory for Option<F> {
+    fn inject(&mut self, slot: usize, value: Payload) -> std::result::Result<(), InjectError> {
+        match self {
+            Some(factory) => factory.__inject(slot, value),
+            None => Err(InjectError { field: DISPOSED }),
+        }
+    }
+
+    fn run_phase(&mut self, phase: Phase) -> Result<()> {
+        let Some(factory) = self else { return Err(ErrorKind::Internal(DISPOSED.to_owned()).into()) };
+        match phase {
+            Phase::Read => factory.read(),
+            Phase::Process => factory.process(),
+            Phase::Write => factory.write(),
+            Phase::Get => Ok(()),
+        }
+    }
+
+    fn release(&mut self, slot: usize, after: Phase) {
+        if let Some(factory) = self {
+            factory.__release(slot, after);
+        }
+    }
+
+    fn writable(&self) -> bool {
+        self.as_ref().is_some_and(Factory::writable)
+    }
+
+    fn output(&self) -> Payload {
+        // Called inside `catch_unwind`: the panic becomes the run's error.
+        Arc::new(self.as_ref().expect(DISPOSED).get())
+    }
+
+    fn dispose(&mut self) {
+        // Taken out first: if its `Drop` panics, the slot is empty all the same.
+        drop(self.take());
+    }
+}
+
+/// A boxed factory's way onto its type's shelf.
+pub(crate) trait Shelve: Send {
+    fn shelve(self: Box<Self>, shelves: &mut Shelves, owner: usize);
+}
+
+impl<F: Factory> Shelve for F {
+    fn shelve(self: Box<Self>, shelves: &mut Shelves, owner: usize) {
+        shelves.put(owner, *self);
+    }
+}
 
 /// A stage's or a pipeline's factories, by type. Each one is known by its owner: its index
 /// among the factories of the stage or pipeline that holds the shelves.

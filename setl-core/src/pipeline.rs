@@ -406,7 +406,7 @@ impl Pipeline {
             stage_of,
             stage_parallel: self.stages.iter().map(|stage| stage.parallel).collect(),
             stage_writable: self.stages.iter().map(|stage| stage.writable).collect(),
-            slots,
+            slots: slots.into(),
             budget: self.memory_budget,
             spill_dir: spill_dir.as_ref().map(|dir| dir.path().to_owned()),
             counters: counters.clone(),

@@ -112,7 +112,7 @@ pub struct InputDecl {
     /// The phase after which the runtime empties the slot (`#[delivery(release = ..)]`), so that
     /// an input is freed before the factory finishes; `None` keeps it until the factory is dropped.
     pub release: Option<Phase>,
-    /// Left empty by this instance ([`BoxedFactory::without_input`]).
+    /// Left empty by this instance ([`BoxedFactory::without_input`](crate::BoxedFactory::without_input)).
     pub(crate) left_out: bool,
     /// `payload` and `id` as one number, for resolution.
     pub(crate) key: HeldKey,

@@ -3,7 +3,7 @@
 //!
 //! The plan says, per output, how many input slots take it. The store hands each taker a share
 //! and lets go of the value right after the last one, unless the output is kept. Values whose
-//! type implements [`Storable`] are also weighed: when the bytes held exceed the pipeline's
+//! type implements [`Storable`](crate::Storable) are also weighed: when the bytes held exceed the pipeline's
 //! memory budget, those needed furthest in the future (by the plan's order) are written to spill
 //! files and read back when a consumer takes them. A [`StorageLevel`] per output (the seed's
 //! `persist`) materializes lazy values once, and may keep them on disk only.
@@ -209,14 +209,34 @@ pub(crate) struct SlotSpec<'a> {
     pub(crate) level: Option<StorageLevel>,
 }
 
-/// Every output of a run, with its takers, weight and place. Methods that need an output's
-/// settings take the run's `SlotSpec` table.
-pub(crate) struct Store {
+/// What a store is given, once, for its run.
+pub(crate) struct StoreSettings<'a> {
+    /// Per output: its factory's name, whether it is kept, and how it is weighed and spilled.
+    pub(crate) specs: Arc<[SlotSpec<'a>]>,
+    /// Per output: how many input slots take it.
+    pub(crate) takers: &'a [usize],
+    /// Per output, when there is a memory budget: the plan positions of the input slots taking
+    /// it, ascending (see [`Store::pending`]).
+    pub(crate) pending: Option<Vec<Vec<usize>>>,
+    /// The pipeline inputs, and per input how many slots take it.
+    pub(crate) externals: Vec<Payload>,
+    pub(crate) external_takers: Vec<usize>,
+    pub(crate) budget: Option<u64>,
+    /// Where spill files go, if spilling is possible.
+    pub(crate) spill_dir: Option<PathBuf>,
+    pub(crate) counters: Arc<Counters>,
+}
+
+/// Every output of a run, with its takers, weight and place.
+pub(crate) struct Store<'a> {
+    /// Per output: its factory's name, whether it is kept, and how it is weighed and spilled.
+    specs: Arc<[SlotSpec<'a>]>,
     slots: Vec<Slot>,
     /// Per output: the plan positions of the consumers still to take it, ascending, one entry
     /// per input slot, for "needed furthest in the future". Empty when the run has no memory
     /// budget, so that the slots every run walks stay small.
     pending: Vec<Vec<usize>>,
+    /// The pipeline inputs until their last taker.
     externals: Vec<Option<Payload>>,
     external_takers_left: Vec<usize>,
     budget: Option<u64>,
@@ -224,22 +244,14 @@ pub(crate) struct Store {
     counters: Arc<Counters>,
 }
 
-impl Store {
-    /// A store for one run. `takers[i]` counts the input slots taking output `i`, and, when
-    /// there is a budget, `pending[i]` lists their plan positions in ascending order;
-    /// `external_takers[j]` counts the slots taking pipeline input `j`.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        takers: &[usize],
-        pending: Option<Vec<Vec<usize>>>,
-        externals: Vec<Payload>,
-        external_takers: Vec<usize>,
-        budget: Option<u64>,
-        spill_dir: Option<PathBuf>,
-        counters: Arc<Counters>,
-    ) -> Self {
+impl<'a> Store<'a> {
+    /// A store for one run.
+    pub(crate) fn new(settings: StoreSettings<'a>) -> Self {
+        let StoreSettings { specs, takers, pending, externals, external_takers, budget, spill_dir, counters } =
+            settings;
         let slots = takers.iter().map(|&takers| Slot { held: Held::Empty, takers_left: takers, bytes: 0 }).collect();
         Store {
+            specs,
             slots,
             pending: pending.unwrap_or_default(),
             externals: externals.into_iter().map(Some).collect(),
@@ -252,13 +264,8 @@ impl Store {
 
     /// Takes one share of `producer`'s output for a consumer at plan position `position`.
     /// Returns what the consumer gets, and the bytes it now holds alone (the store let go).
-    pub(crate) fn take(
-        &mut self,
-        specs: &[SlotSpec<'_>],
-        producer: usize,
-        position: usize,
-    ) -> (Option<Taken>, Option<u64>) {
-        let spec = &specs[producer];
+    pub(crate) fn take(&mut self, producer: usize, position: usize) -> (Option<Taken>, Option<u64>) {
+        let spec = &self.specs[producer];
         let slot = &mut self.slots[producer];
         debug_assert!(slot.takers_left > 0, "more takes than the plan counted");
         slot.takers_left = slot.takers_left.saturating_sub(1);
@@ -299,9 +306,9 @@ impl Store {
 
     /// Stores a finished factory's output. Returns it back when nobody will take it, to drop
     /// outside the lock.
-    pub(crate) fn put(&mut self, specs: &[SlotSpec<'_>], index: usize, produced: Produced) -> Option<Produced> {
+    pub(crate) fn put(&mut self, index: usize, produced: Produced) -> Option<Produced> {
         let slot = &mut self.slots[index];
-        if slot.takers_left == 0 && !specs[index].keep {
+        if slot.takers_left == 0 && !self.specs[index].keep {
             self.counters.released();
             if produced.payload.is_some() {
                 self.counters.sub_held(produced.bytes);
@@ -322,14 +329,15 @@ impl Store {
     /// consumer comes latest in the plan (kept values nobody will take first), and marks them.
     /// Called by every worker round; inlined so that a run without a budget pays one test.
     #[inline]
-    pub(crate) fn plan_spills(&mut self, specs: &[SlotSpec<'_>]) -> Vec<SpillJob> {
+    pub(crate) fn plan_spills(&mut self) -> Vec<SpillJob> {
         match (self.budget, &self.spill_dir) {
-            (Some(_), Some(_)) => self.plan_spills_over_budget(specs),
+            (Some(_), Some(_)) => self.plan_spills_over_budget(),
             _ => Vec::new(),
         }
     }
 
-    fn plan_spills_over_budget(&mut self, specs: &[SlotSpec<'_>]) -> Vec<SpillJob> {
+    fn plan_spills_over_budget(&mut self) -> Vec<SpillJob> {
+        let specs = &self.specs;
         let (Some(budget), Some(dir)) = (self.budget, &self.spill_dir) else { return Vec::new() };
         let spilling: u64 =
             self.slots.iter().filter(|slot| matches!(slot.held, Held::Spilling(_))).map(|slot| slot.bytes).sum();
@@ -395,10 +403,10 @@ impl Store {
     }
 
     /// What the run leaves behind: per factory, its output if still held.
-    pub(crate) fn finish(&mut self, specs: &[SlotSpec<'_>]) -> Vec<Option<Kept>> {
+    pub(crate) fn finish(&mut self) -> Vec<Option<Kept>> {
         self.slots
             .iter_mut()
-            .zip(specs)
+            .zip(self.specs.iter())
             .map(|(slot, spec)| match std::mem::replace(&mut slot.held, Held::Empty) {
                 Held::Empty => None,
                 Held::Memory(payload) | Held::Spilling(payload) => Some(Kept::Memory(payload)),

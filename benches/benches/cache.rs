@@ -214,7 +214,8 @@ step!(S8, S7);
 step!(S9, S8);
 
 fn chain(setl: &Setl, keep_all: bool) -> Pipeline {
-    let mut pipeline = setl.new_pipeline().keep_all_outputs(keep_all);
+    let mut pipeline = setl.new_pipeline();
+    pipeline.keep_all_outputs(keep_all);
     pipeline
         .add_stage_from_type::<Gen>()
         .add_stage_from_type::<S1>()

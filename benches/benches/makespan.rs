@@ -20,11 +20,8 @@ const THREADS: usize = 2;
 /// One run: (makespan, lower bound).
 fn measure(setl: &Setl, shape: &Shape, barrier: bool) -> (Duration, Duration) {
     let levels = shape.levels();
-    let mut pipeline = pipeline(setl, shape, barrier.then_some(levels.as_slice())).benchmark(true).mode(if barrier {
-        ExecutionMode::StageBarrier
-    } else {
-        ExecutionMode::Dataflow
-    });
+    let mut pipeline = pipeline(setl, shape, barrier.then_some(levels.as_slice()));
+    pipeline.benchmark(true).mode(if barrier { ExecutionMode::StageBarrier } else { ExecutionMode::Dataflow });
     let started = Instant::now();
     pipeline.run().expect("runs");
     let makespan = started.elapsed();
@@ -69,11 +66,9 @@ fn makespan(c: &mut Criterion) {
         group.bench_function(BenchmarkId::from_parameter(name), |b| {
             b.iter_batched(
                 || {
-                    pipeline(&setl, &shape, barrier.then_some(levels.as_slice())).mode(if barrier {
-                        ExecutionMode::StageBarrier
-                    } else {
-                        ExecutionMode::Dataflow
-                    })
+                    let mut pipeline = pipeline(&setl, &shape, barrier.then_some(levels.as_slice()));
+                    pipeline.mode(if barrier { ExecutionMode::StageBarrier } else { ExecutionMode::Dataflow });
+                    pipeline
                 },
                 |mut p| {
                     p.run().expect("runs");

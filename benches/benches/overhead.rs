@@ -102,7 +102,8 @@ fn paired_medians(runs: usize, setl: &Setl, shape: &Shape) -> (Duration, Duratio
     let mut timings = [Vec::with_capacity(runs), Vec::with_capacity(runs)];
     for _ in 0..runs {
         for on in [false, true] {
-            let mut pipeline = pipeline(setl, shape, None).benchmark(on);
+            let mut pipeline = pipeline(setl, shape, None);
+            pipeline.benchmark(on);
             let started = Instant::now();
             pipeline.run().expect("runs");
             timings[usize::from(on)].push(started.elapsed());
@@ -135,7 +136,11 @@ fn instrumentation(c: &mut Criterion) {
         for on in [false, true] {
             group.bench_function(BenchmarkId::from_parameter(if on { "on" } else { "off" }), |b| {
                 b.iter_batched_ref(
-                    || pipeline(&setl, &shape, None).benchmark(on),
+                    || {
+                        let mut pipeline = pipeline(&setl, &shape, None);
+                        pipeline.benchmark(on);
+                        pipeline
+                    },
                     |p| {
                         p.run().expect("runs");
                     },

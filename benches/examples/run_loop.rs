@@ -37,7 +37,8 @@ fn main() -> setl_core::Result<()> {
     let mut cycles = Vec::with_capacity(runs);
     for _ in 0..runs {
         let cycle = Instant::now();
-        let mut pipeline = pipeline(&setl, &shape, None).benchmark(benchmark);
+        let mut pipeline = pipeline(&setl, &shape, None);
+        pipeline.benchmark(benchmark);
         let started = Instant::now();
         if validate_only {
             pipeline.validate()?;

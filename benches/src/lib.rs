@@ -4,6 +4,9 @@
 //! (`n0`, `n1`, ..) with [`FactoryExt::with_id`], its inputs pointed at its producers' ids with
 //! `with_input_id`. So a chain of 10,000 factories is 10,000 instances, not 10,000 types.
 
+// Library code needs no `unsafe`; tests that must (a counting allocator) say why with `expect`.
+#![forbid(unsafe_code)]
+
 use setl_core::prelude::*;
 
 /// With `--features mimalloc`, every bench and example of this crate allocates with mimalloc

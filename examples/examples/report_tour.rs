@@ -130,7 +130,8 @@ impl Factory for Audit {
 
 fn run_once() -> std::result::Result<RunReport, Box<dyn std::error::Error + Send + Sync>> {
     let setl = Setl::builder().threads(2).build()?;
-    let mut pipeline = setl.new_pipeline().benchmark(true);
+    let mut pipeline = setl.new_pipeline();
+    pipeline.benchmark(true);
     pipeline.set_input(3_u64).with_id("discount");
     pipeline.add_stage(Stage::new().add_factory_from_type::<Orders>().add_factory_from_type::<Customers>());
     pipeline.add_stage_from_type::<Enrich>();

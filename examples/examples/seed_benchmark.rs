@@ -175,7 +175,8 @@ fn measure<T>(rows: &[T], text: impl Fn(&T) -> &String) -> OutputSize {
 fn main() -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let args = parse_args()?;
     let setl = Setl::builder().build()?;
-    let mut pipeline = setl.new_pipeline().benchmark(true);
+    let mut pipeline = setl.new_pipeline();
+    pipeline.benchmark(true);
     pipeline
         .add_stage_from_type::<SourceFactory>()
         .add_stage_from_type::<TransformFactory>()

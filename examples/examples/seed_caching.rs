@@ -159,7 +159,8 @@ impl Factory for SummaryFactory {
 
 /// Runs the pipeline with or without caching; returns the consumers' read times.
 fn run(setl: &Setl, should_cache: bool) -> setl_core::Result<Duration> {
-    let mut pipeline = setl.new_pipeline().benchmark(true);
+    let mut pipeline = setl.new_pipeline();
+    pipeline.benchmark(true);
     pipeline
         .add_stage_from_type::<SourceFactory>()
         .add_stage_from_type::<TransformFactoryWithCache>()

@@ -13,6 +13,9 @@
 //! - [`lazy`]: `LazyDataset<S>`, a dataset given as a recipe run on demand.
 //! - [`cache`]: datasets in the pipeline's cache (`Storable`: weighed by Arrow, spilled as IPC).
 
+// Library code needs no `unsafe`; tests that must (a counting allocator) say why with `expect`.
+#![forbid(unsafe_code)]
+
 pub mod cache;
 pub mod dataset;
 pub mod error;

@@ -226,7 +226,8 @@ impl Factory for Broken {
 fn spill_files_are_gone_after_a_failed_run() -> setl_core::Result<()> {
     let base = tempfile::tempdir()?;
     let setl = Setl::builder().threads(1).memory_budget(0).spill_dir(base.path()).build()?;
-    let mut pipeline = setl.new_pipeline().keep_all_outputs(true);
+    let mut pipeline = setl.new_pipeline();
+    pipeline.keep_all_outputs(true);
     pipeline.add_factory(Source::default()).add_stage_from_type::<Double>().add_stage_from_type::<Broken>();
     let error = pipeline.run().unwrap_err();
     assert_eq!(error.to_string(), "factory `Broken` failed in process: the warehouse is closed");

@@ -37,7 +37,8 @@
 //! }
 //!
 //! let setl = Setl::builder().threads(2).build()?;
-//! let mut pipeline = setl.new_pipeline().benchmark(true);
+//! let mut pipeline = setl.new_pipeline();
+//! pipeline.benchmark(true);
 //! pipeline.add_stage_from_type::<Numbers>().add_stage_from_type::<Sum>();
 //! pipeline.run()?;
 //! assert_eq!(*pipeline.output::<Sum>()?, 55);
@@ -66,6 +67,9 @@
 //!
 //! Every public item is reachable at the crate root, and only there ([`fs`] keeps its own
 //! namespace); `prelude` holds what a factory module needs.
+
+// Library code needs no `unsafe`; tests that must (a counting allocator) say why with `expect`.
+#![forbid(unsafe_code)]
 
 #[doc(hidden)]
 #[path = "private.rs"]
@@ -99,7 +103,7 @@ pub use factory::{BoxedFactory, Factory, FactoryExt, FactoryRef, FactoryWiring, 
 pub use graph::{GraphExternal, GraphFactory, GraphInput, GraphSource, PipelineGraph};
 pub use name::Name;
 pub use observe::{Event, EventKind, FactoryId, Observer, OutputRef};
-pub use pipeline::{ExecutionMode, InputBuilder, Pipeline, StageView};
+pub use pipeline::{ExecutionMode, InputBuilder, Pipeline, StageRun, StageView};
 pub use registry::Registration;
 pub use running::{running, Running};
 pub use setl::{Setl, SetlBuilder};

@@ -158,20 +158,20 @@ impl Pipeline {
     }
 
     /// Benchmarks every factory (a stage's own `benchmark` setting wins over this one).
-    pub fn benchmark(mut self, benchmark: bool) -> Self {
+    pub fn benchmark(&mut self, benchmark: bool) -> &mut Self {
         self.benchmark = benchmark;
         self
     }
 
     /// Chooses dataflow order (the default) or SETL's stage barriers.
-    pub fn mode(mut self, mode: ExecutionMode) -> Self {
+    pub fn mode(&mut self, mode: ExecutionMode) -> &mut Self {
         self.mode = mode;
         self
     }
 
     /// Keeps every output after the run instead of releasing intermediates after their last
     /// consumer (handy in tests).
-    pub fn keep_all_outputs(mut self, keep: bool) -> Self {
+    pub fn keep_all_outputs(&mut self, keep: bool) -> &mut Self {
         self.keep_all = keep;
         self
     }
@@ -186,7 +186,7 @@ impl Pipeline {
     /// The most bytes of cacheable outputs this pipeline holds in memory (overrides the
     /// context's [`memory_budget`](crate::SetlBuilder::memory_budget)); over it, outputs needed
     /// furthest in the future spill to disk.
-    pub fn memory_budget(mut self, bytes: u64) -> Self {
+    pub fn memory_budget(&mut self, bytes: u64) -> &mut Self {
         self.memory_budget = Some(bytes);
         self
     }
@@ -298,7 +298,7 @@ impl Pipeline {
         for registration in Registration::all() {
             if filter(registration) {
                 if let Some(factory) = registration.instantiate() {
-                    stage = stage.add_boxed(factory);
+                    stage = stage.add_factory(factory);
                 }
             }
         }
@@ -664,6 +664,62 @@ impl HasBenchmark for StageView<'_> {
 
 /// Drops what the pipeline still holds (kept outputs, factories that never ran) with each drop
 /// guarded: a panic in user code's `Drop` is logged, never unwound out of the pipeline's drop.
+/// Running a stage on its own is running a pipeline of that one stage, so it lives here, where
+/// pipelines are: the stage module stays below the pipeline's.
+impl Stage {
+    /// Runs this stage's factories on their own, as SETL's `Stage.run()` does: a pipeline of
+    /// this one stage on `setl`'s threads, benchmarked when [`benchmark`](Self::benchmark) says
+    /// so. The stage is spent; what the run gave is in the returned [`StageRun`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Pipeline::run`]: every input must come from a factory of the stage.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use setl_core::prelude::*;
+    /// # #[factory] #[derive(Default)] struct Audit;
+    /// # impl Factory for Audit { type Output = u32; fn get(&self) -> u32 { 7 } }
+    /// let setl = Setl::builder().threads(1).build()?;
+    /// let ran = Stage::new().benchmark(true).add_factory_from_type::<Audit>().run(&setl)?;
+    /// assert_eq!(*ran.output::<Audit>()?, 7);
+    /// assert_eq!(ran.benchmarks()[0].factory, "Audit");
+    /// # Ok::<(), setl_core::Error>(())
+    /// ```
+    pub fn run(self, setl: &Setl) -> Result<StageRun> {
+        let benchmark = self.benchmark.unwrap_or(false);
+        let mut pipeline = setl.new_pipeline();
+        pipeline.benchmark(benchmark).keep_all_outputs(true).add_stage(self);
+        pipeline.run()?;
+        Ok(StageRun { pipeline })
+    }
+}
+
+/// What a stage's own [`run`](Stage::run) gave: its factories' outputs and benchmarks.
+#[derive(Debug)]
+pub struct StageRun {
+    /// The one-stage pipeline that ran, which holds them.
+    pipeline: Pipeline,
+}
+
+impl StageRun {
+    /// The output of factory `F`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Pipeline::output`].
+    pub fn output<F: Factory>(&self) -> Result<Arc<F::Output>> {
+        self.pipeline.output::<F>()
+    }
+}
+
+impl HasBenchmark for StageRun {
+    fn benchmarks(&self) -> Vec<BenchmarkResult> {
+        self.pipeline.benchmarks()
+    }
+}
+
 impl Drop for Pipeline {
     fn drop(&mut self) {
         if let Some(mut outcome) = self.outcome.take() {

@@ -16,7 +16,8 @@ use crate::pipeline::Pipeline;
 /// ```
 /// let setl = setl_core::Setl::builder().threads(2).build()?;
 /// assert_eq!(setl.threads(), 2);
-/// let pipeline = setl.new_pipeline().benchmark(true);
+/// let mut pipeline = setl.new_pipeline();
+/// pipeline.benchmark(true);
 /// # Ok::<(), setl_core::Error>(())
 /// ```
 #[derive(Clone)]

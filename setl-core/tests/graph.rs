@@ -33,8 +33,9 @@ impl Factory for Sum {
 #[test]
 fn the_graph_names_every_source_before_and_after_the_run() -> setl_core::Result<()> {
     let setl = Setl::builder().threads(2).build()?;
-    let mut pipeline = setl.new_pipeline().mode(ExecutionMode::StageBarrier);
-    let _ = pipeline.set_input(3_i64).with_id("scale");
+    let mut pipeline = setl.new_pipeline();
+    pipeline.mode(ExecutionMode::StageBarrier);
+    pipeline.set_input(3_i64).with_id("scale");
     pipeline.add_stage_from_type::<Numbers>().add_stage_from_type::<Sum>();
     let before = pipeline.graph();
     assert!(before.resolved);

@@ -125,7 +125,7 @@ fn run_failing(fault: Fault, level: Option<StorageLevel>, budget: Option<u64>) -
     watchdog(move || {
         let mut pipeline = setl().new_pipeline();
         if let Some(budget) = budget {
-            pipeline = pipeline.memory_budget(budget);
+            pipeline.memory_budget(budget);
         }
         pipeline.add_factory(Load { fault }).add_stage_from_type::<Use>();
         if budget.is_some() {

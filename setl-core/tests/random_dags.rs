@@ -158,7 +158,8 @@ fn layouts() -> impl Strategy<Value = Layout> {
 fn run(layout: &Layout, threads: usize) -> ([Option<u64>; 12], Vec<usize>) {
     let runs: Vec<Arc<AtomicUsize>> = (0..12).map(|_| Arc::new(AtomicUsize::new(0))).collect();
     let setl = Setl::builder().threads(threads).build().unwrap();
-    let mut pipeline = setl.new_pipeline().keep_all_outputs(true);
+    let mut pipeline = setl.new_pipeline();
+    pipeline.keep_all_outputs(true);
     for (stage_index, serial) in layout.serial.iter().enumerate() {
         let mut stage = Stage::new().parallel(!serial);
         // Declare nodes in reverse order inside a stage: declaration order must not matter.

@@ -68,7 +68,8 @@ impl Factory for Total {
 #[test]
 fn the_issue_example_runs_and_reports() -> setl_core::Result<()> {
     let setl = Setl::builder().threads(2).build()?;
-    let mut pipeline = setl.new_pipeline().benchmark(true);
+    let mut pipeline = setl.new_pipeline();
+    pipeline.benchmark(true);
     pipeline.set_input(5_i64).with_id("offset");
     pipeline
         .add_stage_from_type::<Numbers>()

@@ -95,7 +95,8 @@ impl Factory for SlowConsumer {
 
 fn two_branches(mode: ExecutionMode) -> (Pipeline, Arc<Recorder>) {
     let recorder = Arc::new(Recorder::default());
-    let mut pipeline = setl(2).new_pipeline().mode(mode);
+    let mut pipeline = setl(2).new_pipeline();
+    pipeline.mode(mode);
     pipeline
         .add_stage(Stage::new().add_factory(Slow).add_factory(Fast))
         .add_stage(Stage::new().add_factory(FastConsumer::default()).add_factory(SlowConsumer::default()));
@@ -426,7 +427,8 @@ fn write_runs_only_when_both_stage_and_factory_are_writable() {
 
 #[test]
 fn benchmark_on_gives_one_result_per_factory_in_declaration_order() {
-    let mut pipeline = setl(2).new_pipeline().benchmark(true);
+    let mut pipeline = setl(2).new_pipeline();
+    pipeline.benchmark(true);
     pipeline
         .add_stage(Stage::new().add_factory(FastConsumer::default()).add_factory(Fast))
         .add_stage(Stage::new().add_factory(Slow).add_factory(SlowConsumer::default()));
@@ -451,7 +453,8 @@ fn benchmark_off_gives_none() {
 
 #[test]
 fn a_stage_flag_overrides_the_pipeline_flag_both_ways() {
-    let mut pipeline = setl(1).new_pipeline().benchmark(true);
+    let mut pipeline = setl(1).new_pipeline();
+    pipeline.benchmark(true);
     pipeline
         .add_stage(Stage::new().benchmark(false).add_factory(Fast))
         .add_stage(Stage::new().add_factory(FastConsumer::default()));
@@ -459,7 +462,8 @@ fn a_stage_flag_overrides_the_pipeline_flag_both_ways() {
     let names: Vec<String> = pipeline.benchmarks().into_iter().map(|result| result.factory).collect();
     assert_eq!(names, ["FastConsumer"]);
 
-    let mut pipeline = setl(1).new_pipeline().benchmark(false);
+    let mut pipeline = setl(1).new_pipeline();
+    pipeline.benchmark(false);
     pipeline
         .add_stage(Stage::new().benchmark(true).add_factory(Fast))
         .add_stage(Stage::new().add_factory(FastConsumer::default()));
@@ -470,17 +474,15 @@ fn a_stage_flag_overrides_the_pipeline_flag_both_ways() {
 
 #[test]
 fn a_stage_runs_on_its_own_and_reports_its_benchmarks() {
-    let mut stage = Stage::new().benchmark(true).add_factory(Fast).add_factory(FastConsumer::default());
-    assert!(stage.benchmarks().is_empty(), "nothing ran yet");
-    assert!(matches!(stage.output::<Fast>().unwrap_err().kind(), ErrorKind::NotRun { .. }));
-    stage.run(&setl(2)).unwrap();
-    let names: Vec<String> = stage.benchmarks().into_iter().map(|result| result.factory).collect();
+    let stage = Stage::new().benchmark(true).add_factory(Fast).add_factory(FastConsumer::default());
+    let ran = stage.run(&setl(2)).unwrap();
+    let names: Vec<String> = ran.benchmarks().into_iter().map(|result| result.factory).collect();
     assert_eq!(names, ["Fast", "FastConsumer"]);
-    assert_eq!(*stage.output::<FastConsumer>().unwrap(), 20);
-    assert!(matches!(stage.run(&setl(1)).unwrap_err().kind(), ErrorKind::AlreadyRan));
+    assert_eq!(*ran.output::<FastConsumer>().unwrap(), 20);
+    assert!(matches!(ran.output::<Slow>().unwrap_err().kind(), ErrorKind::UnknownFactory { .. }));
 
     // Its inputs must come from inside it.
-    let mut alone = Stage::new().add_factory(FastConsumer::default());
+    let alone = Stage::new().add_factory(FastConsumer::default());
     let error = alone.run(&setl(1)).unwrap_err();
     assert!(error.validation_errors().is_some_and(|errors| errors.len() == 1), "{error}");
 }
@@ -544,7 +546,8 @@ fn outputs_are_shared_not_copied_and_intermediates_are_released() {
     pipeline.run().unwrap();
     assert_eq!(pipeline.output::<Big>().unwrap().as_ptr() as usize, *pipeline.output::<Left>().unwrap());
 
-    let mut pipeline = setl(2).new_pipeline().keep_all_outputs(true);
+    let mut pipeline = setl(2).new_pipeline();
+    pipeline.keep_all_outputs(true);
     pipeline
         .add_stage_from_type::<Big>()
         .add_stage(Stage::new().add_factory(Left::default()).add_factory(Right::default()));
@@ -645,7 +648,7 @@ fn an_input_declared_release_process_is_freed_before_write_and_reading_it_later_
 fn the_mermaid_diagram_of_a_small_pipeline_is_exact_and_deterministic() {
     let build = || {
         let mut pipeline = setl(1).new_pipeline();
-        let _ = pipeline.set_input(3_u8).with_id("factor");
+        pipeline.set_input(3_u8).with_id("factor");
         pipeline.add_stage_from_type::<Fast>().add_stage_from_type::<FastConsumer>();
         pipeline
     };

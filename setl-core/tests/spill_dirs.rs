@@ -50,7 +50,8 @@ fn a_run_removes_the_spill_directories_of_dead_runs_only() -> setl_core::Result<
     std::fs::create_dir_all(&live_dir)?;
 
     let setl = Setl::builder().threads(1).memory_budget(0).spill_dir(base.path()).build()?;
-    let mut pipeline = setl.new_pipeline().keep_all_outputs(true);
+    let mut pipeline = setl.new_pipeline();
+    pipeline.keep_all_outputs(true);
     pipeline.add_stage_from_type::<Source>();
     pipeline.run()?;
     let dir = pipeline.spill_dir().expect("the run spilled").to_owned();

@@ -182,7 +182,8 @@ fn a_kept_output_stays_alive_and_available() -> setl_core::Result<()> {
     assert!(pipeline.output::<Step1>().is_err());
     assert_eq!(pipeline.cache_stats().unwrap().bytes_held, LEN as u64);
 
-    let mut everything = chain(&setl, &watch, &alive).keep_all_outputs(true);
+    let mut everything = chain(&setl, &watch, &alive);
+    everything.keep_all_outputs(true);
     everything.run()?;
     assert_eq!(everything.output::<Step1>()?.0.len(), LEN);
     assert_eq!(everything.cache_stats().unwrap().peak_bytes, 3 * LEN as u64);
@@ -270,14 +271,16 @@ impl Factory for Join {
 fn over_the_budget_values_spill_and_results_are_identical() -> setl_core::Result<()> {
     let (watch, alive) = (Watch::default(), Arc::default());
     let plain = Setl::builder().threads(1).build()?;
-    let mut reference = chain(&plain, &watch, &alive).keep_all_outputs(true);
+    let mut reference = chain(&plain, &watch, &alive);
+    reference.keep_all_outputs(true);
     reference.add_stage_from_type::<Join>();
     reference.run()?;
     assert_eq!(reference.cache_stats().unwrap().spill_files, 0);
 
     let base = tempfile::tempdir()?;
     let tight = Setl::builder().threads(1).memory_budget(LEN as u64 / 2).spill_dir(base.path()).build()?;
-    let mut spilled = chain(&tight, &watch, &alive).keep_all_outputs(true);
+    let mut spilled = chain(&tight, &watch, &alive);
+    spilled.keep_all_outputs(true);
     spilled.add_stage_from_type::<Join>();
     let events = Arc::new(CacheEvents::default());
     spilled.observe(events.clone());

@@ -81,7 +81,8 @@ node!(N6, 6, a <- N4, b <- N5, c <- N1);
 node!(N7, 7, a <- N6, b <- N0);
 
 fn pipeline(setl: &Setl, present: &[bool], keep_all: bool) -> Pipeline {
-    let mut pipeline = setl.new_pipeline().keep_all_outputs(keep_all);
+    let mut pipeline = setl.new_pipeline();
+    pipeline.keep_all_outputs(keep_all);
     // Declared in reverse: dataflow order does not depend on declaration order.
     for node in (0..8).rev() {
         if !present[node] {

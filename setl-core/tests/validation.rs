@@ -175,7 +175,7 @@ fn a_missing_input_names_factory_field_type_and_the_fix() {
 #[test]
 fn a_missing_input_with_an_id_suggests_the_same_type_under_another_id() {
     let mut pipeline = setl().new_pipeline();
-    let _ = pipeline.set_input(5_i64).with_id("ofset");
+    pipeline.set_input(5_i64).with_id("ofset");
     pipeline.add_stage_from_type::<NeedsOffset>();
     assert_eq!(
         problems(&pipeline),
@@ -187,7 +187,7 @@ fn a_missing_input_with_an_id_suggests_the_same_type_under_another_id() {
 #[test]
 fn a_factory_is_never_suggested_for_its_own_input() {
     let mut pipeline = setl().new_pipeline();
-    let _ = pipeline.set_input(5_i64).with_id("ofset");
+    pipeline.set_input(5_i64).with_id("ofset");
     pipeline.add_stage_from_type::<Scaled>();
     assert_eq!(
         problems(&pipeline),
@@ -200,7 +200,7 @@ fn a_factory_is_never_suggested_for_its_own_input() {
 fn an_external_input_of_another_type_under_the_id_is_pointed_out() {
     let mut pipeline = setl().new_pipeline();
     // An integer literal is an `i32`; `NeedsOffset` takes an `i64`.
-    let _ = pipeline.set_input(5).with_id("offset");
+    pipeline.set_input(5).with_id("offset");
     pipeline.add_stage_from_type::<NeedsOffset>();
     assert_eq!(
         problems(&pipeline),
@@ -269,7 +269,7 @@ fn a_consumer_outside_the_producers_consumer_list_is_refused() {
 #[test]
 fn an_external_input_restricted_to_a_consumer_is_refused_to_others() {
     let mut pipeline = setl().new_pipeline();
-    let _ = pipeline.set_input(vec![1_i64]).for_consumer::<SumOfNumbers>();
+    pipeline.set_input(vec![1_i64]).for_consumer::<SumOfNumbers>();
     pipeline.add_stage_from_type::<Sum>();
     assert_eq!(
         problems(&pipeline),
@@ -388,8 +388,8 @@ fn rebinding_a_field_that_is_not_an_input_is_reported() {
 #[test]
 fn two_external_inputs_of_one_type_and_id_are_refused() {
     let mut pipeline = setl().new_pipeline();
-    let _ = pipeline.set_input(1_i64).with_id("offset");
-    let _ = pipeline.set_input(2_i64).with_id("offset");
+    pipeline.set_input(1_i64).with_id("offset");
+    pipeline.set_input(2_i64).with_id("offset");
     pipeline.add_stage_from_type::<NeedsOffset>();
     assert_eq!(
         problems(&pipeline),
@@ -420,7 +420,8 @@ fn every_problem_is_reported_at_once_and_nothing_runs() {
 
 #[test]
 fn stage_barrier_mode_refuses_a_consumer_before_its_producer() {
-    let mut pipeline = setl().new_pipeline().mode(ExecutionMode::StageBarrier);
+    let mut pipeline = setl().new_pipeline();
+    pipeline.mode(ExecutionMode::StageBarrier);
     pipeline.add_stage_from_type::<SumOfNumbers>().add_stage_from_type::<Numbers>();
     assert_eq!(
         problems(&pipeline),
@@ -431,7 +432,8 @@ fn stage_barrier_mode_refuses_a_consumer_before_its_producer() {
 
 #[test]
 fn stage_barrier_mode_refuses_a_dependency_inside_one_stage() {
-    let mut pipeline = setl().new_pipeline().mode(ExecutionMode::StageBarrier);
+    let mut pipeline = setl().new_pipeline();
+    pipeline.mode(ExecutionMode::StageBarrier);
     pipeline.add_stage(Stage::new().add_factory(Numbers).add_factory(SumOfNumbers::default()));
     assert_eq!(problems(&pipeline).len(), 1);
 }
@@ -462,8 +464,8 @@ fn two_inputs_of_one_type_with_distinct_ids_resolve() {
         }
     }
     let mut pipeline = setl().new_pipeline();
-    let _ = pipeline.set_input(10_i64).with_id("left");
-    let _ = pipeline.set_input(3_i64).with_id("right");
+    pipeline.set_input(10_i64).with_id("left");
+    pipeline.set_input(3_i64).with_id("right");
     pipeline.add_stage_from_type::<Difference>();
     pipeline.run().unwrap();
     assert_eq!(*pipeline.output::<Difference>().unwrap(), 7);
@@ -491,7 +493,7 @@ fn an_optional_input_stays_empty_when_nothing_produces_it() {
     assert_eq!(*pipeline.output::<WithBonus>().unwrap(), (None, false));
 
     let mut pipeline = setl().new_pipeline();
-    let _ = pipeline.set_input(7_i64).with_id("bonus");
+    pipeline.set_input(7_i64).with_id("bonus");
     pipeline.add_stage_from_type::<Numbers>().add_stage_from_type::<WithBonus>();
     pipeline.run().unwrap();
     assert_eq!(*pipeline.output::<WithBonus>().unwrap(), (Some(7), true));
@@ -527,7 +529,8 @@ fn an_instance_leaves_out_an_optional_input_and_does_not_depend_on_its_producer(
             vec![i64::from(self.first.get().0)]
         }
     }
-    let mut pipeline = setl().new_pipeline().keep_all_outputs(true);
+    let mut pipeline = setl().new_pipeline();
+    pipeline.keep_all_outputs(true);
     pipeline
         .add_stage_from_type::<Numbers>()
         .add_factory(Pick::default().with_id("first").without_input("follow"))
@@ -587,8 +590,8 @@ fn falsy_primitive_payloads_are_delivered() {
         }
     }
     let mut pipeline = setl().new_pipeline();
-    let _ = pipeline.set_input(0_i64);
-    let _ = pipeline.set_input(String::new());
+    pipeline.set_input(0_i64);
+    pipeline.set_input(String::new());
     pipeline.add_stage_from_type::<Echo>();
     pipeline.run().unwrap();
     assert_eq!(*pipeline.output::<Echo>().unwrap(), "0");
@@ -611,7 +614,7 @@ fn a_delivery_naming_the_consumer_wins_over_an_open_one() {
         }
     }
     let mut pipeline = setl().new_pipeline();
-    let _ = pipeline.set_input(1_u32);
+    pipeline.set_input(1_u32);
     pipeline.add_stage_from_type::<Listener>();
     // Another input with the same type and id but restricted to Listener would be a duplicate
     // input; a producer's output restricted to the consumer is the real case:

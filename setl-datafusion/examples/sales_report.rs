@@ -161,7 +161,8 @@ fn run(dir: &Path) -> Result<Outcome> {
     let setl = Setl::builder().threads(2).build()?;
     let engine = Engine::of(&setl)?;
     let dir = dir.to_path_buf();
-    let mut pipeline = setl.new_pipeline().benchmark(true);
+    let mut pipeline = setl.new_pipeline();
+    pipeline.benchmark(true);
     pipeline
         .add_factory(ReadSales { engine: engine.clone(), dir: dir.clone(), out: None })
         .add_factory(ReadCustomers { engine: engine.clone(), dir: dir.clone(), out: None })

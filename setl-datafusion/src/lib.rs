@@ -84,6 +84,9 @@
 //! - [`write`](mod@write): atomic Parquet and CSV writers.
 //! - [`error`]: `SqlError` and `WriteError`.
 
+// Library code needs no `unsafe`; tests that must (a counting allocator) say why with `expect`.
+#![forbid(unsafe_code)]
+
 pub mod engine;
 pub mod error;
 pub mod frame;

@@ -50,6 +50,9 @@
 //! - `progress` (feature `progress`): an indicatif progress bar as an observer.
 //! - `bench` (feature `criterion`): bench a pipeline or one factory with criterion.
 
+// Library code needs no `unsafe`; tests that must (a counting allocator) say why with `expect`.
+#![forbid(unsafe_code)]
+
 #[cfg(feature = "criterion")]
 pub mod bench;
 pub mod compare;

@@ -11,7 +11,8 @@
 //! use setl_report::{run_with_report, RunRecorder};
 //!
 //! let setl = Setl::builder().threads(1).build()?;
-//! let mut pipeline = setl.new_pipeline().benchmark(true);
+//! let mut pipeline = setl.new_pipeline();
+//! pipeline.benchmark(true);
 //! pipeline.add_stage_from_type::<Numbers>();
 //! let (result, report) = run_with_report(&mut pipeline, RunRecorder::new());
 //! result?;

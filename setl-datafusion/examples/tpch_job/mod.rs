@@ -487,7 +487,8 @@ pub(crate) fn pipeline(setl: &Setl, config: &JobConfig) -> Result<Pipeline> {
         lazy: config.share == Share::Stream,
     };
     let mode = if config.parallel { ExecutionMode::Dataflow } else { ExecutionMode::StageBarrier };
-    let mut pipeline = setl.new_pipeline().benchmark(true).mode(mode);
+    let mut pipeline = setl.new_pipeline();
+    pipeline.benchmark(true).mode(mode);
     let parallel = config.parallel;
     pipeline
         .add_stage(Stage::new().add_factory(Extract { dir: config.data.clone(), scale: config.scale, files: None }))

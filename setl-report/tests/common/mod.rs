@@ -68,7 +68,8 @@ impl Factory for Total {
 /// Numbers -> Squares -> Total, with the external input "offset"; Total's stage is not writable.
 pub fn small_pipeline(threads: usize) -> Pipeline {
     let setl = Setl::builder().threads(threads).build().unwrap();
-    let mut pipeline = setl.new_pipeline().benchmark(true);
+    let mut pipeline = setl.new_pipeline();
+    pipeline.benchmark(true);
     pipeline.set_input(5_i64).with_id("offset");
     pipeline
         .add_stage_from_type::<Numbers>()

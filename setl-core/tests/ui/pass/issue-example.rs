@@ -67,8 +67,9 @@ impl Factory for Total {
 
 fn main() -> setl_core::Result<()> {
     let setl = Setl::builder().threads(2).build()?;
-    let mut pipeline = setl.new_pipeline().benchmark(true);
-    let _ = pipeline.set_input(5_i64).with_id("offset"); // or an equivalent shape
+    let mut pipeline = setl.new_pipeline();
+    pipeline.benchmark(true);
+    pipeline.set_input(5_i64).with_id("offset"); // or an equivalent shape
     pipeline
         .add_stage_from_type::<Numbers>()
         .add_stage_from_type::<Squares>()

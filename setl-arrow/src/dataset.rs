@@ -11,21 +11,7 @@ use arrow::datatypes::{Field, SchemaRef};
 
 use crate::error::{ColumnDiff, Error, Result, SchemaMismatch};
 use crate::row::Row;
-
-/// A Rust type that stands for an Arrow schema, so that datasets of different schemas are
-/// different types. `#[derive(Schema)]` implements it for a plain struct.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` is not a dataset schema",
-    label = "add `#[derive(setl_arrow::Schema)]` to `{Self}`"
-)]
-pub trait Schema: Send + Sync + 'static {
-    /// The Arrow schema.
-    fn arrow_schema() -> SchemaRef;
-}
-
-/// The schema marker of a dataset whose schema is only known at run time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct AnySchema;
+use crate::schema::{schema_name, AnySchema, Schema};
 
 /// A schema plus `RecordBatch`es that all have it. Cloning shares the batches' buffers.
 ///
@@ -396,11 +382,6 @@ fn mismatch(name: &str, source: Option<&Path>, columns: Vec<ColumnDiff>) -> Erro
         source: source.map(Path::to_path_buf),
         columns,
     }))
-}
-
-/// The short name of a schema type, for messages.
-pub(crate) fn schema_name<S: 'static>() -> String {
-    setl_core::__private::short_type_name(std::any::type_name::<S>())
 }
 
 fn conform_dataset<S: Schema>(

@@ -13,7 +13,8 @@ use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
 use setl_core::LazyCounter;
 
-use crate::dataset::{AnySchema, Dataset};
+use crate::dataset::Dataset;
+use crate::schema::AnySchema;
 
 /// The batches a recipe yields, one at a time.
 pub type BatchIter = Box<dyn Iterator<Item = Result<RecordBatch, ArrowError>> + Send>;

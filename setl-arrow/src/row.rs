@@ -34,8 +34,8 @@ use arrow::datatypes::{
 use arrow::error::ArrowError;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
 
-use crate::dataset::{schema_name, Schema};
 use crate::error::{Error, Result};
+use crate::schema::{schema_name, Schema};
 
 /// Per-field settings written as `#[schema(..)]` attributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -401,7 +401,7 @@ impl<T: DecimalField> DecimalField for Vec<T> {}
 
 /// Support for the code `#[derive(Schema)]` generates. Not public API.
 #[doc(hidden)]
-pub mod derive_support {
+pub(crate) mod derive_support {
     use super::*;
 
     /// A field of a derived struct.

@@ -1,28 +1,18 @@
 //! `Engine`: DataFusion's async runtime and settings, one per `Setl` context.
 //!
-//! # Threads
-//!
-//! A `Setl` context has `n` threads (`Setl::builder().threads(n)`): its Rayon pool runs
-//! factories. The engine adds one Tokio runtime with `n` workers, shared by every factory of
-//! every pipeline of the context, and DataFusion plans for `n` partitions. A factory never runs
-//! a query on its Rayon worker: [`Engine::run`] spawns the query onto the runtime and parks the
-//! worker until it ends, and [`Engine::compute`] does the same for other heavy work (encoding
-//! an output file). So while queries run, at most `n` threads do CPU work, however many
-//! factories wait on them: the parked Rayon workers are idle, not busy. The only other threads
-//! are Tokio's blocking pool, which DataFusion's local file store uses for reads; they wait on
-//! the disk rather than compute.
+//! How its threads stay within the context's budget is told on [`Engine`] itself (Threads).
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use datafusion::catalog::MemoryCatalogProviderList;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::prelude::SessionConfig;
 use setl_core::Setl;
 
-use crate::session::Session;
+use crate::held::{HeldBytes, HeldGuard};
 
 /// Settings of the engine, attached with `Setl::builder().extension(EngineSettings { .. })`.
 /// Without them the engine uses [`EngineSettings::default`].
@@ -47,7 +37,7 @@ pub struct EngineSettings {
     /// `None` for no cap. Operators that can spill do so past it, the others fail.
     pub memory_limit: Option<usize>,
     /// Bytes that shared scans read together may buffer in memory for queries that are behind
-    /// (see [`shared`](crate::shared)); past them, the queries furthest behind read their
+    /// (see [`Frame::shared`](crate::Frame::shared)); past them, the queries furthest behind read their
     /// batches from spill files instead. Default: a quarter of the machine's memory, from
     /// 256 MiB to 16 GiB.
     pub shared_buffer_bytes: usize,
@@ -83,6 +73,18 @@ fn total_memory() -> Option<usize> {
 /// DataFusion runtime environment, and the bytes held by materialized frames.
 ///
 /// Cheap to clone. Get it with [`Engine::of`]; factories usually keep a clone as a field.
+///
+/// # Threads
+///
+/// A `Setl` context has `n` threads (`Setl::builder().threads(n)`): its Rayon pool runs
+/// factories. The engine adds one Tokio runtime with `n` workers, shared by every factory of
+/// every pipeline of the context, and DataFusion plans for `n` partitions. A factory never runs
+/// a query on its Rayon worker: [`Engine::run`] spawns the query onto the runtime and parks the
+/// worker until it ends, and [`Engine::compute`] does the same for other heavy work (encoding
+/// an output file). So while queries run, at most `n` threads do CPU work, however many
+/// factories wait on them: the parked Rayon workers are idle, not busy. The only other threads
+/// are Tokio's blocking pool, which DataFusion's local file store uses for reads; they wait on
+/// the disk rather than compute.
 #[derive(Clone)]
 pub struct Engine {
     inner: Arc<Inner>,
@@ -174,19 +176,17 @@ impl Engine {
         self.inner.threads
     }
 
-    /// A new session: its own table names, this engine's runtime and settings. One per factory
-    /// phase is the usual use; sessions are cheap.
-    pub fn session(&self) -> Session {
-        // The template's functions and runtime, with a catalog of this session's own.
-        let state = SessionStateBuilder::new_from_existing(self.inner.template.clone())
+    /// A session state with this engine's functions, runtime and settings, and a catalog of
+    /// its own, for [`Engine::session`].
+    pub(crate) fn session_state(&self) -> SessionState {
+        SessionStateBuilder::new_from_existing(self.inner.template.clone())
             .with_config(self.inner.config.clone())
             .with_catalog_list(Arc::new(MemoryCatalogProviderList::new()))
-            .build();
-        Session::new(self.clone(), SessionContext::new_with_state(state))
+            .build()
     }
 
     /// Runs `future` on the engine's runtime and waits for it, parking the calling thread (a
-    /// Rayon worker is then idle, not busy, see the [module docs](self)). A panic inside the
+    /// Rayon worker is then idle, not busy, see [Threads](Engine#threads)). A panic inside the
     /// future is resumed here.
     pub fn run<F>(&self, future: F) -> F::Output
     where
@@ -213,7 +213,7 @@ impl Engine {
     }
 
     /// Runs the CPU-heavy closure `work` on one of the engine's workers and waits for it, so
-    /// that it counts within the context's thread budget (see the [module docs](self)).
+    /// that it counts within the context's thread budget (see [Threads](Engine#threads)).
     pub fn compute<R: Send + 'static>(&self, work: impl FnOnce() -> R + Send + 'static) -> R {
         self.run(async move { work() })
     }
@@ -247,13 +247,13 @@ impl Engine {
     }
 
     /// Bytes of shared scans' batches written to disk for queries that lagged while their
-    /// group's buffer was full (see [`shared`](crate::shared)); zero when the buffer sufficed.
+    /// group's buffer was full (see [`Frame::shared`](crate::Frame::shared)); zero when the buffer sufficed.
     pub fn shared_spilled_bytes(&self) -> u64 {
         self.inner.held.shared_spilled_bytes.load(Ordering::Relaxed)
     }
 
     /// How many times a shared frame was read by a group without all its readers and kept
-    /// whole for the others (see [`shared`](crate::shared)); each consumer factory collecting
+    /// whole for the others (see [`Frame::shared`](crate::Frame::shared)); each consumer factory collecting
     /// its own query over a shared frame does this.
     pub fn shared_kept(&self) -> u64 {
         self.inner.held.shared_kept.load(Ordering::Relaxed)
@@ -277,10 +277,7 @@ impl Engine {
     }
 
     pub(crate) fn hold(&self, bytes: usize) -> HeldGuard {
-        let held = &self.inner.held;
-        let now = held.now.fetch_add(bytes, Ordering::Relaxed) + bytes;
-        held.peak.fetch_max(now, Ordering::Relaxed);
-        HeldGuard { bytes, held: held.clone() }
+        HeldBytes::hold(&self.inner.held, bytes)
     }
 
     pub(crate) fn count_execution(&self) {
@@ -299,30 +296,6 @@ impl std::fmt::Debug for Engine {
             .field("threads", &self.inner.threads)
             .field("held_bytes", &self.held_bytes())
             .finish_non_exhaustive()
-    }
-}
-
-/// Bytes held by materialized frames and shared scans' buffers, now and at peak, and counts of
-/// plan runs.
-#[derive(Default)]
-struct HeldBytes {
-    now: AtomicUsize,
-    peak: AtomicUsize,
-    executions: AtomicU64,
-    shared_reads: AtomicU64,
-    shared_spilled_bytes: AtomicU64,
-    shared_kept: AtomicU64,
-}
-
-/// A share of [`HeldBytes`], given back on drop (when the frame's data is released).
-pub(crate) struct HeldGuard {
-    bytes: usize,
-    held: Arc<HeldBytes>,
-}
-
-impl Drop for HeldGuard {
-    fn drop(&mut self) {
-        self.held.now.fetch_sub(self.bytes, Ordering::Relaxed);
     }
 }
 

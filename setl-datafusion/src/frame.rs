@@ -18,8 +18,9 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::DataFrame;
 use setl_arrow::Dataset;
 
-use crate::engine::{Engine, HeldGuard};
+use crate::engine::Engine;
 use crate::error::SqlError;
+use crate::held::HeldGuard;
 use crate::origin::Lineage;
 use crate::shared::{claim_readers, explain_sources, run_plans, ReaderClaim, SharedSource};
 

@@ -61,7 +61,7 @@
 //! # Threads
 //!
 //! One Tokio runtime per `Setl` context, with as many workers as the context's threads; the
-//! Rayon worker of a factory parks while its query runs. See [`engine`] for why the number of
+//! Rayon worker of a factory parks while its query runs. See [`Engine`] for why the number of
 //! busy threads stays within `Setl::builder().threads(n)`.
 //!
 //! # Errors
@@ -75,27 +75,28 @@
 //!
 //! # Crate layout
 //!
-//! - [`engine`]: `Engine`, the runtime and settings shared through the `Setl` context.
-//! - [`session`]: `Session`, tables and queries of one factory.
-//! - [`frame`]: `Frame`, data or a plan, with `persist`, `materialize`, `shared` and
-//!   `collect_all`.
-//! - [`shared`]: shared scans, one read of a plan streamed to every query that runs with it.
-//! - [`scan`]: `ParquetScan` and `CsvScan`, DataFusion's file readers as connectors.
-//! - [`write`](mod@write): atomic Parquet and CSV writers.
-//! - [`error`]: `SqlError` and `WriteError`.
+//! Modules form layers, each using only those below it: `error` (`SqlError`, `WriteError`)
+//! and `origin` (which factory defined a scan); `held` (bytes frames hold) and `engine`
+//! (`Engine`, the runtime and settings shared through the `Setl` context); `shared` (shared
+//! scans: one read of a plan streamed to every query that runs with it); `frame` (`Frame`, data
+//! or a plan, with `persist`, `materialize`, `shared` and `collect_all`); `session` (`Session`,
+//! the tables and queries of one factory); `sized` and `scan` (`ParquetScan`, `CsvScan`); and
+//! `write` (atomic Parquet and CSV writers). Every public item is reachable at the crate root,
+//! and only there.
 
 // Library code needs no `unsafe`; tests that must (a counting allocator) say why with `expect`.
 #![forbid(unsafe_code)]
 
-pub mod engine;
-pub mod error;
-pub mod frame;
+mod engine;
+mod error;
+mod frame;
+mod held;
 mod origin;
-pub mod scan;
-pub mod session;
-pub mod shared;
+mod scan;
+mod session;
+mod shared;
 mod sized;
-pub mod write;
+mod write;
 
 pub use datafusion;
 pub use datafusion::arrow;

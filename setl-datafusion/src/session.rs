@@ -45,8 +45,17 @@ pub struct Session {
     sources: Mutex<HashMap<String, Lineage>>,
 }
 
+/// Sessions are made here, where they are defined: the engine module stays below this one.
+impl Engine {
+    /// A new session: its own table names, this engine's runtime and settings. One per factory
+    /// phase is the usual use; sessions are cheap.
+    pub fn session(&self) -> Session {
+        Session::new(self.clone(), SessionContext::new_with_state(self.session_state()))
+    }
+}
+
 impl Session {
-    pub(crate) fn new(engine: Engine, context: SessionContext) -> Self {
+    fn new(engine: Engine, context: SessionContext) -> Self {
         Session { engine, context, sources: Mutex::new(HashMap::new()) }
     }
 

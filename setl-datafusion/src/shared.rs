@@ -73,10 +73,11 @@ use datafusion::prelude::{DataFrame, SessionContext};
 use futures::{Stream, StreamExt};
 use tokio::task::JoinSet;
 
-use crate::engine::{Engine, HeldGuard};
+use crate::engine::Engine;
+use crate::held::HeldGuard;
 
 /// Batches a query may have waiting before the reader waits for it.
-pub const LAG_BATCHES: usize = 4;
+pub(crate) const LAG_BATCHES: usize = 4;
 
 /// The plan of a shared frame.
 pub(crate) struct SharedSource {

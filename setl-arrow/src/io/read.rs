@@ -163,7 +163,7 @@ macro_rules! common_read_options {
             &self,
             path: impl AsRef<std::path::Path>,
         ) -> $crate::error::Result<$crate::io::BatchStream> {
-            let expected = (S::arrow_schema(), $crate::dataset::schema_name::<S>());
+            let expected = (S::arrow_schema(), $crate::schema::schema_name::<S>());
             $crate::io::read::stream(self.format(), &self.common, path.as_ref(), Some(expected))
         }
     };

@@ -121,3 +121,8 @@ pub mod prelude {
         HasBenchmark, Pipeline, Result, Setl, Stage, StorageLevel,
     };
 }
+
+/// The README's Rust blocks run as doctests, so the user guide cannot drift from the code.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -2,7 +2,7 @@
 //! through DataFusion on the same files, and failures stop the run with an error naming the
 //! factory, the phase and the file, leaving no partial output.
 
-#[path = "../examples/tpch_job/mod.rs"]
+#[path = "../../examples/tpch_job/mod.rs"]
 mod tpch_job;
 
 use std::path::{Path, PathBuf};
@@ -338,7 +338,7 @@ fn child_runs_the_job() {
 
 fn spawn_child(out: &Path) -> std::process::Child {
     std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_runs_the_job", "--ignored", "--quiet"])
+        .args(["--exact", "tpch::child_runs_the_job", "--ignored", "--quiet"])
         .env(CHILD_OUT, out)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -421,7 +421,7 @@ fn sigterm_while_generating_removes_the_half_written_tables() {
     use std::time::Duration;
     let data = tempfile::tempdir().unwrap();
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_generates_tables", "--ignored", "--quiet"])
+        .args(["--exact", "tpch::child_generates_tables", "--ignored", "--quiet"])
         .env(CHILD_DATA, data.path())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

@@ -330,7 +330,7 @@ fn a_json_integer_out_of_range_of_the_schema_names_file_line_and_field() {
 
 /// Found by the `parquet_reader` fuzz target: a Parquet file whose embedded Arrow schema
 /// (`ARROW:schema`) has a field of flatbuffer type NONE, on which arrow-ipc 59 panics.
-const NONE_TYPE_PARQUET: &[u8] = include_bytes!("data/arrow-schema-with-a-none-type.parquet");
+const NONE_TYPE_PARQUET: &[u8] = include_bytes!("../data/arrow-schema-with-a-none-type.parquet");
 
 #[test]
 fn a_file_that_makes_the_parquet_crate_panic_is_an_error_naming_it() {
@@ -369,7 +369,7 @@ fn a_dataset_the_printer_cannot_show_says_why_instead_of_panicking() {
 /// Found by the `ipc_reader` fuzz target: an IPC file whose footer states a record batch of
 /// about 4 EiB. arrow-ipc allocates a block's stated length before reading it, which aborts the
 /// process (an allocation failure, not a panic); the footer is now checked first.
-const HUGE_BLOCK_IPC: &[u8] = include_bytes!("data/footer-block-past-the-end.arrow");
+const HUGE_BLOCK_IPC: &[u8] = include_bytes!("../data/footer-block-past-the-end.arrow");
 
 #[test]
 fn an_ipc_footer_block_past_the_end_of_the_file_is_an_error_not_an_abort() {
@@ -396,7 +396,7 @@ fn an_ipc_footer_block_past_the_end_of_the_file_is_an_error_not_an_abort() {
 /// Found by the `ipc_reader` fuzz target: an IPC file stating a column of type
 /// `Decimal128(0, 3)`. arrow-ipc reads it; Arrow's printer then overflows on it (a panic in
 /// `to_string`). The type is now rejected when the file's schema is read.
-const DECIMAL_OF_PRECISION_0_IPC: &[u8] = include_bytes!("data/decimal-of-precision-0.arrow");
+const DECIMAL_OF_PRECISION_0_IPC: &[u8] = include_bytes!("../data/decimal-of-precision-0.arrow");
 
 #[test]
 fn a_file_stating_a_type_no_arrow_array_may_have_is_an_error_naming_the_column() {

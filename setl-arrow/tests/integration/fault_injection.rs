@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 use setl_arrow::io::{ParquetReader, ParquetWriter, SaveMode};
 use setl_arrow::Dataset;
 
-mod common;
-use common::{assert_whole, rows, version, Row, APPEND_ROWS};
+use crate::common::{assert_whole, rows, version, Row, APPEND_ROWS};
 
 /// The child: writes in a loop in the mode `SETL_FAULT_CHILD` names until it is killed.
 #[test]
@@ -87,7 +86,7 @@ fn fault_injection_kills_writers_at_random() {
         let mode = ["overwrite", "append", "file"][(iteration % 3) as usize];
         let target = if mode == "file" { &file } else { &table };
         let mut child = Command::new(&exe)
-            .args(["--exact", "child_writer", "--ignored", "--quiet", "--test-threads=1"])
+            .args(["--exact", "fault_injection::child_writer", "--ignored", "--quiet", "--test-threads=1"])
             .env("SETL_FAULT_CHILD", format!("{mode}:{}", target.display()))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())

@@ -8,8 +8,7 @@ use std::time::Duration;
 use setl_arrow::io::{CsvWriter, ParquetReader, ParquetWriter, SaveMode};
 use setl_arrow::{Dataset, Error, Schema};
 
-mod common;
-use common::{assert_whole, rows, version, Row};
+use crate::common::{assert_whole, rows, version, Row};
 
 fn names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> =

@@ -23,7 +23,7 @@ TARGETS = {"wall": 0.8, "rss": 1.5}  # setl-rs / DuckDB, at most
 
 def job_queries():
     """The job's queries, read from its source so that every engine runs the same text."""
-    path = os.path.join(ROOT, "setl-datafusion", "examples", "tpch_job", "queries.rs")
+    path = os.path.join(ROOT, "setl-tpch", "src", "queries.rs")
     with open(path) as f:
         text = f.read()
     pattern = re.compile(r'name: "(\w+)",\s*tables: &\[([^\]]*)\],\s*sql: "(.*?)",\n\};', re.S)
@@ -103,7 +103,8 @@ def main():
     queries = job_queries()
     with open(queries_file, "w") as f:
         json.dump(queries, f)
-    job = os.path.join(ROOT, "target", "release", "examples", "tpch_etl")
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    job = os.path.join(target, "release", "setl-tpch")
     engines = args.engines.split(",")
     commands = {
         "setl-rs": lambda out: [job, "--scale", args.scale, "--threads", str(args.threads), "--data", data, "--out", out],

@@ -11,5 +11,5 @@ if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet duckdb==2.0.1 polars==2.1.0
 fi
-cargo build --release --example tpch_etl
+cargo build --release -p setl-tpch
 exec "$venv/bin/python" benches/peers/peers.py "$@"

@@ -51,3 +51,8 @@ pub mod __private {
     pub use std::result::Result;
     pub use std::vec::Vec;
 }
+
+/// The guide's page "Datasets, connectors and the cache": its Rust blocks run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/guide/datasets.md")]
+pub struct GuideDatasets;

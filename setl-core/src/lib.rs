@@ -126,3 +126,8 @@ pub mod prelude {
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
+
+/// The guide's page "Writing factories": its Rust blocks run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/guide/factories.md")]
+pub struct GuideFactories;

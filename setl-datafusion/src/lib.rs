@@ -106,3 +106,8 @@ pub use frame::Frame;
 pub use scan::{CsvScan, ParquetScan};
 pub use session::Session;
 pub use write::{write_atomic, write_csv, write_parquet};
+
+/// The guide's page "DataFusion inside factories": its Rust blocks run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/guide/datafusion.md")]
+pub struct GuideDataFusion;

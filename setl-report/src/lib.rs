@@ -148,3 +148,8 @@ mod tests {
         assert!(error.to_string().contains("is a directory"), "{error}");
     }
 }
+
+/// The guide's page "Run reports": its Rust blocks run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/guide/reports.md")]
+pub struct GuideReports;

@@ -1,7 +1,6 @@
 //! setl-datafusion's integration tests, in one binary: each test binary links DataFusion, so one
-//! binary instead of four saves CI most of a gigabyte of disk and three links.
+//! binary instead of three saves CI half a gigabyte of disk and two links.
 
 mod csv;
 mod frames;
 mod shared;
-mod tpch;

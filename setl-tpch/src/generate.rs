@@ -21,14 +21,17 @@ use tpchgen::generators::{
 use tpchgen_arrow::{CustomerArrow, LineItemArrow, NationArrow, OrderArrow, RegionArrow, SupplierArrow};
 
 /// A table of the job: its name, the columns the queries read, and whether a CSV copy is made.
-pub(crate) struct Table {
-    pub(crate) name: &'static str,
-    pub(crate) columns: &'static [&'static str],
-    pub(crate) csv: bool,
+pub struct Table {
+    /// The table's name and its files' stem.
+    pub name: &'static str,
+    /// The columns the queries read (the only ones generated).
+    pub columns: &'static [&'static str],
+    /// Whether a CSV copy is written beside the Parquet file.
+    pub csv: bool,
 }
 
 /// The tables queries 1, 3, 5, 6, 10 and 12 read, with the columns they need.
-pub(crate) const TABLES: [Table; 6] = [
+pub const TABLES: [Table; 6] = [
     Table {
         name: "lineitem",
         columns: &[
@@ -79,27 +82,32 @@ const ROW_GROUP: usize = 128 * 1024;
 
 /// The generated tables: where they are and how many rows each has.
 #[derive(Debug, Clone)]
-pub(crate) struct TpchFiles {
-    pub(crate) dir: PathBuf,
-    pub(crate) scale: f64,
-    pub(crate) rows: BTreeMap<String, u64>,
+pub struct TpchFiles {
+    /// The directory holding the tables.
+    pub dir: PathBuf,
+    /// Their scale factor.
+    pub scale: f64,
+    /// Rows per table, by name.
+    pub rows: BTreeMap<String, u64>,
     /// Whether this run generated them (false: reused).
-    pub(crate) generated: bool,
+    pub generated: bool,
 }
 
 impl TpchFiles {
-    pub(crate) fn parquet(&self, table: &str) -> PathBuf {
+    /// The Parquet file of `table`.
+    pub fn parquet(&self, table: &str) -> PathBuf {
         self.dir.join(format!("{table}.parquet"))
     }
 
-    pub(crate) fn csv(&self, table: &str) -> PathBuf {
+    /// The CSV copy of `table` (lineitem and orders only).
+    pub fn csv(&self, table: &str) -> PathBuf {
         self.dir.join(format!("{table}.csv"))
     }
 }
 
 /// The tables in `dir` at `scale`: reused when the marker says they are complete for that scale,
 /// generated (in parallel on the current Rayon pool) otherwise.
-pub(crate) fn ensure_tables(dir: &Path, scale: f64) -> setl_core::Result<TpchFiles> {
+pub fn ensure_tables(dir: &Path, scale: f64) -> setl_core::Result<TpchFiles> {
     if let Some(rows) = read_marker(dir, scale) {
         return Ok(TpchFiles { dir: dir.to_path_buf(), scale, rows, generated: false });
     }
@@ -263,7 +271,7 @@ fn generate(dir: &Path, scale: f64, table: &Table) -> setl_core::Result<u64> {
 
 /// The schema the CSV copy of `table` is read with: the Parquet schema with plain strings
 /// (the CSV reader has no inference pass then, and parses each column to its type).
-pub(crate) fn csv_schema(table: &str) -> SchemaRef {
+pub fn csv_schema(table: &str) -> SchemaRef {
     let schema = reader_schema(table);
     let fields: Vec<Field> = schema
         .fields()

@@ -2,9 +2,6 @@
 //! through DataFusion on the same files, and failures stop the run with an error naming the
 //! factory, the phase and the file, leaving no partial output.
 
-#[path = "../../examples/tpch_job/mod.rs"]
-mod tpch_job;
-
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -13,8 +10,8 @@ use setl_core::{ErrorKind, Phase};
 use setl_datafusion::arrow::array::RecordBatchReader;
 use setl_datafusion::arrow::util::pretty::pretty_format_batches;
 use setl_datafusion::{Engine, Frame};
-use tpch_job::generate::{ensure_tables, TpchFiles};
-use tpch_job::{Format, JobConfig, Share};
+use setl_tpch::generate::{ensure_tables, TpchFiles};
+use setl_tpch::{Format, JobConfig, Share};
 
 const SCALE: f64 = 0.01;
 
@@ -62,10 +59,10 @@ fn read_parquet(path: &Path) -> setl_arrow::Dataset {
 /// Runs the job and checks every result against plain DataFusion on the same files.
 fn check_job(config: &JobConfig) {
     let setl = Setl::builder().threads(config.threads).build().unwrap();
-    let mut pipeline = tpch_job::pipeline(&setl, config).unwrap();
+    let mut pipeline = setl_tpch::pipeline(&setl, config).unwrap();
     pipeline.run().unwrap();
-    let results = tpch_job::results(&pipeline).unwrap();
-    let expected = tpch_job::handwritten(tables(), &JobConfig { write: false, ..config.clone() }).unwrap();
+    let results = setl_tpch::results(&pipeline).unwrap();
+    let expected = setl_tpch::handwritten(tables(), &JobConfig { write: false, ..config.clone() }).unwrap();
     assert_eq!(results.len(), expected.len());
     for ((name, frame), (expected_name, expected)) in results.iter().zip(&expected) {
         assert_eq!(name, expected_name);
@@ -80,8 +77,8 @@ fn check_job(config: &JobConfig) {
             assert_eq!(csv.lines().count(), expected.num_rows() + 1, "{name}.csv: header + rows");
         }
     }
-    let files = pipeline.output::<tpch_job::Extract>().unwrap();
-    let (rows_in, rows_out) = tpch_job::row_counts(&files, &results);
+    let files = pipeline.output::<setl_tpch::Extract>().unwrap();
+    let (rows_in, rows_out) = setl_tpch::row_counts(&files, &results);
     assert_eq!(rows_out, expected.iter().map(|(_, d)| d.num_rows()).sum::<usize>());
     assert!(rows_in > 60_000, "{rows_in}");
 }
@@ -91,7 +88,7 @@ fn parallel_shared_pipeline_matches_datafusion_and_writes_every_result() {
     let out = tempfile::tempdir().unwrap();
     let config = JobConfig::new(SCALE, &tables().dir, out.path(), 2);
     check_job(&config);
-    let mut expected: Vec<String> = tpch_job::queries::ALL
+    let mut expected: Vec<String> = setl_tpch::queries::ALL
         .iter()
         .flat_map(|query| [format!("{}.csv", query.name), format!("{}.parquet", query.name)])
         .collect();
@@ -117,13 +114,13 @@ fn materialized_tables_are_read_once_and_released_after_the_last_query() {
     config.share = Share::Materialize;
     config.write = false;
     check_job(&config);
-    let mut pipeline = tpch_job::pipeline(&setl, &config).unwrap();
+    let mut pipeline = setl_tpch::pipeline(&setl, &config).unwrap();
     pipeline.run().unwrap();
     // Three shared tables materialized once each, six queries once each; the lazy scans of
     // supplier, nation and region ran inside the queries, not on their own.
     assert_eq!(engine.executions(), 3 + 6);
     assert_eq!(engine.shared_reads(), 0);
-    let results: usize = tpch_job::results(&pipeline).unwrap().iter().map(|(_, f)| held(f)).sum();
+    let results: usize = setl_tpch::results(&pipeline).unwrap().iter().map(|(_, f)| held(f)).sum();
     assert_eq!(engine.held_bytes(), results, "only the results are still held");
     assert!(engine.peak_held_bytes() > 10 * results, "the tables were held while queries ran");
 }
@@ -135,12 +132,12 @@ fn streamed_tables_are_read_once_for_the_six_queries_that_run_together() {
     let mut config = JobConfig::new(SCALE, &tables().dir, "unused", 2);
     config.write = false;
     assert_eq!(config.share, Share::Stream, "the default");
-    let mut pipeline = tpch_job::pipeline(&setl, &config).unwrap();
+    let mut pipeline = setl_tpch::pipeline(&setl, &config).unwrap();
     pipeline.run().unwrap();
     // lineitem, orders and customer read once each, for all six queries run once each.
     assert_eq!(engine.shared_reads(), 3);
     assert_eq!(engine.executions(), 6);
-    let results: usize = tpch_job::results(&pipeline).unwrap().iter().map(|(_, f)| held(f)).sum();
+    let results: usize = setl_tpch::results(&pipeline).unwrap().iter().map(|(_, f)| held(f)).sum();
     assert_eq!(engine.held_bytes(), results, "only the results are still held");
 }
 
@@ -151,7 +148,7 @@ fn held(frame: &Frame) -> usize {
 /// Reads lineitem as the job does, then runs a query that fails.
 #[setl_core::factory]
 struct BadQuery {
-    #[delivery(producer = tpch_job::Lineitem)]
+    #[delivery(producer = setl_tpch::Lineitem)]
     lineitem: Delivery<Frame>,
     engine: Engine,
     sql: &'static str,
@@ -173,7 +170,7 @@ fn run_with_bad_query(sql: &'static str, share: Share, out: &Path) -> Error {
     let mut config = JobConfig::new(SCALE, &tables().dir, out, 2);
     config.share = share;
     config.parallel = false; // stage after stage: the failing stage runs after the writes
-    let mut pipeline = tpch_job::pipeline(&setl, &config).unwrap();
+    let mut pipeline = setl_tpch::pipeline(&setl, &config).unwrap();
     pipeline.add_stage(Stage::new().add_factory(BadQuery {
         lineitem: Delivery::new(),
         engine: Engine::of(&setl).unwrap(),
@@ -199,7 +196,7 @@ fn a_query_error_names_factory_and_phase_and_keeps_the_written_results() {
     assert!(error.to_string().starts_with("factory `BadQuery` failed in process: query `bad`: "), "{error}");
     // Every query ran and Load wrote them before the failing stage; their files are complete.
     assert_eq!(files_in(out.path()).len(), 12, "{:?}", files_in(out.path()));
-    for query in tpch_job::queries::ALL {
+    for query in setl_tpch::queries::ALL {
         assert!(read_parquet(&out.path().join(format!("{}.parquet", query.name))).num_rows() > 0);
     }
 }
@@ -220,7 +217,7 @@ fn a_failure_while_running_a_fused_scan_names_the_file() {
 fn run_on(data: &Path, out: &Path) -> Error {
     let setl = Setl::builder().threads(2).build().unwrap();
     let config = JobConfig::new(SCALE, data, out, 2);
-    let mut pipeline = tpch_job::pipeline(&setl, &config).unwrap();
+    let mut pipeline = setl_tpch::pipeline(&setl, &config).unwrap();
     pipeline.run().unwrap_err()
 }
 
@@ -290,7 +287,7 @@ fn a_directory_in_the_way_of_one_result_fails_the_run_before_any_result_is_repla
     let out = tempfile::tempdir().unwrap();
     let config = JobConfig::new(SCALE, &tables().dir, out.path(), 2);
     let setl = Setl::builder().threads(2).build().unwrap();
-    tpch_job::pipeline(&setl, &config).unwrap().run().unwrap();
+    setl_tpch::pipeline(&setl, &config).unwrap().run().unwrap();
     let before: Vec<(String, Vec<u8>)> = files_in(out.path())
         .into_iter()
         .map(|name| (name.clone(), std::fs::read(out.path().join(&name)).unwrap()))
@@ -301,7 +298,7 @@ fn a_directory_in_the_way_of_one_result_fails_the_run_before_any_result_is_repla
     std::fs::remove_file(&q5).unwrap();
     std::fs::create_dir(&q5).unwrap();
     std::fs::write(q5.join("unrelated.txt"), "kept").unwrap();
-    let error = tpch_job::pipeline(&setl, &config).unwrap().run().unwrap_err();
+    let error = setl_tpch::pipeline(&setl, &config).unwrap().run().unwrap_err();
     let (factory, phase, message) = failure(&error);
     assert_eq!((factory, phase), ("Load", Phase::Write));
     assert!(message.contains(&format!("{} is a directory", q5.display())), "{message}");
@@ -333,12 +330,12 @@ fn child_runs_the_job() {
     let Some(out) = std::env::var_os(CHILD_OUT) else { return };
     let config = JobConfig::new(SCALE, &tables().dir, Path::new(&out), 2);
     let setl = Setl::builder().threads(2).build().unwrap();
-    tpch_job::pipeline(&setl, &config).unwrap().run().unwrap();
+    setl_tpch::pipeline(&setl, &config).unwrap().run().unwrap();
 }
 
 fn spawn_child(out: &Path) -> std::process::Child {
     std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "tpch::child_runs_the_job", "--ignored", "--quiet"])
+        .args(["--exact", "child_runs_the_job", "--ignored", "--quiet"])
         .env(CHILD_OUT, out)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -411,7 +408,7 @@ const CHILD_DATA: &str = "SETL_TPCH_SIGNAL_TEST_DATA";
 #[ignore = "run as a child process by the signal test"]
 fn child_generates_tables() {
     let Some(data) = std::env::var_os(CHILD_DATA) else { return };
-    tpch_job::clean_up_on_signal(vec![PathBuf::from(&data)]).unwrap();
+    setl_tpch::clean_up_on_signal(vec![PathBuf::from(&data)]).unwrap();
     ensure_tables(Path::new(&data), 0.05).unwrap();
 }
 
@@ -421,7 +418,7 @@ fn sigterm_while_generating_removes_the_half_written_tables() {
     use std::time::Duration;
     let data = tempfile::tempdir().unwrap();
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "tpch::child_generates_tables", "--ignored", "--quiet"])
+        .args(["--exact", "child_generates_tables", "--ignored", "--quiet"])
         .env(CHILD_DATA, data.path())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

@@ -1,4 +1,5 @@
-//! The TPC-H ETL job, shared by the `tpch_etl` example, its tests and the `tpch` bench.
+//! The main job of setl-rs: TPC-H queries 1, 3, 5, 6, 10 and 12 as a pipeline on DataFusion. The
+//! `setl-tpch` command (`src/main.rs`) runs it; its tests and the `tpch` bench use this library.
 //!
 //! - Extract: [`Extract`] makes sure the tables exist (generated once, then reused).
 //! - Transform: one reader factory per table, one factory per query. Readers of tables that
@@ -7,11 +8,10 @@
 //!   nation and region for Q5 and Q10).
 //! - Load: [`Load`] runs the queries that are still plans together, so that a shared table is
 //!   read once for all of them, and writes every result as Parquet and CSV, atomically.
-#![allow(dead_code, reason = "each of the example, the tests and the bench uses a part of the job")]
 
-pub(crate) mod generate;
-pub(crate) mod queries;
-pub(crate) mod report;
+pub mod generate;
+pub mod queries;
+pub mod report;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,7 +24,7 @@ use queries::Query;
 
 /// Where the big tables are read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Format {
+pub enum Format {
     /// Every table from Parquet.
     Parquet,
     /// lineitem and orders from their CSV copies (parsed in parallel), the rest from Parquet.
@@ -33,7 +33,7 @@ pub(crate) enum Format {
 
 /// How the tables that several queries read (lineitem, orders, customer) reach them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Share {
+pub enum Share {
     /// Read once, streamed to every query while they run together (`Frame::shared`): the query
     /// factories plan, and [`Load`] runs the plans at once. The default.
     Stream,
@@ -45,24 +45,30 @@ pub(crate) enum Share {
 
 /// How to run the job.
 #[derive(Debug, Clone)]
-pub(crate) struct JobConfig {
-    pub(crate) scale: f64,
-    pub(crate) data: PathBuf,
-    pub(crate) out: PathBuf,
-    pub(crate) threads: usize,
-    pub(crate) format: Format,
+pub struct JobConfig {
+    /// TPC-H scale factor (1: about 1 GB of tables).
+    pub scale: f64,
+    /// Where the tables are, or are generated once.
+    pub data: PathBuf,
+    /// Where the results are written.
+    pub out: PathBuf,
+    /// Threads of the `Setl` and of DataFusion.
+    pub threads: usize,
+    /// Which copy of lineitem and orders the readers read.
+    pub format: Format,
     /// How the tables several queries read are shared.
-    pub(crate) share: Share,
+    pub share: Share,
     /// Run independent factories at once (else one factory at a time).
-    pub(crate) parallel: bool,
+    pub parallel: bool,
     /// Write the results (the Load step).
-    pub(crate) write: bool,
+    pub write: bool,
     /// Partitions each query is planned for; `None`: see [`JobConfig::partitions_per_query`].
-    pub(crate) query_partitions: Option<usize>,
+    pub query_partitions: Option<usize>,
 }
 
 impl JobConfig {
-    pub(crate) fn new(scale: f64, data: impl Into<PathBuf>, out: impl Into<PathBuf>, threads: usize) -> Self {
+    /// The defaults: Parquet, shared tables streamed, factories in parallel, results written.
+    pub fn new(scale: f64, data: impl Into<PathBuf>, out: impl Into<PathBuf>, threads: usize) -> Self {
         JobConfig {
             scale,
             data: data.into(),
@@ -81,7 +87,7 @@ impl JobConfig {
     /// are independent: on 2 threads, two queries of 1 partition each instead of one query of
     /// 2 partitions, which saves the hash repartitioning of its joins and aggregates). Streamed
     /// tables make the queries run together whatever `parallel` says.
-    pub(crate) fn partitions_per_query(&self) -> usize {
+    pub fn partitions_per_query(&self) -> usize {
         let threads = self.threads.max(1);
         match self.query_partitions {
             Some(partitions) => partitions.max(1),
@@ -93,7 +99,7 @@ impl JobConfig {
 
 /// Extract: the tables, generated when missing.
 #[factory]
-pub(crate) struct Extract {
+pub struct Extract {
     dir: PathBuf,
     scale: f64,
     files: Option<TpchFiles>,
@@ -114,7 +120,7 @@ impl Factory for Extract {
 
 /// How a reader gets its table.
 #[derive(Clone)]
-pub(crate) struct ReadSettings {
+pub struct ReadSettings {
     engine: Engine,
     format: Format,
     share: Share,
@@ -145,7 +151,7 @@ macro_rules! reader {
     ($(#[$doc:meta])* $name:ident, $table:literal, shared: $shared:expr) => {
         $(#[$doc])*
         #[factory]
-        pub(crate) struct $name {
+        pub struct $name {
             #[delivery(producer = Extract)]
             files: Delivery<TpchFiles>,
             settings: ReadSettings,
@@ -153,7 +159,8 @@ macro_rules! reader {
         }
 
         impl $name {
-            pub(crate) fn new(settings: ReadSettings) -> Self {
+            /// The reader, with how to read (format, sharing, partitions).
+            pub fn new(settings: ReadSettings) -> Self {
                 $name { files: Delivery::new(), settings, frame: None }
             }
         }
@@ -200,7 +207,7 @@ reader!(
 
 /// What a query factory shares: the engine, the partitions it plans for, whether it runs.
 #[derive(Clone)]
-pub(crate) struct QuerySettings {
+pub struct QuerySettings {
     engine: Engine,
     partitions: usize,
     /// Hand on the plan, for [`Load`] to run with the others (streamed tables), else run it.
@@ -225,7 +232,7 @@ macro_rules! query_factory {
     ($(#[$doc:meta])* $name:ident, $query:expr, { $($field:ident: $producer:ident),+ }) => {
         $(#[$doc])*
         #[factory]
-        pub(crate) struct $name {
+        pub struct $name {
             $(
                 // A plan keeps what it reads: the input itself is not needed after `process`.
                 #[delivery(producer = $producer, release = process)]
@@ -236,7 +243,8 @@ macro_rules! query_factory {
         }
 
         impl $name {
-            pub(crate) fn new(settings: QuerySettings) -> Self {
+            /// The query, with how to plan it.
+            pub fn new(settings: QuerySettings) -> Self {
                 $name { $($field: Delivery::new(),)+ settings, result: None }
             }
         }
@@ -285,12 +293,12 @@ query_factory!(
 );
 
 /// The results of the queries, by name, each holding its data.
-pub(crate) type Results = Vec<(&'static str, Frame)>;
+pub type Results = Vec<(&'static str, Frame)>;
 
 /// Load: runs the queries that are still plans together (a streamed table is read once for all
 /// of them), then writes every result as `<out>/<query>.parquet` and `.csv`, each atomically.
 #[factory]
-pub(crate) struct Load {
+pub struct Load {
     #[delivery(producer = Q1, release = process)]
     q1: Delivery<Frame>,
     #[delivery(producer = Q3, release = process)]
@@ -309,7 +317,8 @@ pub(crate) struct Load {
 }
 
 impl Load {
-    pub(crate) fn new(engine: Engine, out: PathBuf) -> Self {
+    /// Runs the queries with `engine` and writes their results into `out`.
+    pub fn new(engine: Engine, out: PathBuf) -> Self {
         Load {
             q1: Delivery::new(),
             q3: Delivery::new(),
@@ -384,7 +393,7 @@ impl Factory for Load {
 
 /// Result files staged in a hidden directory inside the output directory, then moved into
 /// place together. Dropped without [`commit`](Self::commit), it removes what it staged.
-pub(crate) struct Staging {
+pub struct Staging {
     out: PathBuf,
     names: Vec<String>,
     dir: tempfile::TempDir,
@@ -394,7 +403,7 @@ impl Staging {
     /// Checks that every one of `names` in `out` is a plain file or absent (a directory or a
     /// link in the way fails the run before anything is written), then makes the staging
     /// directory.
-    pub(crate) fn new(out: &Path, names: &[String]) -> Result<Staging> {
+    pub fn new(out: &Path, names: &[String]) -> Result<Staging> {
         for name in names {
             let target = out.join(name);
             if let Ok(metadata) = std::fs::symlink_metadata(&target) {
@@ -417,12 +426,12 @@ impl Staging {
     }
 
     /// The directory the files are written to, under their final names.
-    pub(crate) fn dir(&self) -> &Path {
+    pub fn dir(&self) -> &Path {
         self.dir.path()
     }
 
     /// Moves every staged file into place (each rename atomic), then syncs the directory.
-    pub(crate) fn commit(self) -> Result<()> {
+    pub fn commit(self) -> Result<()> {
         for name in &self.names {
             let staged = self.dir.path().join(name);
             let target = self.out.join(name);
@@ -437,7 +446,7 @@ impl Staging {
 /// On SIGINT or SIGTERM, removes this process's temporaries (half-written tables, staged
 /// results) from `dirs`, then exits with 128 + the signal's number, as a shell reports it.
 /// Without it they would stay until the next run's sweep removes them.
-pub(crate) fn clean_up_on_signal(dirs: Vec<PathBuf>) -> Result<()> {
+pub fn clean_up_on_signal(dirs: Vec<PathBuf>) -> Result<()> {
     #[cfg(unix)]
     {
         use signal_hook::consts::{SIGINT, SIGTERM};
@@ -473,7 +482,7 @@ fn remove_own_temporaries(dir: &Path) {
 
 /// The job's pipeline: Extract, then the readers, then the queries, then Load (stages group
 /// them for the report; the run follows the data flow).
-pub(crate) fn pipeline(setl: &Setl, config: &JobConfig) -> Result<Pipeline> {
+pub fn pipeline(setl: &Setl, config: &JobConfig) -> Result<Pipeline> {
     let engine = Engine::of(setl)?;
     if config.write {
         std::fs::create_dir_all(&config.out).map_err(|error| {
@@ -518,14 +527,14 @@ pub(crate) fn pipeline(setl: &Setl, config: &JobConfig) -> Result<Pipeline> {
 }
 
 /// The results of a pipeline that ran, by query name.
-pub(crate) fn results(pipeline: &Pipeline) -> Result<Arc<Results>> {
+pub fn results(pipeline: &Pipeline) -> Result<Arc<Results>> {
     pipeline.output::<Load>()
 }
 
 /// The hand-written baseline: plain DataFusion on a Tokio runtime of `threads` workers, every
 /// table registered from its file, the queries run one after the other, each result written
 /// as the pipeline writes it. Returns the results.
-pub(crate) fn handwritten(files: &TpchFiles, config: &JobConfig) -> Result<Vec<(&'static str, setl_arrow::Dataset)>> {
+pub fn handwritten(files: &TpchFiles, config: &JobConfig) -> Result<Vec<(&'static str, setl_arrow::Dataset)>> {
     use setl_datafusion::datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionConfig, SessionContext};
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(config.threads).enable_all().build()?;
@@ -566,18 +575,18 @@ pub(crate) fn handwritten(files: &TpchFiles, config: &JobConfig) -> Result<Vec<(
 }
 
 /// Rows read (the tables the queries scan) and rows written (the results).
-pub(crate) fn row_counts(files: &TpchFiles, results: &[(&'static str, Frame)]) -> (u64, usize) {
+pub fn row_counts(files: &TpchFiles, results: &[(&'static str, Frame)]) -> (u64, usize) {
     let rows_in = TABLES.iter().filter_map(|table| files.rows.get(table.name)).sum();
     let rows_out = results.iter().filter_map(|(_, frame)| frame.materialized()).map(|d| d.num_rows()).sum();
     (rows_in, rows_out)
 }
 
 /// The default data directory for `scale`.
-pub(crate) fn default_data_dir(scale: f64) -> PathBuf {
+pub fn default_data_dir(scale: f64) -> PathBuf {
     Path::new("target").join("tpch").join(format!("sf{scale}")).join("data")
 }
 
 /// The default output directory for `scale`.
-pub(crate) fn default_out_dir(scale: f64) -> PathBuf {
+pub fn default_out_dir(scale: f64) -> PathBuf {
     Path::new("target").join("tpch").join(format!("sf{scale}")).join("out")
 }

@@ -8,7 +8,7 @@ use setl_core::{Event, EventKind, Observer};
 
 /// Prints a line to stderr when a factory starts, finishes or fails.
 #[derive(Default)]
-pub(crate) struct Progress {
+pub struct Progress {
     total: AtomicUsize,
     done: AtomicUsize,
 }

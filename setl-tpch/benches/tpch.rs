@@ -21,14 +21,11 @@
 //! each run; peak bytes held by the pipeline's frames).
 //!
 //! ```text
-//! cargo bench -p setl-datafusion --bench tpch                       # scale 0.1, 2 threads
-//! TPCH_SCALES=0.1,1 TPCH_THREADS=2 TPCH_ROUNDS=5 cargo bench -p setl-datafusion --bench tpch
-//! TPCH_FORMAT=csv cargo bench -p setl-datafusion --bench tpch        # lineitem, orders from CSV
+//! cargo bench -p setl-tpch --bench tpch                       # scale 0.1, 2 threads
+//! TPCH_SCALES=0.1,1 TPCH_THREADS=2 TPCH_ROUNDS=5 cargo bench -p setl-tpch --bench tpch
+//! TPCH_FORMAT=csv cargo bench -p setl-tpch --bench tpch        # lineitem, orders from CSV
 //! ```
 //! Tables are generated once into the build directory's `tmp/tpch-bench-sf<scale>`.
-
-#[path = "../examples/tpch_job/mod.rs"]
-mod tpch_job;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -37,8 +34,8 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use setl_core::Setl;
 use setl_datafusion::Engine;
 use setl_report::summary;
-use tpch_job::generate::{ensure_tables, TpchFiles};
-use tpch_job::{Format, JobConfig, Share};
+use setl_tpch::generate::{ensure_tables, TpchFiles};
+use setl_tpch::{Format, JobConfig, Share};
 
 #[derive(Clone, Copy, PartialEq)]
 enum Variant {
@@ -80,7 +77,7 @@ fn run(variant: Variant, files: &TpchFiles, out: &Path, threads: usize) -> usize
     std::fs::create_dir_all(&config.out).expect("output directory");
     match variant {
         Variant::Handwritten => {
-            tpch_job::handwritten(files, &config).expect("hand-written run");
+            setl_tpch::handwritten(files, &config).expect("hand-written run");
             return 0;
         }
         Variant::SequentialLazy => {
@@ -96,7 +93,7 @@ fn run(variant: Variant, files: &TpchFiles, out: &Path, threads: usize) -> usize
         Variant::ParallelLazy => config.share = Share::None,
     }
     let setl = Setl::builder().threads(threads).build().expect("context");
-    let mut pipeline = tpch_job::pipeline(&setl, &config).expect("pipeline");
+    let mut pipeline = setl_tpch::pipeline(&setl, &config).expect("pipeline");
     pipeline.run().expect("pipeline run");
     Engine::of(&setl).expect("engine").peak_held_bytes()
 }

@@ -2,14 +2,17 @@
 //! parameters (clause 2.4.x.4 of each query).
 
 /// A query: its name (also the output file's stem), the tables it reads, and its text.
-pub(crate) struct Query {
-    pub(crate) name: &'static str,
-    pub(crate) tables: &'static [&'static str],
-    pub(crate) sql: &'static str,
+pub struct Query {
+    /// `q1`, `q3`..: also the stem of the result files.
+    pub name: &'static str,
+    /// The tables it reads, as named in its SQL.
+    pub tables: &'static [&'static str],
+    /// The query, with the specification's validation parameters.
+    pub sql: &'static str,
 }
 
 /// Q1, pricing summary report: DELTA = 90.
-pub(crate) const Q1: Query = Query {
+pub const Q1: Query = Query {
     name: "q1",
     tables: &["lineitem"],
     sql: "select
@@ -36,7 +39,7 @@ order by
 };
 
 /// Q3, shipping priority: SEGMENT = BUILDING, DATE = 1995-03-15.
-pub(crate) const Q3: Query = Query {
+pub const Q3: Query = Query {
     name: "q3",
     tables: &["customer", "orders", "lineitem"],
     sql: "select
@@ -65,7 +68,7 @@ limit 10",
 };
 
 /// Q5, local supplier volume: REGION = ASIA, DATE = 1994-01-01.
-pub(crate) const Q5: Query = Query {
+pub const Q5: Query = Query {
     name: "q5",
     tables: &["customer", "orders", "lineitem", "supplier", "nation", "region"],
     sql: "select
@@ -95,7 +98,7 @@ order by
 };
 
 /// Q6, forecasting revenue change: DATE = 1994-01-01, DISCOUNT = 0.06, QUANTITY = 24.
-pub(crate) const Q6: Query = Query {
+pub const Q6: Query = Query {
     name: "q6",
     tables: &["lineitem"],
     sql: "select
@@ -110,7 +113,7 @@ where
 };
 
 /// Q10, returned item reporting: DATE = 1993-10-01.
-pub(crate) const Q10: Query = Query {
+pub const Q10: Query = Query {
     name: "q10",
     tables: &["customer", "orders", "lineitem", "nation"],
     sql: "select
@@ -149,7 +152,7 @@ limit 20",
 
 /// Q12, shipping modes and order priority: SHIPMODE1 = MAIL, SHIPMODE2 = SHIP,
 /// DATE = 1994-01-01.
-pub(crate) const Q12: Query = Query {
+pub const Q12: Query = Query {
     name: "q12",
     tables: &["orders", "lineitem"],
     sql: "select
@@ -183,4 +186,4 @@ order by
 };
 
 /// Every query of the job, in order.
-pub(crate) const ALL: [&Query; 6] = [&Q1, &Q3, &Q5, &Q6, &Q10, &Q12];
+pub const ALL: [&Query; 6] = [&Q1, &Q3, &Q5, &Q6, &Q10, &Q12];

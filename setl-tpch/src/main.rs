@@ -1,7 +1,7 @@
 //! The main job of setl-rs: a TPC-H ETL pipeline on DataFusion.
 //!
 //! ```text
-//! cargo run --release --example tpch_etl -- --scale 1 --threads 2
+//! cargo run --release -p setl-tpch -- --scale 1 --threads 2
 //! ```
 //!
 //! Extract generates the TPC-H tables once (Parquet, plus CSV for lineitem and orders) into
@@ -11,8 +11,6 @@
 //! CSV into `--out`, atomically. It prints progress, the benchmark report, writes the Mermaid
 //! diagram of the pipeline next to the results, and ends with a one-line summary.
 
-mod tpch_job;
-
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,13 +18,13 @@ use std::time::Instant;
 use setl_core::{HasBenchmark, Setl};
 use setl_datafusion::Engine;
 use setl_report::summary;
-use tpch_job::{report, Format, JobConfig, Share};
+use setl_tpch::{report, Format, JobConfig, Share};
 
 const HELP: &str = "\
-tpch_etl: TPC-H queries 1, 3, 5, 6, 10 and 12 as a setl-rs pipeline on DataFusion
+setl-tpch: TPC-H queries 1, 3, 5, 6, 10 and 12 as a setl-rs pipeline on DataFusion
 
 USAGE:
-    cargo run --release --example tpch_etl -- [OPTIONS]
+    cargo run --release -p setl-tpch -- [OPTIONS]
 
 OPTIONS:
     --scale <factor>    TPC-H scale factor [default: 1]
@@ -141,8 +139,8 @@ fn run(args: Args) -> setl_core::Result<()> {
     let setl = builder.build()?;
     let mut config = JobConfig::new(
         args.scale,
-        args.data.unwrap_or_else(|| tpch_job::default_data_dir(args.scale)),
-        args.out.unwrap_or_else(|| tpch_job::default_out_dir(args.scale)),
+        args.data.unwrap_or_else(|| setl_tpch::default_data_dir(args.scale)),
+        args.out.unwrap_or_else(|| setl_tpch::default_out_dir(args.scale)),
         setl.threads(),
     );
     config.format = args.format;
@@ -159,8 +157,8 @@ fn run(args: Args) -> setl_core::Result<()> {
         config.out.display()
     );
 
-    tpch_job::clean_up_on_signal(vec![config.data.clone(), config.out.clone()])?;
-    let mut pipeline = tpch_job::pipeline(&setl, &config)?;
+    setl_tpch::clean_up_on_signal(vec![config.data.clone(), config.out.clone()])?;
+    let mut pipeline = setl_tpch::pipeline(&setl, &config)?;
     pipeline.observe(Arc::new(report::Progress::default()));
     pipeline.run()?;
     // Written once the run succeeded: a failed run leaves the previous results as they were.
@@ -176,8 +174,8 @@ fn run(args: Args) -> setl_core::Result<()> {
         println!("{result}");
     }
     println!("\n{}", summary::benchmark_table(&benchmarks));
-    let files = pipeline.output::<tpch_job::Extract>()?;
-    let results = tpch_job::results(&pipeline)?;
+    let files = pipeline.output::<setl_tpch::Extract>()?;
+    let results = setl_tpch::results(&pipeline)?;
     for (name, frame) in results.iter() {
         if let Some(dataset) = frame.materialized() {
             println!(
@@ -191,7 +189,7 @@ fn run(args: Args) -> setl_core::Result<()> {
     if files.generated {
         println!("tables generated into {} (reused by later runs)", files.dir.display());
     }
-    let (rows_in, rows_out) = tpch_job::row_counts(&files, &results);
+    let (rows_in, rows_out) = setl_tpch::row_counts(&files, &results);
     let engine = Engine::of(&setl)?;
     let cpu = match (cpu_before, summary::cpu_time()) {
         (Some(before), Some(after)) => format!(", cpu {:.2} s", (after - before).as_secs_f64()),

@@ -9,7 +9,6 @@ use crate::attr;
 use crate::ctxt::Ctxt;
 
 pub(crate) fn factory(args: TokenStream, input: TokenStream) -> TokenStream {
-    let mut cx = Ctxt::default();
     let item: syn::Item = match syn::parse2(input.clone()) {
         Ok(item) => item,
         Err(error) => return error.to_compile_error(),
@@ -30,6 +29,7 @@ pub(crate) fn factory(args: TokenStream, input: TokenStream) -> TokenStream {
             return with_error(&other, syn::Error::new_spanned(&other, "#[factory] works on structs with named fields"))
         }
     };
+    let mut cx = Ctxt::default();
     let args = attr::parse_factory_args(&mut cx, args);
     let model = FactoryStruct::from_item(&mut cx, &mut item, args);
     match cx.check() {
@@ -148,7 +148,7 @@ fn generate(model: &FactoryStruct) -> TokenStream {
     });
     quote! {
         #[doc(hidden)]
-        #[allow(non_upper_case_globals, unused_qualifications, clippy::all)]
+        #[allow(unused_qualifications, reason = "generated paths are absolute, so that names the user imports cannot change what they mean")]
         const _: () = {
             use ::setl_core::__private as __setl;
 
@@ -189,13 +189,13 @@ fn generate(model: &FactoryStruct) -> TokenStream {
             }
 
             fn __setl_store_ops() -> ::core::option::Option<__setl::StoreOps> {
-                #[allow(unused_imports)]
+                #[allow(unused_imports, reason = "autoref specialization: one of the two traits is used, which one depends on the type")]
                 use __setl::{ViaNotStorable as _, ViaStorable as _};
                 (&&__setl::StorableProbe::<#ident>::new()).store_ops()
             }
 
             fn __setl_make_default() -> ::core::option::Option<__setl::BoxedFactory> {
-                #[allow(unused_imports)]
+                #[allow(unused_imports, reason = "autoref specialization: one of the two traits is used, which one depends on the type")]
                 use __setl::{ViaDefault as _, ViaNoDefault as _};
                 (&&__setl::DefaultProbe::<#ident>::new()).make()
             }

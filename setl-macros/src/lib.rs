@@ -10,6 +10,8 @@
 //! - `schema`: `#[derive(Schema)]`, used through `setl_arrow` (generated code names
 //!   `::setl_arrow::__private`).
 
+#![forbid(unsafe_code)]
+
 use proc_macro::TokenStream;
 
 mod ast;

@@ -211,7 +211,7 @@ fn expand(input: &DeriveInput, fields: &[SchemaField<'_>]) -> TokenStream {
                 #p::Fields::from(#p::Vec::<#p::Field>::from([#(#field_defs),*]))
             }
 
-            #[allow(dead_code)]
+            #[allow(dead_code, reason = "never called: it only makes the compiler check each field's type")]
             fn __checks() {
                 #(#checks)*
             }

@@ -34,7 +34,53 @@ pub(crate) fn derive(input: TokenStream) -> TokenStream {
     let fields = parse(&mut cx, &input);
     match cx.check() {
         Ok(()) => expand(&input, &fields),
-        Err(error) => error.to_compile_error(),
+        // The traits are implemented anyway, so that users see this error and not "not a dataset
+        // schema" at every use of the type (as `#[factory]` does).
+        Err(error) => {
+            let mut out = error.to_compile_error();
+            if input.generics.params.is_empty() {
+                out.extend(fallback(&input.ident));
+            }
+            out
+        }
+    }
+}
+
+/// Impls that are never called: the crate fails to compile anyway.
+fn fallback(name: &syn::Ident) -> TokenStream {
+    let p = quote!(::setl_arrow::__private);
+    quote! {
+        const _: () = {
+            impl #p::Schema for #name {
+                fn arrow_schema() -> #p::SchemaRef {
+                    ::core::unreachable!("#[derive(Schema)] failed")
+                }
+            }
+
+            impl #p::ArrowField for #name {
+                fn data_type(_: &#p::FieldOptions) -> #p::DataType {
+                    ::core::unreachable!("#[derive(Schema)] failed")
+                }
+
+                fn to_array(
+                    _: &[#p::Option<&Self>],
+                    _: &#p::FieldOptions,
+                ) -> #p::Result<#p::ArrayRef, #p::ArrowError> {
+                    ::core::unreachable!("#[derive(Schema)] failed")
+                }
+
+                fn from_array(
+                    _: &dyn #p::Array,
+                    _: &#p::FieldOptions,
+                ) -> #p::Result<#p::Vec<#p::Option<Self>>, #p::FieldError> {
+                    ::core::unreachable!("#[derive(Schema)] failed")
+                }
+            }
+
+            impl #p::Row for #name {
+                const COLUMNS: &'static [&'static str] = &[];
+            }
+        };
     }
 }
 

@@ -1,8 +1,11 @@
-//! The typed model of a `#[factory]` struct, keeping the original `syn` nodes for spans.
+//! The typed models of a `#[factory]` struct and of a `#[derive(Schema)]` struct, keeping the
+//! original `syn` nodes for spans.
 
-use syn::{Fields, GenericArgument, Ident, ItemStruct, LitStr, Path, PathArguments, Type};
+use proc_macro2::Span;
+use syn::{Data, DeriveInput, Fields, GenericArgument, Ident, ItemStruct, LitInt, LitStr, Path, PathArguments, Type};
 
 use crate::attr::{self, FactoryArgs};
+use crate::check;
 use crate::ctxt::Ctxt;
 
 /// A factory struct, its output-side arguments and its inputs.
@@ -109,5 +112,78 @@ fn delivery_payload(ty: &Type) -> Option<Type> {
     match args.args.first() {
         Some(GenericArgument::Type(payload)) if args.args.len() == 1 => Some(payload.clone()),
         _ => None,
+    }
+}
+
+/// A `#[derive(Schema)]` struct: its fields in order, each with its column.
+pub(crate) struct SchemaStruct<'a> {
+    pub(crate) ident: &'a Ident,
+    pub(crate) fields: Vec<SchemaField<'a>>,
+}
+
+/// One field of a schema struct, with its settings.
+pub(crate) struct SchemaField<'a> {
+    pub(crate) ident: &'a Ident,
+    pub(crate) ty: &'a Type,
+    /// The column name: `rename`, or the field's name.
+    pub(crate) column: String,
+    /// `decimal(precision, scale)` and the key's span.
+    pub(crate) decimal: Option<(LitInt, LitInt, Span)>,
+}
+
+impl<'a> SchemaStruct<'a> {
+    /// Reads the struct and checks it whole; the model has every field that could be read.
+    pub(crate) fn from_input(cx: &mut Ctxt, input: &'a DeriveInput) -> Self {
+        for attr in &input.attrs {
+            if attr.path().is_ident("schema") {
+                cx.error_spanned_by(attr, "#[schema(..)] goes on fields; the struct itself takes no options");
+            }
+        }
+        if !input.generics.params.is_empty() {
+            cx.error_spanned_by(
+                &input.generics,
+                "#[derive(Schema)] does not support generic structs: a schema is one fixed set of columns",
+            );
+        }
+        let named = match &input.data {
+            Data::Struct(data) => match &data.fields {
+                Fields::Named(named) => Some(named),
+                other => {
+                    cx.error_spanned_by(
+                        other,
+                        "#[derive(Schema)] needs a struct with named fields: the names are the column names",
+                    );
+                    None
+                }
+            },
+            Data::Enum(data) => {
+                cx.error_spanned_by(data.enum_token, "#[derive(Schema)] needs a struct with named fields, not an enum");
+                None
+            }
+            Data::Union(data) => {
+                cx.error_spanned_by(
+                    data.union_token,
+                    "#[derive(Schema)] needs a struct with named fields, not a union",
+                );
+                None
+            }
+        };
+        let fields = named
+            .into_iter()
+            .flat_map(|named| &named.named)
+            .filter_map(|field| {
+                // Named fields always have an ident.
+                let ident = field.ident.as_ref()?;
+                let args = attr::parse_schema_field_args(cx, &field.attrs);
+                let column = match &args.rename {
+                    Some(name) => name.value(),
+                    None => ident.to_string().trim_start_matches("r#").to_owned(),
+                };
+                Some(SchemaField { ident, ty: &field.ty, column, decimal: args.decimal })
+            })
+            .collect();
+        let model = SchemaStruct { ident: &input.ident, fields };
+        check::schema(cx, &model);
+        model
     }
 }

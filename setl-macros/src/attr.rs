@@ -1,10 +1,12 @@
-//! Parsing of `#[factory(..)]` and `#[delivery(..)]` arguments.
+//! Parsing of `#[factory(..)]`, `#[delivery(..)]` and `#[schema(..)]` arguments.
 //!
 //! Allowed keys are listed per attribute; an unknown key or a repeated one is an error spanned on
 //! that key, and parsing goes on so that every mistake is reported at once.
 
+use proc_macro2::Span;
 use syn::meta::ParseNestedMeta;
-use syn::{Ident, LitStr, Path};
+use syn::spanned::Spanned;
+use syn::{Ident, LitInt, LitStr, Path};
 
 use crate::ctxt::Ctxt;
 
@@ -142,6 +144,48 @@ pub(crate) fn parse_delivery_args(cx: &mut Ctxt, attr: &syn::Attribute) -> Deliv
         cx.syn_error(error);
     }
     DeliveryArgs { producer: producer.get(), id: id.get(), optional: optional.get().is_some(), release: release.get() }
+}
+
+/// Keys of `#[schema(..)]` on a field.
+const SCHEMA_KEYS: &str = "`rename = \"..\"` or `decimal(precision, scale)`";
+
+/// `#[schema(rename = "..", decimal(precision, scale))]` on a field of a `#[derive(Schema)]`
+/// struct; the values are checked against the whole struct in `check`.
+pub(crate) struct SchemaFieldArgs {
+    pub(crate) rename: Option<LitStr>,
+    /// Precision, scale, and the key's span for the type check.
+    pub(crate) decimal: Option<(LitInt, LitInt, Span)>,
+}
+
+pub(crate) fn parse_schema_field_args(cx: &mut Ctxt, attrs: &[syn::Attribute]) -> SchemaFieldArgs {
+    let mut rename = Attr::none("rename");
+    let mut decimal = Attr::none("decimal");
+    for attr in attrs.iter().filter(|attr| attr.path().is_ident("schema")) {
+        let result = attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("rename") {
+                let value: LitStr = meta.value()?.parse()?;
+                if value.value().is_empty() {
+                    cx.error_spanned_by(&value, "a column name cannot be empty");
+                } else {
+                    rename.set(cx, &meta.path, value);
+                }
+            } else if meta.path.is_ident("decimal") {
+                let content;
+                syn::parenthesized!(content in meta.input);
+                let precision: LitInt = content.parse()?;
+                content.parse::<syn::Token![,]>()?;
+                let scale: LitInt = content.parse()?;
+                decimal.set(cx, &meta.path, (precision, scale, meta.path.span()));
+            } else {
+                unknown(cx, &meta, "#[schema]", SCHEMA_KEYS)?;
+            }
+            Ok(())
+        });
+        if let Err(error) = result {
+            cx.syn_error(error);
+        }
+    }
+    SchemaFieldArgs { rename: rename.get(), decimal: decimal.get() }
 }
 
 /// Reports an unknown key and skips its value, so parsing can go on.

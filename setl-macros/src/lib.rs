@@ -3,12 +3,17 @@
 //!
 //! # Crate layout
 //!
+//! Both macros go through the same stages, in this order of modules:
+//!
 //! - `ctxt`: collects every error of one expansion, so users see all of them at once.
-//! - `attr`: parsing of `#[factory(..)]` and `#[delivery(..)]` arguments, keys from a table.
-//! - `ast`: the typed model of a factory struct, keeping the `syn` nodes for spans.
-//! - `expand`: code generation.
-//! - `schema`: `#[derive(Schema)]`, used through `setl_arrow` (generated code names
-//!   `::setl_arrow::__private`).
+//! - `attr`: parsing of `#[factory(..)]`, `#[delivery(..)]` and `#[schema(..)]` arguments, keys
+//!   from a table.
+//! - `ast`: the typed models of a factory struct and a schema struct, keeping the `syn` nodes
+//!   for spans.
+//! - `check`: checks that need the whole model.
+//! - `expand`: code generation, `factory` and `schema` (used through `setl_arrow`; generated
+//!   code names `::setl_arrow::__private`). On an error each still emits the type's trait
+//!   impls, so users see that error and not its consequences at every use.
 
 #![forbid(unsafe_code)]
 
@@ -16,9 +21,9 @@ use proc_macro::TokenStream;
 
 mod ast;
 mod attr;
+mod check;
 mod ctxt;
 mod expand;
-mod schema;
 
 /// Declares a struct as a setl factory.
 ///
@@ -37,7 +42,7 @@ mod schema;
 /// returns, so an input the rest of the factory does not need is freed before it finishes.
 #[proc_macro_attribute]
 pub fn factory(args: TokenStream, input: TokenStream) -> TokenStream {
-    expand::factory(args.into(), input.into()).into()
+    expand::factory::factory(args.into(), input.into()).into()
 }
 
 /// Marks a `Delivery<T>` field of a `#[factory]` struct; `#[factory]` reads and removes it.
@@ -63,5 +68,5 @@ pub fn delivery(_args: TokenStream, input: TokenStream) -> TokenStream {
 /// Field attributes: `#[schema(rename = "column")]`, `#[schema(decimal(precision, scale))]`.
 #[proc_macro_derive(Schema, attributes(schema))]
 pub fn derive_schema(input: TokenStream) -> TokenStream {
-    schema::derive(input.into()).into()
+    expand::schema::derive(input.into()).into()
 }

@@ -4,16 +4,19 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
 use crate::error::Phase;
+use crate::executed::{seconds, ExecutedWork};
 use crate::runtime::FactoryTiming;
 
 /// The timings of one factory in one run.
 ///
 /// `total` is the factory's wall time from start to hand-off (it includes injection and `get`,
 /// so it is at least the sum of the phases). `start` is the offset from the pipeline's start, and
-/// `thread` the Rayon worker, so a timeline can be drawn.
+/// `thread` the Rayon worker, so a timeline can be drawn. `executed` is the work of the
+/// factory's lazy plans, wherever it ran: a plan that a consumer executed is charged here, to
+/// the factory that defined it, and not only to the consumer's phase.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BenchmarkResult {
     /// The factory's name.
@@ -37,10 +40,9 @@ pub struct BenchmarkResult {
     pub start: Duration,
     /// The Rayon worker thread it ran on.
     pub thread: Option<usize>,
-}
-
-fn seconds<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_f64(duration.as_secs_f64())
+    /// Work of the plans it defined, as the engines that executed them measured it (empty for
+    /// a factory that defines no lazy work, or when no engine reports it).
+    pub executed: Vec<ExecutedWork>,
 }
 
 impl BenchmarkResult {
@@ -53,9 +55,35 @@ impl BenchmarkResult {
             Phase::Get => Duration::ZERO,
         }
     }
+
+    /// CPU time of the work its plans did wherever they executed.
+    pub fn executed_compute(&self) -> Duration {
+        self.executed.iter().map(|work| work.compute).sum()
+    }
+
+    /// The work of its plans, summed per place it executed (in the order first seen): where,
+    /// CPU time, rows.
+    pub fn executed_by_place(&self) -> Vec<(String, Duration, u64)> {
+        let mut places: Vec<(String, Duration, u64)> = Vec::new();
+        for work in &self.executed {
+            let place = match &work.executed_in {
+                Some(phase) if phase.factory == self.factory => format!("in its own {}", phase.phase.as_str()),
+                Some(phase) => format!("later, in {phase}"),
+                None => "after the run".to_owned(),
+            };
+            match places.iter_mut().find(|(known, ..)| *known == place) {
+                Some((_, compute, rows)) => {
+                    *compute += work.compute;
+                    *rows += work.rows;
+                }
+                None => places.push((place, work.compute, work.rows)),
+            }
+        }
+        places
+    }
 }
 
-/// The text form of SETL and PySetl.
+/// The text form of SETL and PySetl, with a line per place its plans executed.
 impl fmt::Display for BenchmarkResult {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "Benchmark class: {}", self.factory)?;
@@ -63,8 +91,24 @@ impl fmt::Display for BenchmarkResult {
         writeln!(f, "read: {} s", self.read.as_secs_f64())?;
         writeln!(f, "process: {} s", self.process.as_secs_f64())?;
         writeln!(f, "write: {} s", self.write.as_secs_f64())?;
+        for (place, compute, rows) in self.executed_by_place() {
+            writeln!(f, "executed {place}: {} s, {} rows", compute.as_secs_f64(), thousands(rows))?;
+        }
         write!(f, "=================")
     }
+}
+
+/// `6001215` as `6,001,215`.
+fn thousands(count: u64) -> String {
+    let digits = count.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (at, digit) in digits.chars().enumerate() {
+        if at > 0 && (digits.len() - at) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
 }
 
 /// Something that ran factories and can report their timings: a `Pipeline` or one of its stages.
@@ -80,6 +124,7 @@ pub(crate) fn results<'a>(
     factories: impl Iterator<Item = (&'a str, usize, bool)>,
     timings: &[Option<FactoryTiming>],
     pipeline_start: Option<Instant>,
+    executed: &[ExecutedWork],
 ) -> Vec<BenchmarkResult> {
     factories
         .zip(timings)
@@ -94,6 +139,7 @@ pub(crate) fn results<'a>(
                 total: timing.total,
                 start: pipeline_start.map_or(Duration::ZERO, |begin| timing.started.saturating_duration_since(begin)),
                 thread: timing.thread.map(|thread| thread as usize),
+                executed: executed.iter().filter(|work| work.defined_in.factory == name).cloned().collect(),
             })
         })
         .collect()
@@ -114,6 +160,7 @@ mod tests {
             total: Duration::from_millis(350),
             start: Duration::ZERO,
             thread: Some(0),
+            executed: Vec::new(),
         };
         assert_eq!(
             result.to_string(),
@@ -122,5 +169,48 @@ mod tests {
         let json = serde_json::to_value(&result).unwrap();
         assert_eq!(json["total"], 0.35);
         assert_eq!(json["factory"], "SourceFactory");
+    }
+
+    #[test]
+    fn work_executed_elsewhere_has_a_line_per_place() {
+        use crate::executed::FactoryPhase;
+        let work = |executed_in: Option<(&str, Phase)>, millis, rows| ExecutedWork {
+            defined_in: FactoryPhase { factory: "ReadLineitem".into(), phase: Phase::Read },
+            executed_in: executed_in.map(|(factory, phase)| FactoryPhase { factory: factory.into(), phase }),
+            what: "Parquet scan".into(),
+            shared: None,
+            start: Duration::ZERO,
+            elapsed: Duration::from_millis(millis),
+            compute: Duration::from_millis(millis),
+            rows,
+            spilled_bytes: 0,
+            peak_memory: 0,
+            thread: None,
+            operators: Vec::new(),
+        };
+        let result = BenchmarkResult {
+            factory: "ReadLineitem".into(),
+            stage: 0,
+            read: Duration::from_millis(2),
+            process: Duration::ZERO,
+            write: Duration::ZERO,
+            total: Duration::from_millis(2),
+            start: Duration::ZERO,
+            thread: Some(0),
+            executed: vec![
+                work(Some(("Load", Phase::Process)), 250, 3_000_000),
+                work(Some(("Load", Phase::Process)), 320, 3_001_215),
+                work(Some(("ReadLineitem", Phase::Write)), 10, 5),
+                work(None, 1, 1),
+            ],
+        };
+        let text = result.to_string();
+        assert!(text.contains("\nexecuted later, in Load.process: 0.57 s, 6,001,215 rows\n"), "{text}");
+        assert!(text.contains("\nexecuted in its own write: 0.01 s, 5 rows\n"), "{text}");
+        assert!(text.contains("\nexecuted after the run: 0.001 s, 1 rows\n"), "{text}");
+        assert_eq!(result.executed_compute(), Duration::from_millis(581));
+        let json = serde_json::to_value(&result).unwrap();
+        assert_eq!(json["executed"][0]["executed_in"]["factory"], "Load");
+        assert_eq!(json["executed"][0]["compute"], 0.25);
     }
 }

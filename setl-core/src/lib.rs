@@ -59,8 +59,10 @@
 //! 3. Factories: `factory` (the traits, the static `Signature`, `BoxedFactory`, the type-erased
 //!    face the scheduler runs and the shelves factories wait on), `registry`.
 //! 4. The plan: `plan` matches every input slot to one deliverable and orders the factories.
-//! 5. The run: `runtime` (the dataflow executor over Rayon and the value store between
-//!    factories), `running`, `observe` (the event stream), `benchmark`.
+//! 5. The run: `executed` (work an engine ran for a factory, such as a lazy plan executed
+//!    later), `observe` (the event stream), `running` (the phase running on a thread, and
+//!    where work attributed to a factory goes), `runtime` (the dataflow executor over Rayon
+//!    and the value store between factories), `benchmark`.
 //! 6. The builders: `stage`, `pipeline` (which runs stages), `setl` (the context that creates
 //!    pipelines, the one mutual dependency kept: a pipeline holds its context), `graph` and
 //!    `diagram` (the resolved graph as data and as text).
@@ -80,6 +82,7 @@ mod delivery;
 mod delivery_key;
 mod diagram;
 mod error;
+mod executed;
 mod factory;
 pub mod fs;
 mod graph;
@@ -99,13 +102,14 @@ pub use benchmark::{BenchmarkResult, HasBenchmark};
 pub use cache::{CacheStats, LazyCounter, Storable, StorageLevel, StoreOps};
 pub use delivery::{Delivery, Payload};
 pub use error::{BoxError, Error, ErrorKind, Operation, Phase, Result, ValidationError};
+pub use executed::{Attribution, ExecutedWork, FactoryPhase, OperatorMetrics};
 pub use factory::{BoxedFactory, Factory, FactoryExt, FactoryRef, FactoryWiring, InputDecl, Signature, TypeInfo};
 pub use graph::{GraphExternal, GraphFactory, GraphInput, GraphSource, PipelineGraph};
 pub use name::Name;
 pub use observe::{Event, EventKind, FactoryId, Observer, OutputRef};
 pub use pipeline::{ExecutionMode, InputBuilder, Pipeline, StageRun, StageView};
 pub use registry::Registration;
-pub use running::{running, Running};
+pub use running::{attribute, attribution_wanted, running, Running};
 pub use setl::{Setl, SetlBuilder};
 pub use setl_macros::{delivery, factory};
 pub use stage::Stage;

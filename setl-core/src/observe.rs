@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use crate::cache::CacheStats;
 use crate::delivery::Payload;
 use crate::error::Phase;
+use crate::executed::ExecutedWork;
 use crate::name::Name;
 
 /// A factory of a running pipeline: its position in declaration order and its name.
@@ -118,6 +119,9 @@ pub enum EventKind {
         /// The bytes read back.
         bytes: u64,
     },
+    /// Work a factory defined ran (a lazy plan executed later, in this or another factory's
+    /// phase), as the engine that ran it measured it.
+    WorkExecuted(ExecutedWork),
     /// What the cache did during the run; sent once, just before `PipelineFinished`.
     CacheSummary(CacheStats),
     /// `run()` ended.
@@ -184,10 +188,16 @@ struct Attached {
     detached: AtomicBool,
 }
 
-/// The observers of one run.
-#[derive(Default)]
+/// The observers of one run; clones share them (and whether each is detached).
+#[derive(Clone)]
 pub(crate) struct Observers {
-    attached: Vec<Attached>,
+    attached: Arc<[Attached]>,
+}
+
+impl Default for Observers {
+    fn default() -> Self {
+        Observers { attached: Arc::new([]) }
+    }
 }
 
 impl Observers {
@@ -196,7 +206,8 @@ impl Observers {
             attached: observers
                 .into_iter()
                 .map(|observer| Attached { observer, detached: AtomicBool::new(false) })
-                .collect(),
+                .collect::<Vec<_>>()
+                .into(),
         }
     }
 
@@ -225,7 +236,7 @@ impl Observers {
     }
 
     pub(crate) fn emit_event(&self, event: &Event) {
-        for attached in &self.attached {
+        for attached in self.attached.iter() {
             if attached.detached.load(Ordering::Relaxed) {
                 continue;
             }

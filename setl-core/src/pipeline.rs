@@ -9,11 +9,13 @@ use crate::benchmark::{self, BenchmarkResult, HasBenchmark};
 use crate::cache::{CacheStats, Storable, StorageLevel};
 use crate::delivery::Payload;
 use crate::error::{ErrorKind, Result};
+use crate::executed::ExecutedWork;
 use crate::factory::shelf::Shelves;
 use crate::factory::{BoxedFactory, Factory, FactoryRef, FactoryWiring, Signature, TypeInfo};
 use crate::observe::{EventKind, Observer, Observers};
 use crate::plan::{self, ExternalDecl, FactoryDecl, Plan};
 use crate::registry::Registration;
+use crate::running::WorkSink;
 use crate::runtime::store::{Counters, Kept, SlotSpec};
 use crate::runtime::{self, FactoryTiming, RunSpec};
 use crate::setl::Setl;
@@ -66,6 +68,8 @@ struct Outcome {
     timings: Vec<Option<FactoryTiming>>,
     /// When the run started, if anything was timed.
     started: Option<std::time::Instant>,
+    /// Work engines executed for its factories during the run (see [`crate::attribute`]).
+    executed: Vec<ExecutedWork>,
     /// Per factory: whether it was benchmarked (empty when none was).
     benchmarked: Vec<bool>,
     cache: CacheStats,
@@ -399,6 +403,8 @@ impl Pipeline {
         let benchmarked_copy = if any_benchmarked { benchmarked.clone() } else { Vec::new() };
         let observers = Observers::new(self.observers.iter().cloned());
         let timed = any_benchmarked || observers.active();
+        let started = timed.then(std::time::Instant::now);
+        let sink = started.map(|started| WorkSink::new(started, observers.clone()));
 
         let spec = RunSpec {
             plan: &plan,
@@ -414,10 +420,10 @@ impl Pipeline {
             observers: &observers,
             benchmarked,
             timed,
+            sink: sink.clone(),
         };
         let span = tracing::info_span!("pipeline", factories = count);
         let _entered = span.enter();
-        let started = timed.then(std::time::Instant::now);
         if let Some(started) = started {
             observers.emit_at(|| EventKind::PipelineStarted { factories: count }, started);
         }
@@ -438,6 +444,7 @@ impl Pipeline {
             succeeded,
             timings: outcome.timings,
             started,
+            executed: sink.map(|sink| sink.take()).unwrap_or_default(),
             benchmarked: benchmarked_copy,
             cache,
             spill_dir,
@@ -638,7 +645,7 @@ impl HasBenchmark for Pipeline {
             .iter()
             .zip(&outcome.benchmarked)
             .map(|(entry, &benchmarked)| (&*entry.factory.signature.name, entry.stage, benchmarked));
-        benchmark::results(factories, &outcome.timings, outcome.started)
+        benchmark::results(factories, &outcome.timings, outcome.started, &outcome.executed)
     }
 }
 

@@ -12,6 +12,7 @@ use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::prelude::SessionConfig;
 use setl_core::Setl;
 
+use crate::attribution::MarkingQueryPlanner;
 use crate::held::{HeldBytes, HeldGuard};
 
 /// Settings of the engine, attached with `Setl::builder().extension(EngineSettings { .. })`.
@@ -158,6 +159,7 @@ impl Engine {
             .with_config(config.clone())
             .with_runtime_env(env)
             .with_default_features()
+            .with_query_planner(Arc::new(MarkingQueryPlanner))
             .build();
         Ok(Engine {
             inner: Arc::new(Inner {

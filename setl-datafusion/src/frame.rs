@@ -11,6 +11,7 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::execution::SessionState;
@@ -18,6 +19,7 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::DataFrame;
 use setl_arrow::Dataset;
 
+use crate::attribution::{charge, Definer, Execution};
 use crate::engine::Engine;
 use crate::error::SqlError;
 use crate::held::HeldGuard;
@@ -48,6 +50,9 @@ pub struct Frame {
 
 struct Inner {
     label: String,
+    /// The factory phase that made the frame, charged with the work of its plan wherever it
+    /// runs (see [`attribution`](crate::attribution)); `None` outside a pipeline.
+    definer: Option<Definer>,
     engine: Engine,
     schema: SchemaRef,
     /// The files and scans the data comes from, for errors.
@@ -88,6 +93,7 @@ impl Frame {
         let (state, plan) = frame.into_parts();
         Frame {
             inner: Arc::new(Inner {
+                definer: Definer::here(&label),
                 label,
                 engine,
                 schema,
@@ -108,6 +114,7 @@ impl Frame {
         let held = Held { _guard: Arc::new(engine.hold(dataset.byte_size())), dataset };
         Frame {
             inner: Arc::new(Inner {
+                definer: Definer::here(&label),
                 label,
                 schema: held.dataset.schema().clone(),
                 engine,
@@ -126,6 +133,11 @@ impl Frame {
     /// The files the frame's data comes from.
     pub fn sources(&self) -> &[PathBuf] {
         &self.inner.lineage.files
+    }
+
+    /// The factory phase that made the frame.
+    pub(crate) fn definer(&self) -> Option<&Definer> {
+        self.inner.definer.as_ref()
     }
 
     pub(crate) fn lineage(&self) -> &Lineage {
@@ -184,6 +196,7 @@ impl Frame {
             Body::Data(_) | Body::Shared(_) => self.clone(),
             Body::Plan { state, plan, .. } => self.with_body(Body::Shared(Arc::new(SharedSource::new(
                 self.inner.label.clone(),
+                self.inner.definer.clone(),
                 self.inner.engine.clone(),
                 self.inner.schema.clone(),
                 (**state).clone(),
@@ -196,6 +209,7 @@ impl Frame {
         Frame {
             inner: Arc::new(Inner {
                 label: self.inner.label.clone(),
+                definer: self.inner.definer.clone(),
                 engine: self.inner.engine.clone(),
                 schema: self.inner.schema.clone(),
                 lineage: self.inner.lineage.clone(),
@@ -389,8 +403,17 @@ impl Frame {
         let engine = first.inner.engine.clone();
         let dataframes: Vec<DataFrame> = frames.iter().map(|frame| frame.plan_dataframe()).collect();
         frames.iter().for_each(|frame| frame.inner.engine.count_execution());
-        let ran = engine.run(run_plans(dataframes)).map_err(|(index, error)| frames[index].error(error))?;
-        ran.into_iter()
+        let started = Instant::now();
+        let (outputs, ran) = engine.run(run_plans(dataframes)).map_err(|(index, error)| frames[index].error(error))?;
+        if setl_core::attribution_wanted() {
+            let elapsed = started.elapsed();
+            for (plan, frame) in ran.plans.iter().zip(frames) {
+                charge(&Execution { plan, root: frame.definer(), shared: None, started, elapsed });
+            }
+            ran.charge_shared_reads(started, elapsed);
+        }
+        outputs
+            .into_iter()
             .zip(frames)
             .map(|((schema, batches), frame)| {
                 Dataset::try_new(schema, batches)

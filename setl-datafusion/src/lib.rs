@@ -76,7 +76,8 @@
 //! # Crate layout
 //!
 //! Modules form layers, each using only those below it: `error` (`SqlError`, `WriteError`)
-//! and `origin` (which factory defined a scan); `held` (bytes frames hold) and `engine`
+//! and `origin` (which factory defined a scan); `attribution` (marks on the parts of a plan
+//! other factories defined, and the charge of each part's metrics to its factory); `held` (bytes frames hold) and `engine`
 //! (`Engine`, the runtime and settings shared through the `Setl` context); `shared` (shared
 //! scans: one read of a plan streamed to every query that runs with it); `frame` (`Frame`, data
 //! or a plan, with `persist`, `materialize`, `shared` and `collect_all`); `session` (`Session`,
@@ -87,6 +88,7 @@
 // Library code needs no `unsafe`; tests that must (a counting allocator) say why with `expect`.
 #![forbid(unsafe_code)]
 
+mod attribution;
 mod engine;
 mod error;
 mod frame;

@@ -9,6 +9,7 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{DataFrame, SessionContext};
 use setl_arrow::Dataset;
 
+use crate::attribution::mark;
 use crate::engine::Engine;
 use crate::error::SqlError;
 use crate::frame::Frame;
@@ -130,7 +131,7 @@ impl Session {
                 // is a view, so that it fuses into the query.
                 let table = match frame.shared_source() {
                     Some(source) => source.table(),
-                    None => frame.dataframe().into_view(),
+                    None => marked(frame).into_view(),
                 };
                 self.context
                     .register_table(name, table)
@@ -208,6 +209,20 @@ impl Session {
     fn lock_sources(&self) -> std::sync::MutexGuard<'_, HashMap<String, Lineage>> {
         self.sources.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// The frame's plan, marked with the factory that defined it when another factory's query
+/// takes it in (so that the work of its operators is charged to its definer, see
+/// [`attribution`](crate::attribution)).
+fn marked(frame: &Frame) -> DataFrame {
+    let dataframe = frame.dataframe();
+    let Some(definer) = frame.definer() else { return dataframe };
+    let here = setl_core::running();
+    if here.is_some_and(|running| running.factory.as_ref() == definer.factory()) {
+        return dataframe;
+    }
+    let (state, plan) = dataframe.into_parts();
+    DataFrame::new(state, mark(plan, definer.clone()))
 }
 
 impl std::fmt::Debug for Session {

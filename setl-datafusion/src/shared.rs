@@ -73,6 +73,7 @@ use datafusion::prelude::{DataFrame, SessionContext};
 use futures::{Stream, StreamExt};
 use tokio::task::JoinSet;
 
+use crate::attribution::Definer;
 use crate::engine::Engine;
 use crate::held::HeldGuard;
 
@@ -82,6 +83,8 @@ pub(crate) const LAG_BATCHES: usize = 4;
 /// The plan of a shared frame.
 pub(crate) struct SharedSource {
     label: String,
+    /// The factory phase that defined the shared frame, charged with its reads.
+    definer: Option<Definer>,
     engine: Engine,
     schema: SchemaRef,
     state: Box<SessionState>,
@@ -112,6 +115,7 @@ struct KeptData {
 impl SharedSource {
     pub(crate) fn new(
         label: String,
+        definer: Option<Definer>,
         engine: Engine,
         schema: SchemaRef,
         state: SessionState,
@@ -119,6 +123,7 @@ impl SharedSource {
     ) -> Self {
         SharedSource {
             label,
+            definer,
             engine,
             schema,
             state: Box::new(state),
@@ -433,10 +438,53 @@ pub(crate) fn explain_sources(plan: &Arc<dyn ExecutionPlan>) -> String {
 /// The output of one plan: its schema and batches.
 pub(crate) type Output = (SchemaRef, Vec<RecordBatch>);
 
+/// What ran in [`run_plans`], with its metrics: for [`charge`](crate::attribution::charge).
+pub(crate) struct Ran {
+    /// The physical plan of each frame, in order.
+    pub(crate) plans: Vec<Arc<dyn ExecutionPlan>>,
+    /// The group's reads of shared sources.
+    reads: Vec<SharedRead>,
+}
+
+impl Ran {
+    /// Charges each shared source's read of the run to the factory that defined it, and a
+    /// source read outside a group (by a plan that ran alone) likewise.
+    pub(crate) fn charge_shared_reads(&self, started: std::time::Instant, elapsed: std::time::Duration) {
+        for read in &self.reads {
+            crate::attribution::charge(&crate::attribution::Execution {
+                plan: &read.input,
+                root: read.source.definer.as_ref(),
+                shared: Some(read.how.clone()),
+                started,
+                elapsed,
+            });
+        }
+        for plan in &self.plans {
+            let _ = plan.apply(|node| {
+                if let Some(scan) = node.downcast_ref::<SharedScanExec>() {
+                    let alone = scan.subscription.get().is_none();
+                    let ran =
+                        scan.input.metrics().and_then(|metrics| metrics.output_rows()).is_some_and(|rows| rows > 0);
+                    if alone && ran {
+                        crate::attribution::charge(&crate::attribution::Execution {
+                            plan: &scan.input,
+                            root: scan.source.definer.as_ref(),
+                            shared: Some("read on its own (no kept output to read)".to_owned()),
+                            started,
+                            elapsed,
+                        });
+                    }
+                }
+                Ok(TreeNodeRecursion::Continue)
+            });
+        }
+    }
+}
+
 /// Plans and runs `frames` together: each a task on the runtime, every shared scan's
 /// partitions read once by a task of their own. Stops at the first failure, with the index of
 /// the frame that failed; a panic in a plan is resumed.
-pub(crate) async fn run_plans(frames: Vec<DataFrame>) -> Result<Vec<Output>, (usize, DataFusionError)> {
+pub(crate) async fn run_plans(frames: Vec<DataFrame>) -> Result<(Vec<Output>, Ran), (usize, DataFusionError)> {
     let mut plans = Vec::with_capacity(frames.len());
     for (index, frame) in frames.into_iter().enumerate() {
         let context = Arc::new(frame.task_ctx());
@@ -444,14 +492,16 @@ pub(crate) async fn run_plans(frames: Vec<DataFrame>) -> Result<Vec<Output>, (us
         plans.push((plan, context));
     }
     let physical: Vec<_> = plans.iter().map(|(plan, _)| plan.clone()).collect();
-    let group = Group::arm(&physical).map_err(|error| (0, error))?;
+    let armed = Group::arm(&physical).map_err(|error| (0, error))?;
     // Dropping a JoinSet aborts its tasks: a failure stops the others, readers included.
     let mut readers = JoinSet::new();
-    let group = group.map(|(group, to_start)| {
-        for reader in to_start {
+    let mut reads = Vec::new();
+    let group = armed.map(|armed| {
+        for reader in armed.readers {
             readers.spawn(reader.run());
         }
-        group
+        reads = armed.reads;
+        armed.group
     });
     let mut queries = JoinSet::new();
     for (index, (plan, context)) in plans.into_iter().enumerate() {
@@ -510,7 +560,9 @@ pub(crate) async fn run_plans(frames: Vec<DataFrame>) -> Result<Vec<Output>, (us
     }
     match ended {
         Ok(()) => {
-            Ok(outputs.into_iter().map(|output| output.unwrap_or_else(|| unreachable!("every query ended"))).collect())
+            let outputs =
+                outputs.into_iter().map(|output| output.unwrap_or_else(|| unreachable!("every query ended"))).collect();
+            Ok((outputs, Ran { plans: physical, reads }))
         }
         Err(Ended::Failed(index, error)) => Err((index, error)),
         Err(Ended::Panicked(payload)) => std::panic::resume_unwind(payload),
@@ -709,7 +761,7 @@ impl GroupState {
 impl Group {
     /// Arms every shared scan in `plans` (one plan per consumer query) and returns the group and
     /// the readers to start, or `None` when no plan reads a shared source.
-    pub(crate) fn arm(plans: &[Arc<dyn ExecutionPlan>]) -> Result<Option<(Arc<Group>, Vec<Reader>)>> {
+    pub(crate) fn arm(plans: &[Arc<dyn ExecutionPlan>]) -> Result<Option<Armed>> {
         // The scan nodes of each source (with their consumer query), in plan order; the first
         // node's input is the plan the group runs.
         let mut sources: Vec<Vec<(usize, &SharedScanExec)>> = Vec::new();
@@ -769,9 +821,21 @@ impl Group {
             .collect();
         let group = Arc::new(Group { state: Mutex::new(GroupState { broadcasts }) });
         let mut readers = Vec::new();
+        let mut reads = Vec::new();
         for (broadcast, (nodes, keep)) in sources.into_iter().zip(keeping).enumerate() {
             let first = nodes[0].1;
             let source = &first.source;
+            let mut queries: Vec<usize> = nodes.iter().map(|(consumer, _)| *consumer).collect();
+            queries.dedup();
+            reads.push(SharedRead {
+                source: source.clone(),
+                input: first.input.clone(),
+                how: if keep {
+                    format!("read for {} of its readers, kept whole for the others", queries.len())
+                } else {
+                    format!("read once, streamed to {} queries", queries.len())
+                },
+            });
             let keep = keep.then(|| {
                 Arc::new(KeepRun {
                     source: source.clone(),
@@ -809,7 +873,7 @@ impl Group {
             }
             source.engine.count_shared_read();
         }
-        Ok(Some((group, readers)))
+        Ok(Some(Armed { group, readers, reads }))
     }
 
     fn lock(&self) -> MutexGuard<'_, GroupState> {
@@ -864,6 +928,22 @@ impl Group {
         drop(state);
         wake.into_iter().for_each(Waker::wake);
     }
+}
+
+/// A group ready to run: the group, the readers to start, and what each source's read is.
+pub(crate) struct Armed {
+    group: Arc<Group>,
+    readers: Vec<Reader>,
+    reads: Vec<SharedRead>,
+}
+
+/// One read of a shared source for a group, to charge to the factory that defined the source.
+pub(crate) struct SharedRead {
+    source: Arc<SharedSource>,
+    /// The plan the group's readers ran (with its metrics once they are done).
+    input: Arc<dyn ExecutionPlan>,
+    /// How the read was shared, in words.
+    how: String,
 }
 
 /// The one reader of one partition of a shared source in a group.

@@ -8,21 +8,23 @@ use std::time::Duration;
 use setl_core::BenchmarkResult;
 
 /// The benchmark results as a compact table, one row per factory (stage, start offset, read,
-/// process, write and total, in milliseconds, and the worker thread).
+/// process, write and total, in milliseconds, and the worker thread), and `exec ms`: the CPU
+/// time of the factory's lazy plans wherever they executed (see
+/// [`BenchmarkResult::executed`]), so that a reader that hands on a scan shows what reading cost.
 pub fn benchmark_table(results: &[BenchmarkResult]) -> String {
     let width = results.iter().map(|result| result.factory.len()).max().unwrap_or(7).max(7);
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<width$} {:>5} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6}",
-        "factory", "stage", "start ms", "read ms", "proc ms", "write ms", "total ms", "thread"
+        "{:<width$} {:>5} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6}",
+        "factory", "stage", "start ms", "read ms", "proc ms", "write ms", "total ms", "exec ms", "thread"
     );
     let ms = |duration: Duration| duration.as_secs_f64() * 1000.0;
     for result in results {
         let thread = result.thread.map_or_else(|| "-".to_owned(), |thread| thread.to_string());
         let _ = writeln!(
             out,
-            "{:<width$} {:>5} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>6}",
+            "{:<width$} {:>5} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>6}",
             result.factory,
             result.stage,
             ms(result.start),
@@ -30,6 +32,7 @@ pub fn benchmark_table(results: &[BenchmarkResult]) -> String {
             ms(result.process),
             ms(result.write),
             ms(result.total),
+            ms(result.executed_compute()),
             thread
         );
     }
@@ -100,6 +103,7 @@ mod tests {
             total: Duration::from_millis(15),
             start: Duration::ZERO,
             thread: Some(1),
+            executed: Vec::new(),
         };
         let table = benchmark_table(&[result]);
         let lines: Vec<&str> = table.lines().collect();

@@ -29,6 +29,7 @@ use crate::factory::shelf::ErasedFactory;
 use crate::factory::Signature;
 use crate::observe::{FactoryId, Observers};
 use crate::plan::{Plan, Source};
+use crate::running::WorkSink;
 use scheduler::{advance_barrier, drop_inputs, make_ready, record_error, spawn_helpers};
 use store::{Counters, Kept, Produced, SlotSpec, Store, StoreSettings, Taken};
 
@@ -55,6 +56,8 @@ pub(crate) struct RunSpec<'a> {
     /// Whether any factory is timed (benchmarked, or observers attached).
     pub(crate) timed: bool,
     pub(crate) observers: &'a Observers,
+    /// Where engines record work they executed for a factory; `Some` when the run is timed.
+    pub(crate) sink: Option<Arc<WorkSink>>,
 }
 
 /// What a run leaves behind.

@@ -239,7 +239,7 @@ impl<'r, 'a> FactoryRun<'r, 'a> {
                 observers.emit_at(|| EventKind::PhaseStarted { factory: id(), phase }, started);
             }
             let result = {
-                let _running = RunningGuard::enter(spec.signatures[index].name.clone(), phase);
+                let _running = RunningGuard::enter(spec.signatures[index].name.clone(), phase, spec.sink.as_ref());
                 guard::catch(|| factory.run_phase(phase))
             };
             if let Some(started) = boundary {
@@ -294,7 +294,8 @@ impl<'r, 'a> FactoryRun<'r, 'a> {
         let spec = &self.shared.spec;
         let name = self.name;
         let output = {
-            let _running = RunningGuard::enter(spec.signatures[self.index].name.clone(), Phase::Get);
+            let _running =
+                RunningGuard::enter(spec.signatures[self.index].name.clone(), Phase::Get, spec.sink.as_ref());
             guard::catch(|| factory.output()).map_err(|message| panicked(name, Phase::Get, message))
         };
         let provisional = match (&output, spec.slots[self.index].ops) {

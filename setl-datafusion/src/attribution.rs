@@ -1,0 +1,380 @@
+//! The cost of lazy plans, charged to the factories that defined them.
+//!
+//! A frame's plan usually runs in another factory's phase, fused into its consumer's plan: a
+//! reader hands on a scan, a query factory hands on a query, and `Load` collects six of them.
+//! Each part of the consumer's plan that a registered frame brought in is marked with a
+//! [`DefinedBy`] node, which the physical planner turns into a [`DefinedExec`]: a pass-through
+//! node that forwards every optimization (filters, projections, limits, sort and partitioning
+//! requests reach the scan below it as if it were not there) and only marks where one
+//! factory's operators end and another's begin.
+//!
+//! After an execution, when the running pipeline records attributed work
+//! ([`setl_core::attribution_wanted`]), the executed plan's operators are walked with their
+//! DataFusion metrics: each operator belongs to the nearest mark above it (the root to the
+//! frame that ran), and each factory's part becomes one [`setl_core::Attribution`]. A shared
+//! source's read (run once for a group of queries) is charged once, to the factory that
+//! defined it, and says how it was shared; each consumer keeps its own operators.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{DFSchemaRef, Statistics};
+use datafusion::error::Result;
+use datafusion::execution::context::QueryPlanner;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::logical_expr::{Expr, Extension, LogicalPlan, UserDefinedLogicalNode, UserDefinedLogicalNodeCore};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_plan::execution_plan::CardinalityEffect;
+use datafusion::physical_plan::filter_pushdown::{
+    ChildPushdownResult, FilterDescription, FilterPushdownPhase, FilterPushdownPropagation,
+};
+use datafusion::physical_plan::metrics::MetricValue;
+use datafusion::physical_plan::projection::ProjectionExec;
+use datafusion::physical_plan::statistics::{ChildStats, StatisticsArgs};
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
+use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
+use setl_core::{Attribution, FactoryPhase, OperatorMetrics, Phase};
+
+/// The factory phase that defined a part of a plan, and what that part is.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Hash)]
+pub(crate) struct Definer {
+    factory: String,
+    phase: Phase,
+    /// The frame's label: "query `q1`", "CSV scan defined in ...".
+    what: String,
+}
+
+impl Definer {
+    /// The factory phase running on this thread, as the definer of `what`; `None` outside a
+    /// pipeline's phases.
+    pub(crate) fn here(what: &str) -> Option<Self> {
+        setl_core::running().map(|running| Definer {
+            factory: running.factory.to_string(),
+            phase: running.phase,
+            what: what.to_owned(),
+        })
+    }
+
+    /// The factory's name.
+    pub(crate) fn factory(&self) -> &str {
+        &self.factory
+    }
+
+    fn phase(&self) -> FactoryPhase {
+        FactoryPhase { factory: self.factory.clone(), phase: self.phase }
+    }
+}
+
+/// `plan`, marked as defined by `definer` (the logical node the physical planner turns into a
+/// [`DefinedExec`]).
+pub(crate) fn mark(plan: LogicalPlan, definer: Definer) -> LogicalPlan {
+    LogicalPlan::Extension(Extension { node: Arc::new(DefinedBy { definer, input: plan }) })
+}
+
+/// The logical mark: its input, unchanged, defined by `definer`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Hash)]
+struct DefinedBy {
+    definer: Definer,
+    input: LogicalPlan,
+}
+
+impl UserDefinedLogicalNodeCore for DefinedBy {
+    fn name(&self) -> &str {
+        "DefinedBy"
+    }
+
+    fn inputs(&self) -> Vec<&LogicalPlan> {
+        vec![&self.input]
+    }
+
+    fn schema(&self) -> &DFSchemaRef {
+        self.input.schema()
+    }
+
+    fn expressions(&self) -> Vec<Expr> {
+        Vec::new()
+    }
+
+    fn fmt_for_explain(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DefinedBy: {}.{} ({})", self.definer.factory, self.definer.phase.as_str(), self.definer.what)
+    }
+
+    fn with_exprs_and_inputs(&self, _exprs: Vec<Expr>, mut inputs: Vec<LogicalPlan>) -> Result<Self> {
+        match inputs.pop() {
+            Some(input) if inputs.is_empty() => Ok(DefinedBy { definer: self.definer.clone(), input }),
+            _ => Err(datafusion::error::DataFusionError::Internal("DefinedBy takes one input".into())),
+        }
+    }
+
+    /// Every column the parent needs, from the input at the same position: projections reach
+    /// the scan below.
+    fn necessary_children_exprs(&self, output_columns: &[usize]) -> Option<Vec<Vec<usize>>> {
+        Some(vec![output_columns.to_vec()])
+    }
+
+    fn supports_limit_pushdown(&self) -> bool {
+        true
+    }
+}
+
+/// The query planner of every engine session: DataFusion's, which also plans [`DefinedBy`].
+#[derive(Debug)]
+pub(crate) struct MarkingQueryPlanner;
+
+#[async_trait]
+impl QueryPlanner for MarkingQueryPlanner {
+    async fn create_physical_plan(
+        &self,
+        logical_plan: &LogicalPlan,
+        session: &dyn datafusion::catalog::Session,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(MarkPlanner)])
+            .create_physical_plan(logical_plan, session)
+            .await
+    }
+}
+
+struct MarkPlanner;
+
+#[async_trait]
+impl ExtensionPlanner for MarkPlanner {
+    async fn plan_extension(
+        &self,
+        _planner: &dyn PhysicalPlanner,
+        node: &dyn UserDefinedLogicalNode,
+        _logical_inputs: &[&LogicalPlan],
+        physical_inputs: &[Arc<dyn ExecutionPlan>],
+        _session: &dyn datafusion::catalog::Session,
+        _planning_ctx: &PhysicalPlanningContext,
+    ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        let Some(mark) = node.as_any().downcast_ref::<DefinedBy>() else { return Ok(None) };
+        match physical_inputs {
+            [input] => Ok(Some(Arc::new(DefinedExec::new(mark.definer.clone(), input.clone())))),
+            _ => Err(datafusion::error::DataFusionError::Internal("DefinedBy takes one input".into())),
+        }
+    }
+}
+
+/// The physical mark: executes its input as is. Its properties are the input's, and every
+/// optimizer request goes through it to the input.
+#[derive(Debug, Clone)]
+pub(crate) struct DefinedExec {
+    definer: Definer,
+    input: Arc<dyn ExecutionPlan>,
+}
+
+impl DefinedExec {
+    fn new(definer: Definer, input: Arc<dyn ExecutionPlan>) -> Self {
+        DefinedExec { definer, input }
+    }
+
+    fn over(&self, input: Arc<dyn ExecutionPlan>) -> Arc<dyn ExecutionPlan> {
+        Arc::new(DefinedExec::new(self.definer.clone(), input))
+    }
+}
+
+impl DisplayAs for DefinedExec {
+    fn fmt_as(&self, _format: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DefinedExec: {}.{} ({})", self.definer.factory, self.definer.phase.as_str(), self.definer.what)
+    }
+}
+
+impl ExecutionPlan for DefinedExec {
+    fn name(&self) -> &str {
+        "DefinedExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        self.input.properties()
+    }
+
+    fn maintains_input_order(&self) -> Vec<bool> {
+        vec![true]
+    }
+
+    fn benefits_from_input_partitioning(&self) -> Vec<bool> {
+        vec![false]
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(self: Arc<Self>, mut children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
+        match children.pop() {
+            Some(input) if children.is_empty() => Ok(self.over(input)),
+            _ => Err(datafusion::error::DataFusionError::Internal("DefinedExec takes one child".into())),
+        }
+    }
+
+    fn repartitioned(
+        &self,
+        target_partitions: usize,
+        config: &ConfigOptions,
+    ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        Ok(self.input.repartitioned(target_partitions, config)?.map(|input| self.over(input)))
+    }
+
+    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+        self.input.execute(partition, context)
+    }
+
+    fn child_stats_requests(&self, partition: Option<usize>) -> Vec<ChildStats> {
+        vec![ChildStats::At(partition)]
+    }
+
+    fn statistics_from_inputs(
+        &self,
+        input_stats: &[Arc<Statistics>],
+        _args: &StatisticsArgs,
+    ) -> Result<Arc<Statistics>> {
+        match input_stats.first() {
+            Some(statistics) => Ok(statistics.clone()),
+            None => Ok(Arc::new(Statistics::new_unknown(&self.schema()))),
+        }
+    }
+
+    fn supports_limit_pushdown(&self) -> bool {
+        true
+    }
+
+    fn cardinality_effect(&self) -> CardinalityEffect {
+        CardinalityEffect::Equal
+    }
+
+    fn try_swapping_with_projection(&self, projection: &ProjectionExec) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        Ok(self.input.try_swapping_with_projection(projection)?.map(|input| self.over(input)))
+    }
+
+    fn gather_filters_for_pushdown(
+        &self,
+        _phase: FilterPushdownPhase,
+        parent_filters: Vec<Arc<dyn PhysicalExpr>>,
+        _config: &ConfigOptions,
+    ) -> Result<FilterDescription> {
+        FilterDescription::from_children(parent_filters, &self.children())
+    }
+
+    fn handle_child_pushdown_result(
+        &self,
+        _phase: FilterPushdownPhase,
+        child_pushdown_result: ChildPushdownResult,
+        _config: &ConfigOptions,
+    ) -> Result<FilterPushdownPropagation<Arc<dyn ExecutionPlan>>> {
+        Ok(FilterPushdownPropagation::if_all(child_pushdown_result))
+    }
+}
+
+/// One execution, as [`charge`] reports it.
+pub(crate) struct Execution<'a> {
+    /// The executed plan, with its metrics.
+    pub(crate) plan: &'a Arc<dyn ExecutionPlan>,
+    /// Who defined the plan's root part (the frame that ran); `None` outside a pipeline.
+    pub(crate) root: Option<&'a Definer>,
+    /// How the work was shared, for a shared source's read.
+    pub(crate) shared: Option<String>,
+    pub(crate) started: Instant,
+    pub(crate) elapsed: Duration,
+}
+
+/// Charges each factory's part of `execution` to it (see the module docs). Plans of shared
+/// sources read by the plan are not walked: their read is charged once, on its own.
+pub(crate) fn charge(execution: &Execution<'_>) {
+    let mut parts: Vec<Part> = Vec::new();
+    walk(execution.plan, execution.root, 0, &mut parts, None);
+    for part in parts {
+        let Some(definer) = part.definer else { continue };
+        let compute = part.operators.iter().map(|operator| operator.compute).sum();
+        let spilled_bytes = part.operators.iter().map(|operator| operator.spilled_bytes).sum();
+        let peak_memory = part.operators.iter().map(|operator| operator.peak_memory).max().unwrap_or(0);
+        setl_core::attribute(Attribution {
+            defined_in: definer.phase(),
+            what: definer.what.clone(),
+            shared: execution.shared.clone(),
+            started: execution.started,
+            elapsed: execution.elapsed,
+            compute,
+            rows: part.operators.first().map_or(0, |top| top.rows),
+            spilled_bytes,
+            peak_memory,
+            operators: part.operators,
+        });
+    }
+}
+
+/// The operators of one factory's part of a plan.
+struct Part {
+    definer: Option<Definer>,
+    operators: Vec<OperatorMetrics>,
+}
+
+/// Adds `node` and what is below it to the part `current` (an index in `parts`, or a new part
+/// for `definer` when `None`).
+fn walk(
+    node: &Arc<dyn ExecutionPlan>,
+    definer: Option<&Definer>,
+    depth: usize,
+    parts: &mut Vec<Part>,
+    current: Option<usize>,
+) {
+    if let Some(mark) = node.downcast_ref::<DefinedExec>() {
+        parts.push(Part { definer: Some(mark.definer.clone()), operators: Vec::new() });
+        let part = parts.len() - 1;
+        walk(&mark.input, Some(&mark.definer), 0, parts, Some(part));
+        return;
+    }
+    let part = match current {
+        Some(part) => part,
+        None => {
+            parts.push(Part { definer: definer.cloned(), operators: Vec::new() });
+            parts.len() - 1
+        }
+    };
+    parts[part].operators.push(operator_metrics(node, depth));
+    for child in node.children() {
+        walk(child, definer, depth + 1, parts, Some(part));
+    }
+}
+
+/// What `node` spent, from its DataFusion metrics summed over partitions. A file scan has no
+/// `elapsed_compute`; its decoding time (`time_elapsed_processing`) stands in.
+fn operator_metrics(node: &Arc<dyn ExecutionPlan>, depth: usize) -> OperatorMetrics {
+    let metrics = node.metrics().map(|metrics| metrics.aggregate_by_name());
+    let sum =
+        |name: &str| metrics.as_ref().and_then(|metrics| metrics.sum_by_name(name)).map_or(0, |value| value.as_usize());
+    let compute = metrics
+        .as_ref()
+        .and_then(|metrics| metrics.elapsed_compute())
+        .filter(|nanos| *nanos > 0)
+        .unwrap_or_else(|| sum("time_elapsed_processing"));
+    let peak_memory = metrics.as_ref().map_or(0, |metrics| {
+        metrics
+            .iter()
+            .filter_map(|metric| match metric.value() {
+                MetricValue::PeakMemoryUsage { gauge, .. } => Some(gauge.value()),
+                _ => None,
+            })
+            .sum()
+    });
+    let name = datafusion::physical_plan::displayable(node.as_ref()).one_line().to_string();
+    OperatorMetrics {
+        depth,
+        name: name.trim_end().to_owned(),
+        compute: Duration::from_nanos(compute as u64),
+        rows: metrics.as_ref().and_then(|metrics| metrics.output_rows()).unwrap_or(0) as u64,
+        spilled_bytes: metrics.as_ref().and_then(|metrics| metrics.spilled_bytes()).unwrap_or(0) as u64,
+        peak_memory: peak_memory as u64,
+    }
+}

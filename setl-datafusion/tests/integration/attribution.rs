@@ -1,0 +1,225 @@
+//! The work of lazy plans charged to the factories that defined them: a reader's scan and a
+//! query factory's operators, executed later in `Load`, show under the reader and the query,
+//! with where they ran; a shared read shows once, under its reader.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use setl_core::prelude::*;
+use setl_core::{BenchmarkResult, ExecutedWork};
+use setl_datafusion::arrow::util::pretty::pretty_format_batches;
+use setl_datafusion::{write_parquet, Engine, Frame, ParquetScan};
+
+const ROWS: u64 = 20_000;
+const BIG: &str = "SELECT k, count(*) AS n, sum(x) AS s FROM orders WHERE x > 10 GROUP BY k ORDER BY k";
+const SMALL: &str = "SELECT max(x) AS m FROM orders WHERE k = 3";
+
+/// Fails the test if `work` has not ended in 60 s.
+fn within_a_minute<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || sender.send(work()));
+    receiver.recv_timeout(Duration::from_secs(60)).expect("the pipeline did not end within a minute")
+}
+
+fn write_orders(dir: &Path) -> PathBuf {
+    let engine = Engine::standalone(1, &Default::default()).unwrap();
+    let sql = format!("SELECT value AS x, value % 7 AS k FROM generate_series(1, {ROWS}) AS t(value)");
+    let data = engine.session().sql("orders", &sql).unwrap().collect().unwrap();
+    let path = dir.join("orders.parquet");
+    write_parquet(&data, &path).unwrap();
+    path
+}
+
+#[factory]
+struct ReadOrders {
+    engine: Engine,
+    path: PathBuf,
+    shared: bool,
+    out: Option<Frame>,
+}
+
+impl Factory for ReadOrders {
+    type Output = Frame;
+    fn read(&mut self) -> Result<()> {
+        let scan = ParquetScan::new(&self.path).read(&self.engine.session())?;
+        self.out = Some(if self.shared { scan.shared() } else { scan });
+        Ok(())
+    }
+    fn get(&self) -> Frame {
+        self.out.clone().expect("set in read")
+    }
+}
+
+macro_rules! query {
+    ($name:ident, $sql:expr) => {
+        #[factory]
+        struct $name {
+            #[delivery(producer = ReadOrders)]
+            orders: Delivery<Frame>,
+            engine: Engine,
+            out: Option<Frame>,
+        }
+
+        impl Factory for $name {
+            type Output = Frame;
+            fn process(&mut self) -> Result<()> {
+                let session = self.engine.session();
+                session.register("orders", self.orders.get())?;
+                self.out = Some(session.sql(stringify!($name), $sql)?);
+                Ok(())
+            }
+            fn get(&self) -> Frame {
+                self.out.clone().expect("set in process")
+            }
+        }
+    };
+}
+
+query!(Big, BIG);
+query!(Small, SMALL);
+
+/// Runs both queries together, as the main job's `Load` does.
+#[factory]
+struct Load {
+    #[delivery(producer = Big)]
+    big: Delivery<Frame>,
+    #[delivery(producer = Small)]
+    small: Delivery<Frame>,
+    out: Vec<String>,
+}
+
+impl Factory for Load {
+    type Output = Vec<String>;
+    fn process(&mut self) -> Result<()> {
+        let results = Frame::collect_all(&[self.big.get(), self.small.get()])?;
+        self.out = results
+            .iter()
+            .map(|data| pretty_format_batches(data.batches()).map(|table| table.to_string()))
+            .collect::<std::result::Result<_, _>>()?;
+        Ok(())
+    }
+    fn get(&self) -> Vec<String> {
+        self.out.clone()
+    }
+}
+
+struct Run {
+    results: Vec<String>,
+    benchmarks: Vec<BenchmarkResult>,
+    big_plan: String,
+}
+
+fn run(path: PathBuf, shared: bool, benchmark: bool) -> Run {
+    let setl = Setl::builder().threads(2).build().unwrap();
+    let engine = Engine::of(&setl).unwrap();
+    let mut pipeline = setl.new_pipeline();
+    pipeline.benchmark(benchmark);
+    pipeline
+        .add_factory(ReadOrders { engine: engine.clone(), path, shared, out: None })
+        .add_factory(Big { orders: Delivery::new(), engine: engine.clone(), out: None })
+        .add_factory(Small { orders: Delivery::new(), engine, out: None })
+        .add_factory(Load { big: Delivery::new(), small: Delivery::new(), out: Vec::new() });
+    pipeline.keep_output::<Big>();
+    pipeline.run().unwrap();
+    Run {
+        results: (*pipeline.output::<Load>().unwrap()).clone(),
+        benchmarks: pipeline.benchmarks(),
+        big_plan: pipeline.output::<Big>().unwrap().explain().unwrap(),
+    }
+}
+
+fn executed<'a>(benchmarks: &'a [BenchmarkResult], factory: &str) -> &'a [ExecutedWork] {
+    &benchmarks.iter().find(|result| result.factory == factory).expect("benchmarked").executed
+}
+
+fn expected(path: &Path) -> Vec<String> {
+    let engine = Engine::standalone(2, &Default::default()).unwrap();
+    [BIG, SMALL]
+        .iter()
+        .map(|sql| {
+            let session = engine.session();
+            session.register("orders", &ParquetScan::new(path).read(&session).unwrap()).unwrap();
+            let data = session.sql("expected", sql).unwrap().collect().unwrap();
+            pretty_format_batches(data.batches()).unwrap().to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn a_scan_and_queries_executed_in_load_are_charged_to_the_reader_and_the_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_orders(dir.path());
+    let want = expected(&path);
+    within_a_minute(move || {
+        let run = run(path.clone(), false, true);
+        assert_eq!(run.results, want);
+        let load_process =
+            |work: &ExecutedWork| work.executed_in.as_ref().map(ToString::to_string).as_deref() == Some("Load.process");
+
+        // The reader's scan, once per query that fused it, executed in Load.
+        let reader = executed(&run.benchmarks, "ReadOrders");
+        assert_eq!(reader.len(), 2, "{reader:#?}");
+        for work in reader {
+            assert!(load_process(work), "{work:#?}");
+            assert_eq!(work.defined_in.to_string(), "ReadOrders.read");
+            assert_eq!(work.rows, ROWS, "the scan read every row: {work:#?}");
+            assert!(work.operators[0].name.starts_with("DataSourceExec"), "{:#?}", work.operators);
+        }
+
+        // Each query's own operators, not the scan.
+        for (factory, rows) in [("Big", 7), ("Small", 1)] {
+            let works = executed(&run.benchmarks, factory);
+            assert_eq!(works.len(), 1, "{factory}: {works:#?}");
+            let work = &works[0];
+            assert!(load_process(work), "{work:#?}");
+            assert_eq!(work.rows, rows, "{factory}: {work:#?}");
+            assert!(work.operators.iter().any(|operator| operator.name.starts_with("AggregateExec")));
+            assert!(!work.operators.iter().any(|operator| operator.name.starts_with("DataSourceExec")));
+        }
+
+        // The seed's text form says where the reader's work ran.
+        let reader = run.benchmarks.iter().find(|result| result.factory == "ReadOrders").unwrap();
+        assert!(reader.to_string().contains("executed later, in Load.process: "), "{reader}");
+        assert!(reader.to_string().contains(" 40,000 rows"), "{reader}");
+
+        // The mark lets the filter reach the Parquet scan.
+        assert!(run.big_plan.contains("DefinedExec: ReadOrders.read"), "{}", run.big_plan);
+        let scan = run.big_plan.lines().find(|line| line.contains("DataSourceExec")).unwrap();
+        assert!(scan.contains("predicate=x@0 > 10"), "{}", run.big_plan);
+    });
+}
+
+#[test]
+fn a_shared_read_is_charged_once_to_its_reader_and_says_how_it_was_shared() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_orders(dir.path());
+    let want = expected(&path);
+    within_a_minute(move || {
+        let run = run(path, true, true);
+        assert_eq!(run.results, want);
+        let reader = executed(&run.benchmarks, "ReadOrders");
+        assert_eq!(reader.len(), 1, "{reader:#?}");
+        assert_eq!(reader[0].rows, ROWS);
+        assert_eq!(reader[0].shared.as_deref(), Some("read once, streamed to 2 queries"));
+        for factory in ["Big", "Small"] {
+            let works = executed(&run.benchmarks, factory);
+            assert_eq!(works.len(), 1, "{factory}: {works:#?}");
+            assert!(works[0].operators.iter().any(|operator| operator.name.starts_with("SharedScanExec")));
+        }
+    });
+}
+
+#[test]
+fn without_benchmarks_nothing_is_measured_and_results_are_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_orders(dir.path());
+    let want = expected(&path);
+    within_a_minute(move || {
+        for shared in [false, true] {
+            let run = run(path.clone(), shared, false);
+            assert_eq!(run.results, want, "shared: {shared}");
+            assert!(run.benchmarks.is_empty());
+        }
+    });
+}

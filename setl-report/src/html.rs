@@ -3,7 +3,9 @@
 //!
 //! Sections: a summary; a Gantt timeline by thread, one bar per factory split into its phases;
 //! the pipeline graph drawn as SVG (layered left to right); the per-phase table, sortable by
-//! clicking a column; memory and cache over time. The critical path is outlined in red in the
+//! clicking a column; the executed plans (the run's top operators, and each factory's plans
+//! operator by operator, wherever they ran: hatched strips in the timeline); memory and cache
+//! over time. The critical path is outlined in red in the
 //! timeline, the graph and the table. The report's JSON is embedded (`<script id="run-report">`)
 //! so tools can read it back from the page.
 
@@ -18,6 +20,11 @@ const READ: &str = "#4e79a7";
 const PROCESS: &str = "#f28e2b";
 const WRITE: &str = "#59a14f";
 const CRITICAL: &str = "#d62728";
+
+/// A color of its own for factory `index`, for the work charged to it in the timeline.
+fn factory_color(index: usize) -> String {
+    format!("hsl({}, 55%, 52%)", (index * 67) % 360)
+}
 
 /// Escapes text for HTML and SVG content and attributes.
 fn esc(text: &str) -> String {
@@ -72,6 +79,8 @@ impl RunReport {
         self.graph_svg(&mut out);
         out.push_str("</section>\n<section><h2>Phases</h2>\n<p class=\"hint\">Click a column to sort.</p>\n");
         self.table(&mut out);
+        out.push_str("</section>\n<section><h2>Executed plans</h2>\n<p class=\"hint\">The work of lazy plans, charged to the factory that defined each part wherever it ran (hatched in the timeline, under the thread that ran it).</p>\n");
+        self.operators(&mut out);
         out.push_str("</section>\n<section><h2>Memory and cache</h2>\n");
         self.memory_chart(&mut out);
         self.cache_table(&mut out);
@@ -120,7 +129,7 @@ impl RunReport {
         }
         let _ = writeln!(
             out,
-            "<p class=\"legend\"><span style=\"background:{READ}\"></span>read <span style=\"background:{PROCESS}\"></span>process <span style=\"background:{WRITE}\"></span>write <span class=\"critkey\"></span>critical path</p>\n</header>"
+            "<p class=\"legend\"><span style=\"background:{READ}\"></span>read <span style=\"background:{PROCESS}\"></span>process <span style=\"background:{WRITE}\"></span>write <span class=\"critkey\"></span>critical path <span class=\"hatchkey\"></span>work of a factory's plan, executed later</p>\n</header>"
         );
     }
 
@@ -133,7 +142,10 @@ impl RunReport {
             out.push_str("<p>No factory ran.</p>\n");
             return;
         }
-        let (label, width, row, top) = (150.0, 820.0, 38.0, 24.0);
+        // Work executed for other factories gets a strip under the executing thread's bars.
+        let attributed = self.factories.iter().any(|factory| !factory.executed.is_empty());
+        let (label, width, top) = (150.0, 820.0, 24.0);
+        let (row, bar) = if attributed { (52.0, 32.0) } else { (38.0, 32.0) };
         let span = self.elapsed_s.max(1e-6);
         let x = |seconds: f64| label + seconds / span * width;
         let height = top + row * tracks.len() as f64 + 8.0;
@@ -143,6 +155,7 @@ impl RunReport {
             label + width + 20.0,
             label + width + 20.0
         );
+        out.push_str("<defs><pattern id=\"hatch\" width=\"5\" height=\"5\" patternUnits=\"userSpaceOnUse\" patternTransform=\"rotate(45)\"><line x1=\"0\" y1=\"0\" x2=\"0\" y2=\"5\" stroke=\"#fff\" stroke-width=\"2\"/></pattern></defs>\n");
         let step = tick_step(span, 8.0);
         let mut tick = 0.0;
         while tick <= span + step * 1e-9 {
@@ -183,7 +196,7 @@ impl RunReport {
                     start,
                     y + 3.0,
                     x1 - x0,
-                    row - 6.0
+                    bar
                 );
                 for phase in &factory.phases {
                     let p0 = x(phase.start_s);
@@ -192,7 +205,7 @@ impl RunReport {
                         out,
                         "<rect x=\"{p0:.1}\" y=\"{:.1}\" width=\"{pw:.1}\" height=\"{:.1}\" fill=\"{}\"><title>{} {}: {:.4} s</title></rect>",
                         y + 8.0,
-                        row - 16.0,
+                        bar - 10.0,
                         phase_color(&phase.phase),
                         esc(&factory.name),
                         esc(&phase.phase),
@@ -204,14 +217,55 @@ impl RunReport {
                         out,
                         "<text x=\"{:.1}\" y=\"{:.1}\" class=\"barlabel\">{}</text>",
                         x0 + 4.0,
-                        y + row - 9.0,
+                        y + bar - 6.0,
                         esc(&factory.name)
                     );
                 }
                 out.push_str("</g>\n");
             }
+            if attributed {
+                self.attributed_strip(out, *thread, y + bar + 5.0, &x, width / span);
+            }
         }
         out.push_str("</svg>\n");
+    }
+
+    /// The work executed on `thread` for the factories that defined it: each execution's span
+    /// split among the factories whose parts ran in it, in proportion to their CPU time, so the
+    /// strip under `Load.process` shows which scans and queries its time went to.
+    fn attributed_strip(&self, out: &mut String, thread: Option<usize>, y: f64, x: &dyn Fn(f64) -> f64, scale: f64) {
+        // (start, elapsed) of each execution on this thread, with its parts.
+        let mut executions: Vec<((f64, f64), Vec<(usize, &crate::report::ExecutedRun)>)> = Vec::new();
+        for (index, factory) in self.factories.iter().enumerate() {
+            for work in factory.executed.iter().filter(|work| work.thread == thread) {
+                let span = (work.start_s, work.elapsed_s);
+                match executions.iter_mut().find(|(known, _)| *known == span) {
+                    Some((_, parts)) => parts.push((index, work)),
+                    None => executions.push((span, vec![(index, work)])),
+                }
+            }
+        }
+        for ((start, elapsed), mut parts) in executions {
+            parts.sort_by(|a, b| b.1.compute_s.total_cmp(&a.1.compute_s));
+            let total: f64 = parts.iter().map(|(_, work)| work.compute_s).sum::<f64>().max(1e-12);
+            let mut at = x(start);
+            for (index, work) in parts {
+                let w = (elapsed * scale * work.compute_s / total).max(0.5);
+                let name = &self.factories[index].name;
+                let _ = writeln!(
+                    out,
+                    "<g class=\"attributed\" data-factory=\"{0}\"><title>{0}'s plan ({1}){2}, executed in {3}: {4:.4} s CPU, {5} rows</title><rect x=\"{at:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"10\" fill=\"{6}\"/><rect x=\"{at:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"10\" fill=\"url(#hatch)\"/></g>",
+                    esc(name),
+                    esc(&work.what),
+                    work.shared.as_ref().map_or_else(String::new, |how| format!(", {}", esc(how))),
+                    esc(work.executed_in.as_deref().unwrap_or("no phase")),
+                    work.compute_s,
+                    work.rows,
+                    factory_color(index)
+                );
+                at += w;
+            }
+        }
     }
 
     fn graph_svg(&self, out: &mut String) {
@@ -359,6 +413,9 @@ impl RunReport {
             ("Process (s)", "num"),
             ("Write (s)", "num"),
             ("Total (s)", "num"),
+            ("Executed CPU (s)", "num"),
+            ("Executed rows", "num"),
+            ("Executed in", "text"),
             ("Rows", "num"),
             ("Bytes", "num"),
             ("Status", "text"),
@@ -383,9 +440,16 @@ impl RunReport {
                 Status::NotStarted => "not started",
             };
             let thread = factory.thread_name.clone().unwrap_or_else(|| "-".to_owned());
+            let executed = !factory.executed.is_empty();
+            let compute = executed.then(|| factory.executed.iter().map(|work| work.compute_s).sum());
+            let rows = executed.then(|| factory.executed.iter().map(|work| work.rows).sum());
+            let mut places: Vec<&str> =
+                factory.executed.iter().map(|work| work.executed_in.as_deref().unwrap_or("no phase")).collect();
+            places.dedup();
+            let places = esc(&places.join(", "));
             let _ = writeln!(
                 out,
-                "<tr{class}><td data-v=\"{0}\">{0}</td><td data-v=\"{1}\">{1}</td><td data-v=\"{2}\">{2}</td>{3}{4}{5}{6}{7}{8}{9}<td data-v=\"{status}\">{status}</td><td data-v=\"{10}\">{10}</td></tr>",
+                "<tr{class}><td data-v=\"{0}\">{0}</td><td data-v=\"{1}\">{1}</td><td data-v=\"{2}\">{2}</td>{3}{4}{5}{6}{7}{11}{12}<td data-v=\"{places}\">{places}</td>{8}{9}<td data-v=\"{status}\">{status}</td><td data-v=\"{10}\">{10}</td></tr>",
                 esc(&factory.name),
                 factory.stage,
                 esc(&thread),
@@ -396,10 +460,87 @@ impl RunReport {
                 number(factory.total_s),
                 count(factory.output.and_then(|output| output.rows), &|rows| rows.to_string()),
                 count(factory.output.and_then(|output| output.bytes), &crate::summary::bytes),
-                if factory.critical { "yes" } else { "" }
+                if factory.critical { "yes" } else { "" },
+                number(compute),
+                count(rows, &|rows| rows.to_string()),
             );
         }
         out.push_str("</tbody>\n</table>\n");
+    }
+
+    /// Each factory's executed plans, operator by operator (collapsible, as `EXPLAIN ANALYZE`
+    /// shows them), after the run's most expensive operators.
+    fn operators(&self, out: &mut String) {
+        let mut top: Vec<(&str, &crate::report::OperatorRun)> = self
+            .factories
+            .iter()
+            .flat_map(|factory| {
+                factory.executed.iter().flat_map(move |work| work.operators.iter().map(move |op| (&*factory.name, op)))
+            })
+            .collect();
+        if top.is_empty() {
+            out.push_str("<p>No engine reported the plans it executed.</p>\n");
+            return;
+        }
+        top.sort_by(|a, b| b.1.compute_s.total_cmp(&a.1.compute_s));
+        out.push_str("<h3>Top operators by CPU time</h3>\n<table id=\"top-operators\">\n<thead><tr><th>Factory</th><th>Operator</th><th>CPU (s)</th><th>Rows</th><th>Spilled</th><th>Peak memory</th></tr></thead>\n<tbody>\n");
+        for (factory, op) in top.iter().take(10) {
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td class=\"op\">{}</td><td>{:.4}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(factory),
+                esc(&truncate(&op.name, 90)),
+                op.compute_s,
+                op.rows,
+                crate::summary::bytes(op.spilled_bytes),
+                crate::summary::bytes(op.peak_memory_bytes)
+            );
+        }
+        out.push_str("</tbody>\n</table>\n<h3>Executed plans by factory</h3>\n");
+        for factory in self.factories.iter().filter(|factory| !factory.executed.is_empty()) {
+            let compute: f64 = factory.executed.iter().map(|work| work.compute_s).sum();
+            let _ = writeln!(
+                out,
+                "<details class=\"plans\"><summary><b>{}</b>: {} execution(s), {compute:.4} s CPU</summary>",
+                esc(&factory.name),
+                factory.executed.len()
+            );
+            for work in &factory.executed {
+                let _ = writeln!(
+                    out,
+                    "<details><summary>{}{}, executed in {} at {:.3} s: {:.4} s CPU, {} rows</summary><pre>",
+                    esc(&work.what),
+                    work.shared.as_ref().map_or_else(String::new, |how| format!(" ({})", esc(how))),
+                    esc(work.executed_in.as_deref().unwrap_or("no phase")),
+                    work.start_s,
+                    work.compute_s,
+                    work.rows
+                );
+                for op in &work.operators {
+                    let _ = writeln!(
+                        out,
+                        "{:indent$}{}  [cpu={:.4}s, rows={}{}{}]",
+                        "",
+                        esc(&op.name),
+                        op.compute_s,
+                        op.rows,
+                        if op.spilled_bytes > 0 {
+                            format!(", spilled={}", crate::summary::bytes(op.spilled_bytes))
+                        } else {
+                            String::new()
+                        },
+                        if op.peak_memory_bytes > 0 {
+                            format!(", peak_mem={}", crate::summary::bytes(op.peak_memory_bytes))
+                        } else {
+                            String::new()
+                        },
+                        indent = op.depth * 2
+                    );
+                }
+                out.push_str("</pre></details>\n");
+            }
+            out.push_str("</details>\n");
+        }
     }
 
     fn memory_chart(&self, out: &mut String) {
@@ -597,6 +738,9 @@ table{border-collapse:collapse;font-size:13px}th,td{border:1px solid #ddd;paddin
 th{background:#f4f6f9;cursor:pointer;user-select:none}td:first-child,th:first-child{text-align:left}
 th[aria-sort=ascending]::after{content:' \\25B2'}th[aria-sort=descending]::after{content:' \\25BC'}
 tr.critical td:first-child{border-left:4px solid #d62728;font-weight:600}
+td.op{text-align:left;font-family:ui-monospace,monospace;font-size:12px}
+details.plans{margin:4px 0}details details{margin-left:18px}pre{font-size:12px;background:#f8f9fb;padding:6px;overflow-x:auto}
+.legend .hatchkey{background:repeating-linear-gradient(45deg,#888 0 3px,#fff 3px 5px)}
 ";
 
 const SCRIPT: &str = r#"

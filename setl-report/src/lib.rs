@@ -69,9 +69,9 @@ mod trace;
 pub use compare::{compare, CompareOptions, ComparedTime, Comparison};
 pub use recorder::{critical_path, run_with_report, RunRecorder};
 pub use report::{
-    CacheEvent, CacheEventKind, CacheStats, CriticalPath, DeliveryRun, FactoryRun, Graph, GraphExternal, GraphInput,
-    GraphNode, MemorySample, OutputSize, PhaseRun, ReportError, RunError, RunReport, Source, Status, StoreStats,
-    Worker, JSON_SCHEMA, SCHEMA_VERSION,
+    CacheEvent, CacheEventKind, CacheStats, CriticalPath, DeliveryRun, ExecutedRun, FactoryRun, Graph, GraphExternal,
+    GraphInput, GraphNode, MemorySample, OperatorRun, OutputSize, PhaseRun, ReportError, RunError, RunReport, Source,
+    Status, StoreStats, Worker, JSON_SCHEMA, SCHEMA_VERSION,
 };
 pub use trace::track_of;
 

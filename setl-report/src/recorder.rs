@@ -7,8 +7,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use setl_core::{Event, EventKind, Observer, OutputRef, Phase, Pipeline, StoreOps};
 
 use crate::report::{
-    CacheEvent, CacheEventKind, CacheStats, CriticalPath, DeliveryRun, FactoryRun, Graph, MemorySample, OutputSize,
-    PhaseRun, RunError, RunReport, Status, StoreStats, Worker, SCHEMA_VERSION,
+    CacheEvent, CacheEventKind, CacheStats, CriticalPath, DeliveryRun, ExecutedRun, FactoryRun, Graph, MemorySample,
+    OutputSize, PhaseRun, RunError, RunReport, Status, StoreStats, Worker, SCHEMA_VERSION,
 };
 
 /// Measures one output type, type-erased.
@@ -18,18 +18,103 @@ type Measure = Box<dyn Fn(&OutputRef) -> Option<OutputSize> + Send + Sync>;
 #[derive(Debug, Clone)]
 enum Recorded {
     PipelineStarted,
-    PipelineFinished { ok: bool },
+    PipelineFinished {
+        ok: bool,
+    },
     FactoryStarted(usize),
-    FactoryFinished { index: usize, elapsed: f64 },
-    FactoryFailed { index: usize, phase: Phase, message: String },
-    Delivery { producer: Option<usize>, consumer: usize, field: &'static str },
-    PhaseStarted { index: usize },
-    PhaseFinished { index: usize, phase: Phase, elapsed: f64, ok: bool },
-    PhaseSkipped { index: usize, phase: Phase },
-    Output { index: usize, size: Option<OutputSize> },
+    FactoryFinished {
+        index: usize,
+        elapsed: f64,
+    },
+    FactoryFailed {
+        index: usize,
+        phase: Phase,
+        message: String,
+    },
+    Delivery {
+        producer: Option<usize>,
+        consumer: usize,
+        field: &'static str,
+    },
+    PhaseStarted {
+        index: usize,
+    },
+    PhaseFinished {
+        index: usize,
+        phase: Phase,
+        elapsed: f64,
+        ok: bool,
+    },
+    PhaseSkipped {
+        index: usize,
+        phase: Phase,
+    },
+    Output {
+        index: usize,
+        size: Option<OutputSize>,
+    },
     Released(usize),
-    Cache { kind: CacheEventKind, index: usize, consumer: Option<usize>, bytes: u64 },
+    Cache {
+        kind: CacheEventKind,
+        index: usize,
+        consumer: Option<usize>,
+        bytes: u64,
+    },
     CacheSummary(CacheStats),
+    /// Work a factory defined, executed by an engine (boxed: much larger than the others).
+    Executed(Box<ExecutedRun>),
+    /// A periodic memory sample taken while the run goes on (its `rss` is the entry's).
+    Sample,
+}
+
+/// How often memory is sampled while a run goes on, between the events' own samples: a long
+/// phase is otherwise a flat line in the memory chart.
+const SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// The most periodic samples one run records (at [`SAMPLE_EVERY`], 20 minutes); past them the
+/// sampler stops and events still sample.
+const MAX_SAMPLES: usize = 120_000;
+
+/// The thread that samples memory during a run; stopped (and joined) when the run ends or the
+/// recorder goes.
+struct Sampler {
+    stop: Arc<(Mutex<bool>, std::sync::Condvar)>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Sampler {
+    fn start(inner: &Arc<Mutex<Inner>>) -> Option<Sampler> {
+        let stop = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+        let (weak, flag) = (Arc::downgrade(inner), stop.clone());
+        let thread = std::thread::Builder::new()
+            .name("setl-report-sampler".into())
+            .spawn(move || {
+                let (stopped, wake) = &*flag;
+                for _ in 0..MAX_SAMPLES {
+                    let guard = stopped.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    let (guard, _) = wake
+                        .wait_timeout_while(guard, SAMPLE_EVERY, |stopped| !*stopped)
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    if *guard {
+                        return;
+                    }
+                    drop(guard);
+                    let (Some(inner), Some(rss)) = (weak.upgrade(), resident_bytes()) else { return };
+                    let entry = Entry { at: Instant::now(), thread: None, recorded: Recorded::Sample, rss: Some(rss) };
+                    inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).entries.push(entry);
+                }
+            })
+            .ok()?;
+        Some(Sampler { stop, thread })
+    }
+
+    fn stop(self) {
+        let (stopped, wake) = &*self.stop;
+        *stopped.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = true;
+        wake.notify_all();
+        // The thread ends at its next wake-up, which the flag makes immediate.
+        let _ = self.thread.join();
+    }
 }
 
 #[derive(Debug)]
@@ -84,7 +169,8 @@ struct Inner {
 ///
 /// One recorder records one run: a second `PipelineStarted` starts over.
 pub struct RunRecorder {
-    inner: Mutex<Inner>,
+    inner: Arc<Mutex<Inner>>,
+    sampler: Mutex<Option<Sampler>>,
     measures: Vec<Measure>,
     /// Per factory: the store's operations of its output type, when it is `Storable`.
     storable: Vec<Option<StoreOps>>,
@@ -111,7 +197,8 @@ impl RunRecorder {
     /// A recorder that samples the process's memory (on Linux) and measures no output.
     pub fn new() -> Self {
         RunRecorder {
-            inner: Mutex::new(Inner::default()),
+            inner: Arc::new(Mutex::new(Inner::default())),
+            sampler: Mutex::new(None),
             measures: Vec::new(),
             storable: Vec::new(),
             sample_memory: true,
@@ -133,8 +220,9 @@ impl RunRecorder {
         self
     }
 
-    /// Samples the process's resident memory when the run starts and ends and when each factory
-    /// ends (default on; a read of `/proc/self/statm` each time, nothing off Linux).
+    /// Samples the process's resident memory when the run starts and ends, when each factory
+    /// ends, and every 10 ms in between from a thread of its own (default on; a read of
+    /// `/proc/self/statm` each time, nothing off Linux).
     pub fn sample_memory(mut self, sample: bool) -> Self {
         self.sample_memory = sample;
         self
@@ -197,6 +285,7 @@ impl RunRecorder {
                 output: None,
                 released_s: None,
                 critical: false,
+                executed: Vec::new(),
             })
             .collect();
         let mut deliveries = Vec::new();
@@ -294,6 +383,14 @@ impl RunRecorder {
                     thread: entry.thread,
                 }),
                 Recorded::CacheSummary(stats) => cache = Some(stats.clone()),
+                Recorded::Sample => {}
+                Recorded::Executed(work) => {
+                    // Charged to the factory that defined it, found by name (`Factory.phase`).
+                    let definer = work.defined_in.rsplit_once('.').map_or(work.defined_in.as_str(), |(name, _)| name);
+                    if let Some(factory) = factories.iter_mut().find(|factory| factory.name == definer) {
+                        factory.executed.push((**work).clone());
+                    }
+                }
                 Recorded::Released(index) => {
                     released += 1;
                     if let Some(factory) = factories.get_mut(*index) {
@@ -314,6 +411,8 @@ impl RunRecorder {
             }
         }
 
+        // The sampler's entries are pushed when it takes the lock, a little after their time.
+        memory.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
         if run_error.is_none() {
             if let Some(message) = error {
                 run_error = Some(RunError { factory: None, phase: None, message });
@@ -412,10 +511,18 @@ impl Observer for RunRecorder {
                 },
                 false,
             ),
+            EventKind::WorkExecuted(work) => (Recorded::Executed(Box::new(ExecutedRun::from(work))), false),
             EventKind::CacheSummary(stats) => (Recorded::CacheSummary(CacheStats::from(stats)), false),
             _ => return,
         };
         let rss = if sample && self.sample_memory { resident_bytes() } else { None };
+        let (started, finished) =
+            (matches!(recorded, Recorded::PipelineStarted), matches!(recorded, Recorded::PipelineFinished { .. }));
+        if finished || started {
+            if let Some(sampler) = self.lock_sampler().take() {
+                sampler.stop();
+            }
+        }
         let mut inner = self.lock();
         if matches!(recorded, Recorded::PipelineStarted) {
             let cache = inner.cache.take();
@@ -427,6 +534,24 @@ impl Observer for RunRecorder {
             (None, None) => "caller".to_owned(),
         });
         inner.entries.push(Entry { at: event.at, thread: event.thread, recorded, rss });
+        drop(inner);
+        if started && self.sample_memory && cfg!(target_os = "linux") {
+            *self.lock_sampler() = Sampler::start(&self.inner);
+        }
+    }
+}
+
+impl RunRecorder {
+    fn lock_sampler(&self) -> MutexGuard<'_, Option<Sampler>> {
+        self.sampler.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Drop for RunRecorder {
+    fn drop(&mut self) {
+        if let Some(sampler) = self.lock_sampler().take() {
+            sampler.stop();
+        }
     }
 }
 

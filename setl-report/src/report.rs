@@ -1,6 +1,6 @@
 //! [`RunReport`]: everything about one run, as data that serializes to versioned JSON.
 //!
-//! The JSON form is described by `setl-report/schema/run-report.v1.schema.json` (JSON Schema
+//! The JSON form is described by `setl-report/schema/run-report.v2.schema.json` (JSON Schema
 //! 2020-12). Times are seconds as floats; offsets (`*_s` fields named `start_s`, `end_s`,
 //! `at_s`) count from the pipeline's start. A reader checks [`RunReport::schema_version`]
 //! first: a change that removes or renames a field bumps it, adding an optional field does not.
@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The version of the JSON form written by this crate.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The most worker threads a report may say its run had.
 const MAX_THREADS: usize = 1 << 16;
@@ -18,7 +18,7 @@ const MAX_THREADS: usize = 1 << 16;
 const MAX_STAGES: usize = 1 << 20;
 
 /// The JSON Schema of the report, as committed under `setl-report/schema/`.
-pub const JSON_SCHEMA: &str = include_str!("../schema/run-report.v1.schema.json");
+pub const JSON_SCHEMA: &str = include_str!("../schema/run-report.v2.schema.json");
 
 /// Everything about one run of a pipeline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -267,6 +267,87 @@ pub struct FactoryRun {
     pub released_s: Option<f64>,
     /// Whether it is on the critical path.
     pub critical: bool,
+    /// Work of the plans it defined, wherever they executed (a reader's scan run inside a
+    /// consumer's query). Version 2; empty in older reports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub executed: Vec<ExecutedRun>,
+}
+
+/// Work of one factory's part of one executed plan (see `setl_core::ExecutedWork`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecutedRun {
+    /// The factory phase that defined it, as `Factory.phase`.
+    pub defined_in: String,
+    /// The factory phase during which it executed, as `Factory.phase`; `None` outside the
+    /// run's phases.
+    pub executed_in: Option<String>,
+    /// What ran: a query, a scan, a shared read.
+    pub what: String,
+    /// How the work was shared, when it was.
+    pub shared: Option<String>,
+    /// When the execution started, from the pipeline's start.
+    pub start_s: f64,
+    /// The execution's wall time (of the whole plan it was part of).
+    pub elapsed_s: f64,
+    /// CPU time of this factory's operators, over all partitions.
+    pub compute_s: f64,
+    /// Rows this factory's part produced.
+    pub rows: u64,
+    /// Bytes its operators spilled.
+    pub spilled_bytes: u64,
+    /// The most memory one of its operators reserved.
+    pub peak_memory_bytes: u64,
+    /// The Rayon worker that waited for the execution.
+    pub thread: Option<usize>,
+    /// Its operators, depth first.
+    pub operators: Vec<OperatorRun>,
+}
+
+/// One operator of an executed plan, with its metrics summed over partitions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OperatorRun {
+    /// Its depth in the factory's part of the plan (0 for the top).
+    pub depth: usize,
+    /// The operator, as one line of `EXPLAIN`.
+    pub name: String,
+    /// CPU time it spent (its children's not included).
+    pub compute_s: f64,
+    /// Rows it produced.
+    pub rows: u64,
+    /// Bytes it spilled.
+    pub spilled_bytes: u64,
+    /// The most memory it reserved, where it reports it.
+    pub peak_memory_bytes: u64,
+}
+
+impl From<&setl_core::ExecutedWork> for ExecutedRun {
+    fn from(work: &setl_core::ExecutedWork) -> Self {
+        ExecutedRun {
+            defined_in: work.defined_in.to_string(),
+            executed_in: work.executed_in.as_ref().map(ToString::to_string),
+            what: work.what.clone(),
+            shared: work.shared.clone(),
+            start_s: work.start.as_secs_f64(),
+            elapsed_s: work.elapsed.as_secs_f64(),
+            compute_s: work.compute.as_secs_f64(),
+            rows: work.rows,
+            spilled_bytes: work.spilled_bytes,
+            peak_memory_bytes: work.peak_memory,
+            thread: work.thread,
+            operators: work
+                .operators
+                .iter()
+                .map(|operator| OperatorRun {
+                    depth: operator.depth,
+                    name: operator.name.clone(),
+                    compute_s: operator.compute.as_secs_f64(),
+                    rows: operator.rows,
+                    spilled_bytes: operator.spilled_bytes,
+                    peak_memory_bytes: operator.peak_memory,
+                })
+                .collect(),
+        }
+    }
 }
 
 impl FactoryRun {

@@ -4,6 +4,8 @@
 //! that called `run()` and holds a `pipeline` slice; worker `N` is `tid` N+1. Each factory is a
 //! `B`/`E` slice on its worker, each phase a slice nested in it. Each delivery is a flow (`s` in
 //! the producer's slice, `f` in the consumer's), and memory samples are counter (`C`) tracks.
+//! Work of a factory's lazy plans, executed in another phase, is an async slice (`b`/`e`, category
+//! `executed`) on the thread that waited for it, with its CPU time and rows.
 //! Times are microseconds from the pipeline's start.
 //!
 //! [Trace Event Format]: https://docs.google.com/document/d/1CvAClvFfyA5R-PhYUmn5OOQtYMH4h6I0nSsKchNAySU
@@ -84,6 +86,24 @@ impl RunReport {
             if factory.status == Status::Finished {
                 // Just before the slice ends, so the flow binds to this factory's slice.
                 flow_start[factory.index] = Some(last_phase_end.max(start).min(end));
+            }
+        }
+
+        // Work of a factory's plans, executed later: async slices (they overlap, one per
+        // factory part of each execution) on the thread that waited for the execution.
+        let mut async_id = 0_u64;
+        for factory in &self.factories {
+            for work in &factory.executed {
+                async_id += 1;
+                let name = format!("{} ({})", factory.name, work.what);
+                let tid = track_of(work.thread);
+                let args = json!({"defined_in": work.defined_in, "executed_in": work.executed_in,
+                    "shared": work.shared, "compute_s": work.compute_s, "rows": work.rows,
+                    "spilled_bytes": work.spilled_bytes, "peak_memory_bytes": work.peak_memory_bytes});
+                events.push(json!({"ph": "b", "pid": PID, "tid": tid, "ts": micros(work.start_s), "id": async_id,
+                    "name": name, "cat": "executed", "args": args}));
+                events.push(json!({"ph": "e", "pid": PID, "tid": tid, "ts": micros(work.start_s + work.elapsed_s),
+                    "id": async_id, "name": name, "cat": "executed"}));
             }
         }
 

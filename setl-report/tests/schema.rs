@@ -131,7 +131,7 @@ fn violations(report: &Value) -> Vec<String> {
 #[test]
 fn the_schema_file_is_the_one_compiled_in_and_names_this_version() {
     let on_disk =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema/run-report.v1.schema.json")).unwrap();
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema/run-report.v2.schema.json")).unwrap();
     assert_eq!(on_disk, JSON_SCHEMA);
     let schema = schema();
     assert_eq!(schema["$schema"], "https://json-schema.org/draft/2020-12/schema");
@@ -212,11 +212,20 @@ fn reports_round_trip_and_refuse_newer_versions() {
     let report = common::small_report();
     let text = report.to_json();
     assert_eq!(RunReport::from_json(&text).unwrap(), report);
-    let newer = text.replacen("\"schema_version\": 1", "\"schema_version\": 2", 1);
+    let current = format!("\"schema_version\": {SCHEMA_VERSION}");
+    let newer = text.replacen(&current, &format!("\"schema_version\": {}", SCHEMA_VERSION + 1), 1);
     assert_eq!(
         RunReport::from_json(&newer).unwrap_err().to_string(),
-        "run report schema_version 2 is newer than this setl-report reads (1); upgrade setl-report"
+        format!(
+            "run report schema_version {} is newer than this setl-report reads ({SCHEMA_VERSION}); upgrade setl-report",
+            SCHEMA_VERSION + 1
+        )
     );
+    // A version 1 report (before executed work was recorded) still loads, with none.
+    let older = text.replacen(&current, "\"schema_version\": 1", 1);
+    let loaded = RunReport::from_json(&older).unwrap();
+    assert_eq!(loaded.schema_version, 1);
+    assert!(loaded.factories.iter().all(|factory| factory.executed.is_empty()));
     let error = RunReport::from_json("{\"schema_version\": 1, \"ok\": true}").unwrap_err().to_string();
     assert!(error.starts_with("not a setl run report: missing field"), "{error}");
 }

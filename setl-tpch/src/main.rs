@@ -8,8 +8,9 @@
 //! `--data`; Transform computes queries 1, 3, 5, 6, 10 and 12, one factory each, sharing the
 //! lineitem, orders and customer tables through deliveries; Load runs the queries together (each
 //! shared table is read once, streamed to all of them) and writes every result as Parquet and
-//! CSV into `--out`, atomically. It prints progress, the benchmark report, writes the Mermaid
-//! diagram of the pipeline next to the results, and ends with a one-line summary.
+//! CSV into `--out`, atomically. It prints progress and the benchmark report (with each factory's
+//! lazy work, wherever it executed), writes the Mermaid diagram of the pipeline and the run
+//! report (HTML, JSON, Perfetto trace) next to the results, and ends with a one-line summary.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use std::time::Instant;
 
 use setl_core::{HasBenchmark, Setl};
 use setl_datafusion::Engine;
-use setl_report::summary;
+use setl_report::{summary, RunRecorder};
 use setl_tpch::{report, Format, JobConfig, Share};
 
 const HELP: &str = "\
@@ -43,6 +44,8 @@ OPTIONS:
                         partitions each query is planned for [default: the threads
                         when sequential, the threads shared among concurrent queries
                         otherwise]
+    --no-report         do not write the run report (report.html, report.json and the
+                        Perfetto trace trace.json) into --out
     -h, --help          print this help
 ";
 
@@ -55,6 +58,7 @@ struct Args {
     share: Share,
     parallel: bool,
     query_partitions: Option<usize>,
+    report: bool,
 }
 
 fn parse_args() -> Result<Option<Args>, lexopt::Error> {
@@ -68,6 +72,7 @@ fn parse_args() -> Result<Option<Args>, lexopt::Error> {
         share: Share::Stream,
         parallel: true,
         query_partitions: None,
+        report: true,
     };
     let mut parser = lexopt::Parser::from_env();
     while let Some(arg) = parser.next()? {
@@ -101,6 +106,7 @@ fn parse_args() -> Result<Option<Args>, lexopt::Error> {
             Long("no-share") => args.share = Share::None,
             Long("sequential") => args.parallel = false,
             Long("query-partitions") => args.query_partitions = Some(parser.value()?.parse()?),
+            Long("no-report") => args.report = false,
             Short('h') | Long("help") => {
                 print!("{HELP}");
                 return Ok(None);
@@ -160,6 +166,10 @@ fn run(args: Args) -> setl_core::Result<()> {
     setl_tpch::clean_up_on_signal(vec![config.data.clone(), config.out.clone()])?;
     let mut pipeline = setl_tpch::pipeline(&setl, &config)?;
     pipeline.observe(Arc::new(report::Progress::default()));
+    let recorder = args.report.then(|| Arc::new(RunRecorder::new().measure_storable(&pipeline)));
+    if let Some(recorder) = &recorder {
+        pipeline.observe(recorder.clone());
+    }
     pipeline.run()?;
     // Written once the run succeeded: a failed run leaves the previous results as they were.
     let diagram = config.out.join("pipeline.mmd");
@@ -186,6 +196,14 @@ fn run(args: Args) -> setl_core::Result<()> {
         }
     }
     println!("diagram: {}", diagram.display());
+    if let Some(recorder) = recorder {
+        let report = recorder.report(&pipeline, None);
+        let html = config.out.join("report.html");
+        setl_report::write_file(&html, report.to_html())?;
+        setl_report::write_file(config.out.join("report.json"), report.to_json())?;
+        setl_report::write_file(config.out.join("trace.json"), report.to_chrome_trace())?;
+        println!("run report: {} (and report.json, trace.json for ui.perfetto.dev beside it)", html.display());
+    }
     if files.generated {
         println!("tables generated into {} (reused by later runs)", files.dir.display());
     }

@@ -223,3 +223,35 @@ fn without_benchmarks_nothing_is_measured_and_results_are_the_same() {
         }
     });
 }
+
+#[test]
+fn the_run_report_shows_the_work_under_its_definer_and_where_it_ran() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_orders(dir.path());
+    within_a_minute(move || {
+        let setl = Setl::builder().threads(2).build().unwrap();
+        let engine = Engine::of(&setl).unwrap();
+        let mut pipeline = setl.new_pipeline();
+        pipeline
+            .add_factory(ReadOrders { engine: engine.clone(), path, shared: true, out: None })
+            .add_factory(Big { orders: Delivery::new(), engine: engine.clone(), out: None })
+            .add_factory(Small { orders: Delivery::new(), engine, out: None })
+            .add_factory(Load { big: Delivery::new(), small: Delivery::new(), out: Vec::new() });
+        let (result, report) = setl_report::run_with_report(&mut pipeline, setl_report::RunRecorder::new());
+        result.unwrap();
+        let reader = report.factory("ReadOrders").unwrap();
+        assert_eq!(reader.executed.len(), 1, "{:#?}", reader.executed);
+        assert_eq!(reader.executed[0].executed_in.as_deref(), Some("Load.process"));
+        assert_eq!(reader.executed[0].rows, ROWS);
+        let loaded = setl_report::RunReport::from_json(&report.to_json()).unwrap();
+        assert_eq!(loaded.factory("Big").unwrap().executed, report.factory("Big").unwrap().executed);
+
+        let html = report.to_html();
+        assert!(html.contains("<g class=\"attributed\" data-factory=\"ReadOrders\">"), "no attributed bar");
+        assert!(html.contains("Top operators by CPU time"));
+        assert!(html.contains("<details class=\"plans\"><summary><b>Big</b>"));
+        let trace = report.to_chrome_trace_value();
+        let executed = trace["traceEvents"].as_array().unwrap().iter().filter(|event| event["cat"] == "executed");
+        assert_eq!(executed.count(), 2 * (1 + 1 + 1), "a begin and an end per executed part");
+    });
+}

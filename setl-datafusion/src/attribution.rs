@@ -33,11 +33,13 @@ use datafusion::physical_plan::execution_plan::CardinalityEffect;
 use datafusion::physical_plan::filter_pushdown::{
     ChildPushdownResult, FilterDescription, FilterPushdownPhase, FilterPushdownPropagation,
 };
-use datafusion::physical_plan::metrics::MetricValue;
+use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricValue, MetricsSet, Time};
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::statistics::{ChildStats, StatisticsArgs};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
+use futures::StreamExt;
 use setl_core::{Attribution, FactoryPhase, OperatorMetrics, Phase};
 
 /// The factory phase that defined a part of a plan, and what that part is.
@@ -160,17 +162,25 @@ impl ExtensionPlanner for MarkPlanner {
     }
 }
 
-/// The physical mark: executes its input as is. Its properties are the input's, and every
+/// The physical mark: executes its input as is, timing its polls (a file scan reports no CPU
+/// time of its own, see [`operator_metrics`]). Its properties are the input's, and every
 /// optimizer request goes through it to the input.
 #[derive(Debug, Clone)]
 pub(crate) struct DefinedExec {
     definer: Definer,
     input: Arc<dyn ExecutionPlan>,
+    metrics: ExecutionPlanMetricsSet,
 }
 
 impl DefinedExec {
     fn new(definer: Definer, input: Arc<dyn ExecutionPlan>) -> Self {
-        DefinedExec { definer, input }
+        DefinedExec { definer, input, metrics: ExecutionPlanMetricsSet::new() }
+    }
+
+    /// Time spent polling the input, over all partitions (everything below that runs inside
+    /// those polls).
+    fn poll_time(&self) -> Duration {
+        Duration::from_nanos(self.metrics.clone_inner().elapsed_compute().unwrap_or(0) as u64)
     }
 
     fn over(&self, input: Arc<dyn ExecutionPlan>) -> Arc<dyn ExecutionPlan> {
@@ -228,7 +238,12 @@ impl ExecutionPlan for DefinedExec {
     }
 
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
-        self.input.execute(partition, context)
+        let time = MetricBuilder::new(&self.metrics).elapsed_compute(partition);
+        Ok(timed(self.input.execute(partition, context)?, time))
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
     }
 
     fn child_stats_requests(&self, partition: Option<usize>) -> Vec<ChildStats> {
@@ -277,6 +292,17 @@ impl ExecutionPlan for DefinedExec {
     }
 }
 
+/// `stream`, with the time spent in its polls added to `time`.
+pub(crate) fn timed(stream: SendableRecordBatchStream, time: Time) -> SendableRecordBatchStream {
+    let schema = stream.schema();
+    let mut stream = stream;
+    let polled = futures::stream::poll_fn(move |cx| {
+        let _timer = time.timer();
+        stream.poll_next_unpin(cx)
+    });
+    Box::pin(RecordBatchStreamAdapter::new(schema, polled))
+}
+
 /// One execution, as [`charge`] reports it.
 pub(crate) struct Execution<'a> {
     /// The executed plan, with its metrics.
@@ -285,6 +311,8 @@ pub(crate) struct Execution<'a> {
     pub(crate) root: Option<&'a Definer>,
     /// How the work was shared, for a shared source's read.
     pub(crate) shared: Option<String>,
+    /// The time spent polling the plan's root, when it was measured (a shared read's).
+    pub(crate) root_poll_time: Option<Duration>,
     pub(crate) started: Instant,
     pub(crate) elapsed: Duration,
 }
@@ -293,7 +321,7 @@ pub(crate) struct Execution<'a> {
 /// sources read by the plan are not walked: their read is charged once, on its own.
 pub(crate) fn charge(execution: &Execution<'_>) {
     let mut parts: Vec<Part> = Vec::new();
-    walk(execution.plan, execution.root, 0, &mut parts, None);
+    walk(execution.plan, execution.root, 0, &mut parts, None, execution.root_poll_time);
     for part in parts {
         let Some(definer) = part.definer else { continue };
         let compute = part.operators.iter().map(|operator| operator.compute).sum();
@@ -321,18 +349,20 @@ struct Part {
 }
 
 /// Adds `node` and what is below it to the part `current` (an index in `parts`, or a new part
-/// for `definer` when `None`).
+/// for `definer` when `None`). `polled` is the time spent polling `node`, when what is above it
+/// measured it.
 fn walk(
     node: &Arc<dyn ExecutionPlan>,
     definer: Option<&Definer>,
     depth: usize,
     parts: &mut Vec<Part>,
     current: Option<usize>,
+    polled: Option<Duration>,
 ) {
     if let Some(mark) = node.downcast_ref::<DefinedExec>() {
         parts.push(Part { definer: Some(mark.definer.clone()), operators: Vec::new() });
         let part = parts.len() - 1;
-        walk(&mark.input, Some(&mark.definer), 0, parts, Some(part));
+        walk(&mark.input, Some(&mark.definer), 0, parts, Some(part), Some(mark.poll_time()));
         return;
     }
     let part = match current {
@@ -342,22 +372,25 @@ fn walk(
             parts.len() - 1
         }
     };
-    parts[part].operators.push(operator_metrics(node, depth));
+    parts[part].operators.push(operator_metrics(node, depth, polled));
     for child in node.children() {
-        walk(child, definer, depth + 1, parts, Some(part));
+        walk(child, definer, depth + 1, parts, Some(part), None);
     }
 }
 
-/// What `node` spent, from its DataFusion metrics summed over partitions. A file scan has no
-/// `elapsed_compute`; its decoding time (`time_elapsed_processing`) stands in.
-fn operator_metrics(node: &Arc<dyn ExecutionPlan>, depth: usize) -> OperatorMetrics {
+/// What `node` spent, from its DataFusion metrics summed over partitions. A file scan's own
+/// metrics miss its decoding (`elapsed_compute` is absent or tiny, `time_elapsed_scanning_total`
+/// includes its parent's time): for a leaf, the time spent polling it is used when the mark or
+/// shared read above it measured it (`polled`: its polls are where it decodes), else its
+/// `elapsed_compute`, else its `time_elapsed_processing`.
+fn operator_metrics(node: &Arc<dyn ExecutionPlan>, depth: usize, polled: Option<Duration>) -> OperatorMetrics {
     let metrics = node.metrics().map(|metrics| metrics.aggregate_by_name());
     let sum =
         |name: &str| metrics.as_ref().and_then(|metrics| metrics.sum_by_name(name)).map_or(0, |value| value.as_usize());
-    let compute = metrics
-        .as_ref()
-        .and_then(|metrics| metrics.elapsed_compute())
-        .filter(|nanos| *nanos > 0)
+    let compute = polled
+        .filter(|_| node.children().is_empty())
+        .map(|time| time.as_nanos() as usize)
+        .or_else(|| metrics.as_ref().and_then(|metrics| metrics.elapsed_compute()).filter(|nanos| *nanos > 0))
         .unwrap_or_else(|| sum("time_elapsed_processing"));
     let peak_memory = metrics.as_ref().map_or(0, |metrics| {
         metrics

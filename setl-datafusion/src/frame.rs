@@ -408,7 +408,14 @@ impl Frame {
         if setl_core::attribution_wanted() {
             let elapsed = started.elapsed();
             for (plan, frame) in ran.plans.iter().zip(frames) {
-                charge(&Execution { plan, root: frame.definer(), shared: None, started, elapsed });
+                charge(&Execution {
+                    plan,
+                    root: frame.definer(),
+                    shared: None,
+                    root_poll_time: None,
+                    started,
+                    elapsed,
+                });
             }
             ran.charge_shared_reads(started, elapsed);
         }

@@ -63,7 +63,7 @@ use datafusion::execution::{SendableRecordBatchStream, SessionState, TaskContext
 use datafusion::logical_expr::{Expr, LogicalPlan, TableType};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
-use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, SpillMetrics};
+use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, SpillMetrics, Time};
 use datafusion::physical_plan::spill::spill_pool::{spsc_channel, SpillPoolSink};
 use datafusion::physical_plan::spill::SpillManager;
 use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
@@ -455,6 +455,7 @@ impl Ran {
                 plan: &read.input,
                 root: read.source.definer.as_ref(),
                 shared: Some(read.how.clone()),
+                root_poll_time: Some(std::time::Duration::from_nanos(read.poll_time.value() as u64)),
                 started,
                 elapsed,
             });
@@ -470,6 +471,7 @@ impl Ran {
                             plan: &scan.input,
                             root: scan.source.definer.as_ref(),
                             shared: Some("read on its own (no kept output to read)".to_owned()),
+                            root_poll_time: None,
                             started,
                             elapsed,
                         });
@@ -827,6 +829,7 @@ impl Group {
             let source = &first.source;
             let mut queries: Vec<usize> = nodes.iter().map(|(consumer, _)| *consumer).collect();
             queries.dedup();
+            let poll_time = Time::new();
             reads.push(SharedRead {
                 source: source.clone(),
                 input: first.input.clone(),
@@ -835,6 +838,7 @@ impl Group {
                 } else {
                     format!("read once, streamed to {} queries", queries.len())
                 },
+                poll_time: poll_time.clone(),
             });
             let keep = keep.then(|| {
                 Arc::new(KeepRun {
@@ -859,6 +863,7 @@ impl Group {
                     broadcast,
                     partition,
                     input: first.input.clone(),
+                    poll_time: poll_time.clone(),
                     spill: Arc::new(SpillManager::new(
                         context.runtime_env(),
                         SpillMetrics::new(&metrics, partition),
@@ -944,6 +949,8 @@ pub(crate) struct SharedRead {
     input: Arc<dyn ExecutionPlan>,
     /// How the read was shared, in words.
     how: String,
+    /// Time the group's readers spent polling the plan.
+    poll_time: Time,
 }
 
 /// The one reader of one partition of a shared source in a group.
@@ -952,6 +959,8 @@ pub(crate) struct Reader {
     broadcast: usize,
     partition: usize,
     input: Arc<dyn ExecutionPlan>,
+    /// Where the time spent polling the input goes, for [`SharedRead`].
+    poll_time: Time,
     context: Arc<TaskContext>,
     engine: Engine,
     /// Makes the spill files of the queues that move to disk.
@@ -1003,7 +1012,7 @@ impl Reader {
     /// Reads the partition and hands every batch to every queue, paced by the slowest query.
     pub(crate) async fn run(mut self) {
         let mut stream = match self.input.execute(self.partition, self.context.clone()) {
-            Ok(stream) => stream,
+            Ok(stream) => crate::attribution::timed(stream, self.poll_time.clone()),
             Err(error) => return self.push(Err(Arc::new(error))),
         };
         while let Some(item) = stream.next().await {

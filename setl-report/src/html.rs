@@ -21,6 +21,37 @@ const PROCESS: &str = "#f28e2b";
 const WRITE: &str = "#59a14f";
 const CRITICAL: &str = "#d62728";
 
+/// The timeline's own rules of [`STYLE`], for the standalone picture.
+const SVG_STYLE: &str = ".grid{stroke:#e4e4e4}.tick{fill:#666;text-anchor:middle}.lane{fill:#333;font-size:12px}\
+.bar{fill:#e8edf3;stroke:#9aa7b4}.bar.critical{stroke:#d62728;stroke-width:2.5}.bar.failed{stroke:#d62728;stroke-dasharray:4 2}\
+.barlabel{fill:#fff;font-size:11px;font-weight:600;paint-order:stroke;stroke:#333;stroke-width:2px}";
+
+/// `head` (an `<svg ...` tag without its `>`) with its `height` attributes grown by `by`.
+fn bump_height(head: &str, by: f64) -> String {
+    let mut out = head.to_owned();
+    for key in ["height=\"", "viewBox=\"0 -22 "] {
+        let Some(at) = out.find(key) else { continue };
+        let start = at + key.len();
+        if key.starts_with("viewBox") {
+            // "W H" after the origin: grow H.
+            let rest = &out[start..];
+            let Some(end) = rest.find('"') else { continue };
+            let mut parts: Vec<String> = rest[..end].split(' ').map(str::to_owned).collect();
+            if let Some(height) = parts.get_mut(1).and_then(|h| h.parse::<f64>().ok().map(|v| (v, h))) {
+                *height.1 = format!("{:.0}", height.0 + by);
+            }
+            out.replace_range(start..start + end, &parts.join(" "));
+        } else {
+            let rest = &out[start..];
+            let Some(end) = rest.find('"') else { continue };
+            if let Ok(value) = rest[..end].parse::<f64>() {
+                out.replace_range(start..start + end, &format!("{:.0}", value + by));
+            }
+        }
+    }
+    out
+}
+
 /// A color of its own for factory `index`, for the work charged to it in the timeline.
 fn factory_color(index: usize) -> String {
     format!("hsl({}, 55%, 52%)", (index * 67) % 360)
@@ -94,6 +125,32 @@ impl RunReport {
             SCRIPT.replace("@SCHEMA@", &SCHEMA_VERSION.to_string())
         );
         out
+    }
+
+    /// The report's timeline alone, as a standalone SVG picture (for a README or a ticket): one
+    /// lane per thread, phases in color, the work of lazy plans hatched under the thread that
+    /// ran it, with a legend.
+    pub fn to_timeline_svg(&self) -> String {
+        let mut gantt = String::new();
+        self.gantt(&mut gantt);
+        let Some(open_end) = gantt.find('>').filter(|_| gantt.starts_with("<svg")) else {
+            // No factory ran: a one-line picture that says so.
+            return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"300\" height=\"24\"><text x=\"4\" y=\"16\">No factory ran.</text></svg>\n".to_owned();
+        };
+        let legend = format!(
+            "<text x=\"150\" y=\"-6\" class=\"lane\">read <tspan fill=\"{READ}\">&#9632;</tspan>  process <tspan fill=\"{PROCESS}\">&#9632;</tspan>  write <tspan fill=\"{WRITE}\">&#9632;</tspan>  hatched: work of a factory's plan, executed later (width: its share of the CPU time)</text>"
+        );
+        // Room above the chart for the legend, and the page's styles inside the picture.
+        let head = gantt[..open_end].replacen("<svg ", "<svg xmlns=\"http://www.w3.org/2000/svg\" ", 1).replacen(
+            "viewBox=\"0 0 ",
+            "viewBox=\"0 -22 ",
+            1,
+        );
+        let head = bump_height(&head, 22.0);
+        format!(
+            "{head}><style>text{{font:11px system-ui,Helvetica,Arial,sans-serif}}{SVG_STYLE}</style><rect x=\"0\" y=\"-22\" width=\"100%\" height=\"100%\" fill=\"#fff\"/>{legend}{}",
+            &gantt[open_end + 1..]
+        )
     }
 
     fn summary(&self, out: &mut String) {

@@ -250,6 +250,9 @@ fn the_run_report_shows_the_work_under_its_definer_and_where_it_ran() {
         assert!(html.contains("<g class=\"attributed\" data-factory=\"ReadOrders\">"), "no attributed bar");
         assert!(html.contains("Top operators by CPU time"));
         assert!(html.contains("<details class=\"plans\"><summary><b>Big</b>"));
+        let svg = report.to_timeline_svg();
+        assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""), "{svg}");
+        assert!(svg.contains("<g class=\"attributed\" data-factory=\"ReadOrders\">"));
         let trace = report.to_chrome_trace_value();
         let executed = trace["traceEvents"].as_array().unwrap().iter().filter(|event| event["cat"] == "executed");
         assert_eq!(executed.count(), 2 * (1 + 1 + 1), "a begin and an end per executed part");

@@ -4,6 +4,7 @@
 //! setl-report compare OLD.json NEW.json [--threshold PCT] [--min-delta-ms MS]
 //! setl-report html REPORT.json --output REPORT.html
 //! setl-report trace REPORT.json --output TRACE.json
+//! setl-report timeline REPORT.json --output TIMELINE.svg
 //! setl-report graph REPORT.json [--format mermaid|dot]
 //! ```
 //!
@@ -17,6 +18,7 @@ const USAGE: &str = "usage:
   setl-report compare OLD.json NEW.json [--threshold PCT] [--min-delta-ms MS]
   setl-report html REPORT.json --output REPORT.html
   setl-report trace REPORT.json --output TRACE.json
+  setl-report timeline REPORT.json --output TIMELINE.svg
   setl-report graph REPORT.json [--format mermaid|dot]
 
 compare prints, per factory and phase, the change from OLD to NEW and exits with 1 when a time
@@ -101,14 +103,18 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
             println!("{comparison}");
             Ok(if comparison.has_regressions() { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
-        "html" | "trace" => {
+        "html" | "trace" | "timeline" => {
             let (files, options) = parse(rest, &["output"])?;
             let [input] = files.as_slice() else {
                 return Err(format!("{command} needs one report\n\n{USAGE}"));
             };
             let output = option(&options, "output").ok_or_else(|| format!("{command} needs --output FILE"))?;
             let report = load(input)?;
-            let text = if command == "html" { report.to_html() } else { report.to_chrome_trace() };
+            let text = match command.as_str() {
+                "html" => report.to_html(),
+                "trace" => report.to_chrome_trace(),
+                _ => report.to_timeline_svg(),
+            };
             setl_report::write_file(output, text).map_err(|error| error.to_string())?;
             eprintln!("wrote {output}");
             Ok(ExitCode::SUCCESS)

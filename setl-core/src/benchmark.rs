@@ -61,16 +61,19 @@ impl BenchmarkResult {
         self.executed.iter().map(|work| work.compute).sum()
     }
 
-    /// The work of its plans, summed per place it executed (in the order first seen): where,
-    /// CPU time, rows.
+    /// The work of its plans, summed per place it executed (in the order first seen): where
+    /// (with how it was shared, for a shared read), CPU time, rows.
     pub fn executed_by_place(&self) -> Vec<(String, Duration, u64)> {
         let mut places: Vec<(String, Duration, u64)> = Vec::new();
         for work in &self.executed {
-            let place = match &work.executed_in {
+            let mut place = match &work.executed_in {
                 Some(phase) if phase.factory == self.factory => format!("in its own {}", phase.phase.as_str()),
                 Some(phase) => format!("later, in {phase}"),
                 None => "after the run".to_owned(),
             };
+            if let Some(how) = &work.shared {
+                place = format!("{place} ({how})");
+            }
             match places.iter_mut().find(|(known, ..)| *known == place) {
                 Some((_, compute, rows)) => {
                     *compute += work.compute;

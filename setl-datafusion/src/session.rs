@@ -53,6 +53,36 @@ impl Engine {
     pub fn session(&self) -> Session {
         Session::new(self.clone(), SessionContext::new_with_state(self.session_state()))
     }
+
+    /// Plans the SQL `query` over `tables` (each a name and a frame, registered as
+    /// [`Session::register`] does) in a fresh session: the whole `process` of a SQL factory.
+    /// The result is lazy, as [`Session::sql`]'s; `label` names it in errors and reports.
+    ///
+    /// ```
+    /// # use setl_datafusion::Engine;
+    /// let engine = Engine::standalone(2, &Default::default())?;
+    /// let sales = engine.session().sql("sales", "SELECT * FROM (VALUES ('fr', 3.0), ('de', 4.5), ('fr', 1.0)) AS t(country, amount)")?;
+    /// let totals = engine.query("totals", "SELECT country, sum(amount) AS total FROM sales GROUP BY country", [("sales", &sales)])?;
+    /// assert_eq!(totals.collect()?.num_rows(), 2);
+    /// # Ok::<(), setl_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Session::register`] and [`Session::sql`]: a table name given twice, a persisted
+    /// frame whose plan fails, a query that does not parse or plan.
+    pub fn query<'a>(
+        &self,
+        label: &str,
+        query: &str,
+        tables: impl IntoIterator<Item = (&'a str, &'a Frame)>,
+    ) -> Result<Frame, SqlError> {
+        let session = self.session();
+        for (name, frame) in tables {
+            session.register(name, frame)?;
+        }
+        session.sql(label, query)
+    }
 }
 
 impl Session {

@@ -21,6 +21,12 @@ const PROCESS: &str = "#f28e2b";
 const WRITE: &str = "#59a14f";
 const CRITICAL: &str = "#d62728";
 
+/// An execution's start and wall time, in seconds.
+type Span = (f64, f64);
+
+/// One factory's part of an execution: the factory's index and its work.
+type Part<'a> = (usize, &'a crate::report::ExecutedRun);
+
 /// The timeline's own rules of [`STYLE`], for the standalone picture.
 const SVG_STYLE: &str = ".grid{stroke:#e4e4e4}.tick{fill:#666;text-anchor:middle}.lane{fill:#333;font-size:12px}\
 .bar{fill:#e8edf3;stroke:#9aa7b4}.bar.critical{stroke:#d62728;stroke-width:2.5}.bar.failed{stroke:#d62728;stroke-dasharray:4 2}\
@@ -292,7 +298,7 @@ impl RunReport {
     /// strip under `Load.process` shows which scans and queries its time went to.
     fn attributed_strip(&self, out: &mut String, thread: Option<usize>, y: f64, x: &dyn Fn(f64) -> f64, scale: f64) {
         // (start, elapsed) of each execution on this thread, with its parts.
-        let mut executions: Vec<((f64, f64), Vec<(usize, &crate::report::ExecutedRun)>)> = Vec::new();
+        let mut executions: Vec<(Span, Vec<Part<'_>>)> = Vec::new();
         for (index, factory) in self.factories.iter().enumerate() {
             for work in factory.executed.iter().filter(|work| work.thread == thread) {
                 let span = (work.start_s, work.elapsed_s);

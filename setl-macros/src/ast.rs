@@ -5,7 +5,6 @@ use proc_macro2::Span;
 use syn::{Data, DeriveInput, Fields, GenericArgument, Ident, ItemStruct, LitInt, LitStr, Path, PathArguments, Type};
 
 use crate::attr::{self, FactoryArgs};
-use crate::check;
 use crate::ctxt::Ctxt;
 
 /// A factory struct, its output-side arguments and its inputs.
@@ -132,7 +131,8 @@ pub(crate) struct SchemaField<'a> {
 }
 
 impl<'a> SchemaStruct<'a> {
-    /// Reads the struct and checks it whole; the model has every field that could be read.
+    /// Reads the struct, field by field; the model has every field that could be read. Checks that
+    /// need the whole model are `check::schema`'s, run on the result.
     pub(crate) fn from_input(cx: &mut Ctxt, input: &'a DeriveInput) -> Self {
         for attr in &input.attrs {
             if attr.path().is_ident("schema") {
@@ -182,8 +182,6 @@ impl<'a> SchemaStruct<'a> {
                 Some(SchemaField { ident, ty: &field.ty, column, decimal: args.decimal })
             })
             .collect();
-        let model = SchemaStruct { ident: &input.ident, fields };
-        check::schema(cx, &model);
-        model
+        SchemaStruct { ident: &input.ident, fields }
     }
 }

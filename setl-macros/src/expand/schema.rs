@@ -8,6 +8,7 @@ use syn::spanned::Spanned;
 use syn::DeriveInput;
 
 use crate::ast::{SchemaField, SchemaStruct};
+use crate::check;
 use crate::ctxt::Ctxt;
 
 pub(crate) fn derive(input: TokenStream) -> TokenStream {
@@ -17,6 +18,7 @@ pub(crate) fn derive(input: TokenStream) -> TokenStream {
     };
     let mut cx = Ctxt::default();
     let model = SchemaStruct::from_input(&mut cx, &input);
+    check::schema(&mut cx, &model);
     match cx.check() {
         Ok(()) => expand(&model),
         // The traits are implemented anyway, so that users see this error and not "not a dataset

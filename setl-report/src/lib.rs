@@ -41,11 +41,14 @@
 //!
 //! # Crate layout
 //!
-//! - [`report`]: the report's types and its JSON form.
-//! - [`recorder`]: the observer that records a run and builds the report, and the critical path.
+//! Public modules are namespaces of their own ([`summary`], [`testing`], `progress`, `bench`);
+//! the other modules are private, their items re-exported at the root, so each has one path.
+//!
+//! - `report`: the report's types and its JSON form.
+//! - `recorder`: the observer that records a run and builds the report, and the critical path.
 //! - `trace`, `html`, `export`: the Chrome trace, the HTML report and the graph exports, as
 //!   methods of [`RunReport`] and [`Graph`].
-//! - [`compare`](mod@compare): comparing two reports.
+//! - `compare`: comparing two reports ([`compare()`]).
 //! - [`testing`]: assertions for a user's tests.
 //! - `progress` (feature `progress`): an indicatif progress bar as an observer.
 //! - `bench` (feature `criterion`): bench a pipeline or one factory with criterion.
@@ -55,13 +58,13 @@
 
 #[cfg(feature = "criterion")]
 pub mod bench;
-pub mod compare;
+mod compare;
 mod export;
 mod html;
 #[cfg(feature = "progress")]
 pub mod progress;
-pub mod recorder;
-pub mod report;
+mod recorder;
+mod report;
 pub mod summary;
 pub mod testing;
 mod trace;

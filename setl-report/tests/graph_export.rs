@@ -81,7 +81,7 @@ fn the_critical_path_follows_the_slower_branch() {
     let right = report.factories.iter().position(|factory| factory.name == "Right").unwrap();
     report.factories[left].total_s = Some(0.010);
     report.factories[right].total_s = Some(0.500);
-    let path = setl_report::recorder::critical_path(&report.graph, &report.factories);
+    let path = setl_report::critical_path(&report.graph, &report.factories);
     let names: Vec<&str> = path.factories.iter().map(|&index| report.factories[index].name.as_str()).collect();
     assert_eq!(names, ["Origin", "Right", "Join"]);
 }

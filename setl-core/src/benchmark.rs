@@ -61,10 +61,9 @@ impl BenchmarkResult {
         self.executed.iter().map(|work| work.compute).sum()
     }
 
-    /// The work of its plans, summed per place it executed (in the order first seen): where
-    /// (with how it was shared, for a shared read), CPU time, rows.
-    pub fn executed_by_place(&self) -> Vec<(String, Duration, u64)> {
-        let mut places: Vec<(String, Duration, u64)> = Vec::new();
+    /// The work of its plans, summed per place it executed, in the order first seen.
+    pub fn executed_by_place(&self) -> Vec<ExecutedPlace> {
+        let mut places: Vec<ExecutedPlace> = Vec::new();
         for work in &self.executed {
             let mut place = match &work.executed_in {
                 Some(phase) if phase.factory == self.factory => format!("in its own {}", phase.phase.as_str()),
@@ -74,16 +73,36 @@ impl BenchmarkResult {
             if let Some(how) = &work.shared {
                 place = format!("{place} ({how})");
             }
-            match places.iter_mut().find(|(known, ..)| *known == place) {
-                Some((_, compute, rows)) => {
-                    *compute += work.compute;
-                    *rows += work.rows;
+            match places.iter_mut().find(|known| known.place == place) {
+                Some(known) => {
+                    known.compute += work.compute;
+                    known.rows += work.rows;
+                    known.peak_memory = known.peak_memory.max(work.peak_memory);
                 }
-                None => places.push((place, work.compute, work.rows)),
+                None => places.push(ExecutedPlace {
+                    place,
+                    compute: work.compute,
+                    rows: work.rows,
+                    peak_memory: work.peak_memory,
+                }),
             }
         }
         places
     }
+}
+
+/// The work of a factory's plans that ran in one place, summed (one line of the text form).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutedPlace {
+    /// Where, in words: "later, in Load.process", "in its own write", "after the run"; with how
+    /// it was shared, for a shared read.
+    pub place: String,
+    /// CPU time of its operators there.
+    pub compute: Duration,
+    /// Rows its plans produced there.
+    pub rows: u64,
+    /// The most memory one of its executions there held reserved in the engine's pool.
+    pub peak_memory: u64,
 }
 
 /// The text form of SETL and PySetl, with a line per place its plans executed.
@@ -94,8 +113,12 @@ impl fmt::Display for BenchmarkResult {
         writeln!(f, "read: {} s", self.read.as_secs_f64())?;
         writeln!(f, "process: {} s", self.process.as_secs_f64())?;
         writeln!(f, "write: {} s", self.write.as_secs_f64())?;
-        for (place, compute, rows) in self.executed_by_place() {
-            writeln!(f, "executed {place}: {} s, {} rows", compute.as_secs_f64(), thousands(rows))?;
+        for ExecutedPlace { place, compute, rows, peak_memory } in self.executed_by_place() {
+            write!(f, "executed {place}: {} s, {} rows", compute.as_secs_f64(), thousands(rows))?;
+            if peak_memory > 0 {
+                write!(f, ", {:.1} MiB reserved at peak", peak_memory as f64 / (1 << 20) as f64)?;
+            }
+            writeln!(f)?;
         }
         write!(f, "=================")
     }
@@ -203,13 +226,13 @@ mod tests {
             executed: vec![
                 work(Some(("Load", Phase::Process)), 250, 3_000_000),
                 work(Some(("Load", Phase::Process)), 320, 3_001_215),
-                work(Some(("ReadLineitem", Phase::Write)), 10, 5),
+                ExecutedWork { peak_memory: 10 << 20, ..work(Some(("ReadLineitem", Phase::Write)), 10, 5) },
                 work(None, 1, 1),
             ],
         };
         let text = result.to_string();
         assert!(text.contains("\nexecuted later, in Load.process: 0.57 s, 6,001,215 rows\n"), "{text}");
-        assert!(text.contains("\nexecuted in its own write: 0.01 s, 5 rows\n"), "{text}");
+        assert!(text.contains("\nexecuted in its own write: 0.01 s, 5 rows, 10.0 MiB reserved at peak\n"), "{text}");
         assert!(text.contains("\nexecuted after the run: 0.001 s, 1 rows\n"), "{text}");
         assert_eq!(result.executed_compute(), Duration::from_millis(581));
         let json = serde_json::to_value(&result).unwrap();

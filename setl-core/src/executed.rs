@@ -75,7 +75,8 @@ pub struct ExecutedWork {
     pub rows: u64,
     /// Bytes its operators wrote to spill files.
     pub spilled_bytes: u64,
-    /// The most memory one of its operators reserved at once.
+    /// The most memory its operators held reserved at once in the engine's memory pool (what
+    /// the pool accounts for: hash tables, sort buffers; not the batches passed on).
     pub peak_memory: u64,
     /// The Rayon worker that waited for the execution.
     pub thread: Option<usize>,
@@ -103,7 +104,7 @@ pub struct Attribution {
     pub rows: u64,
     /// Bytes spilled by its operators.
     pub spilled_bytes: u64,
-    /// Largest memory reservation of one of its operators.
+    /// The most memory its operators held reserved at once in the engine's memory pool.
     pub peak_memory: u64,
     /// Its operators, depth first.
     pub operators: Vec<OperatorMetrics>,

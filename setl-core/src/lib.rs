@@ -98,7 +98,7 @@ mod setl;
 mod stage;
 mod type_name;
 
-pub use benchmark::{BenchmarkResult, HasBenchmark};
+pub use benchmark::{BenchmarkResult, ExecutedPlace, HasBenchmark};
 pub use cache::{CacheStats, LazyCounter, Storable, StorageLevel, StoreOps};
 pub use delivery::{Delivery, Payload};
 pub use error::{BoxError, Error, ErrorKind, Operation, Phase, Result, ValidationError};

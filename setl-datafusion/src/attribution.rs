@@ -8,15 +8,21 @@
 //! requests reach the scan below it as if it were not there) and only marks where one
 //! factory's operators end and another's begin.
 //!
+//! The mark also gives the operators below it (down to the next mark) a task context of their
+//! own, whose memory pool is the engine's seen through a [`PeakRecordingPool`]: operators
+//! reserve memory through the pool of the context they are given, also in the tasks DataFusion
+//! spawns, so each factory's part has its own peak of memory reserved in DataFusion's pool.
+//!
 //! After an execution, when the running pipeline records attributed work
 //! ([`setl_core::attribution_wanted`]), the executed plan's operators are walked with their
-//! DataFusion metrics: each operator belongs to the nearest mark above it (the root to the
-//! frame that ran), and each factory's part becomes one [`setl_core::Attribution`]. A shared
-//! source's read (run once for a group of queries) is charged once, to the factory that
-//! defined it, and says how it was shared; each consumer keeps its own operators.
+//! DataFusion metrics: each operator belongs to the nearest mark above it (the plan a frame
+//! runs is marked at its root too), and each factory's part becomes one
+//! [`setl_core::Attribution`]. A shared source's read (run once for a group of queries) is
+//! charged once, to the factory that defined it, and says how it was shared; each consumer
+//! keeps its own operators.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -25,6 +31,8 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DFSchemaRef, Statistics};
 use datafusion::error::Result;
 use datafusion::execution::context::QueryPlanner;
+use datafusion::execution::memory_pool::{MemoryPool, PeakRecordingPool};
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::{Expr, Extension, LogicalPlan, UserDefinedLogicalNode, UserDefinedLogicalNodeCore};
@@ -151,30 +159,44 @@ impl ExtensionPlanner for MarkPlanner {
         node: &dyn UserDefinedLogicalNode,
         _logical_inputs: &[&LogicalPlan],
         physical_inputs: &[Arc<dyn ExecutionPlan>],
-        _session: &dyn datafusion::catalog::Session,
+        session: &dyn datafusion::catalog::Session,
         _planning_ctx: &PhysicalPlanningContext,
     ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
         let Some(mark) = node.as_any().downcast_ref::<DefinedBy>() else { return Ok(None) };
         match physical_inputs {
-            [input] => Ok(Some(Arc::new(DefinedExec::new(mark.definer.clone(), input.clone())))),
+            [input] => Ok(Some(DefinedExec::over_plan(
+                mark.definer.clone(),
+                input.clone(),
+                &session.runtime_env().memory_pool,
+            ))),
             _ => Err(datafusion::error::DataFusionError::Internal("DefinedBy takes one input".into())),
         }
     }
 }
 
 /// The physical mark: executes its input as is, timing its polls (a file scan reports no CPU
-/// time of its own, see [`operator_metrics`]). Its properties are the input's, and every
-/// optimizer request goes through it to the input.
+/// time of its own, see [`operator_metrics`]) and recording what the input reserves in the
+/// memory pool. Its properties are the input's, and every optimizer request goes through it to
+/// the input.
 #[derive(Debug, Clone)]
 pub(crate) struct DefinedExec {
     definer: Definer,
     input: Arc<dyn ExecutionPlan>,
     metrics: ExecutionPlanMetricsSet,
+    memory: Arc<PartMemory>,
 }
 
 impl DefinedExec {
-    fn new(definer: Definer, input: Arc<dyn ExecutionPlan>) -> Self {
-        DefinedExec { definer, input, metrics: ExecutionPlanMetricsSet::new() }
+    /// `input` marked as defined by `definer`; `pool` is the engine's memory pool (never a
+    /// mark's view of it, so that a part's peak leaves out the parts marked below it).
+    pub(crate) fn over_plan(
+        definer: Definer,
+        input: Arc<dyn ExecutionPlan>,
+        pool: &Arc<dyn MemoryPool>,
+    ) -> Arc<dyn ExecutionPlan> {
+        let memory =
+            Arc::new(PartMemory { pool: Arc::new(PeakRecordingPool::new(pool.clone())), context: OnceLock::new() });
+        Arc::new(DefinedExec { definer, input, metrics: ExecutionPlanMetricsSet::new(), memory })
     }
 
     /// Time spent polling the input, over all partitions (everything below that runs inside
@@ -183,8 +205,49 @@ impl DefinedExec {
         Duration::from_nanos(self.metrics.clone_inner().elapsed_compute().unwrap_or(0) as u64)
     }
 
+    /// This mark over another input (after an optimizer rewrote it): the same part.
     fn over(&self, input: Arc<dyn ExecutionPlan>) -> Arc<dyn ExecutionPlan> {
-        Arc::new(DefinedExec::new(self.definer.clone(), input))
+        Arc::new(DefinedExec {
+            definer: self.definer.clone(),
+            input,
+            metrics: ExecutionPlanMetricsSet::new(),
+            memory: self.memory.clone(),
+        })
+    }
+}
+
+/// The memory pool one marked part reserves through.
+#[derive(Debug)]
+struct PartMemory {
+    /// The engine's pool, recording the part's peak.
+    pool: Arc<PeakRecordingPool>,
+    /// The task context given to the part's operators: the first one the mark was given, with
+    /// `pool` (the same for every partition).
+    context: OnceLock<Arc<TaskContext>>,
+}
+
+impl PartMemory {
+    fn context(&self, given: &TaskContext) -> Arc<TaskContext> {
+        let context = self.context.get_or_init(|| {
+            let pool: Arc<dyn MemoryPool> = self.pool.clone();
+            let runtime = RuntimeEnv { memory_pool: pool, ..given.runtime_env().as_ref().clone() };
+            Arc::new(TaskContext::new(
+                given.task_id(),
+                given.session_id(),
+                given.session_config().clone(),
+                given.scalar_functions().clone(),
+                given.higher_order_functions().clone(),
+                given.aggregate_functions().clone(),
+                given.window_functions().clone(),
+                Arc::new(runtime),
+            ))
+        });
+        context.clone()
+    }
+
+    /// The most the part's operators held reserved at once.
+    fn peak(&self) -> usize {
+        self.pool.max_reserved()
     }
 }
 
@@ -239,7 +302,7 @@ impl ExecutionPlan for DefinedExec {
 
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         let time = MetricBuilder::new(&self.metrics).elapsed_compute(partition);
-        Ok(timed(self.input.execute(partition, context)?, time))
+        Ok(timed(self.input.execute(partition, self.memory.context(&context))?, time))
     }
 
     fn metrics(&self) -> Option<MetricsSet> {
@@ -293,7 +356,7 @@ impl ExecutionPlan for DefinedExec {
 }
 
 /// `stream`, with the time spent in its polls added to `time`.
-pub(crate) fn timed(stream: SendableRecordBatchStream, time: Time) -> SendableRecordBatchStream {
+fn timed(stream: SendableRecordBatchStream, time: Time) -> SendableRecordBatchStream {
     let schema = stream.schema();
     let mut stream = stream;
     let polled = futures::stream::poll_fn(move |cx| {
@@ -305,14 +368,11 @@ pub(crate) fn timed(stream: SendableRecordBatchStream, time: Time) -> SendableRe
 
 /// One execution, as [`charge`] reports it.
 pub(crate) struct Execution<'a> {
-    /// The executed plan, with its metrics.
+    /// The executed plan, with its metrics (marked at its root by the frame that ran, unless
+    /// that frame was made outside a pipeline).
     pub(crate) plan: &'a Arc<dyn ExecutionPlan>,
-    /// Who defined the plan's root part (the frame that ran); `None` outside a pipeline.
-    pub(crate) root: Option<&'a Definer>,
     /// How the work was shared, for a shared source's read.
     pub(crate) shared: Option<String>,
-    /// The time spent polling the plan's root, when it was measured (a shared read's).
-    pub(crate) root_poll_time: Option<Duration>,
     pub(crate) started: Instant,
     pub(crate) elapsed: Duration,
 }
@@ -321,12 +381,11 @@ pub(crate) struct Execution<'a> {
 /// sources read by the plan are not walked: their read is charged once, on its own.
 pub(crate) fn charge(execution: &Execution<'_>) {
     let mut parts: Vec<Part> = Vec::new();
-    walk(execution.plan, execution.root, 0, &mut parts, None, execution.root_poll_time);
+    walk(execution.plan, 0, &mut parts, None, None);
     for part in parts {
         let Some(definer) = part.definer else { continue };
         let compute = part.operators.iter().map(|operator| operator.compute).sum();
         let spilled_bytes = part.operators.iter().map(|operator| operator.spilled_bytes).sum();
-        let peak_memory = part.operators.iter().map(|operator| operator.peak_memory).max().unwrap_or(0);
         setl_core::attribute(Attribution {
             defined_in: definer.phase(),
             what: definer.what.clone(),
@@ -336,7 +395,7 @@ pub(crate) fn charge(execution: &Execution<'_>) {
             compute,
             rows: part.operators.first().map_or(0, |top| top.rows),
             spilled_bytes,
-            peak_memory,
+            peak_memory: part.peak_memory as u64,
             operators: part.operators,
         });
     }
@@ -344,37 +403,43 @@ pub(crate) fn charge(execution: &Execution<'_>) {
 
 /// The operators of one factory's part of a plan.
 struct Part {
+    /// `None` for the operators above the plan's first mark (of a frame made outside a pipeline).
     definer: Option<Definer>,
     operators: Vec<OperatorMetrics>,
+    /// The most its operators held reserved at once in the memory pool.
+    peak_memory: usize,
 }
 
-/// Adds `node` and what is below it to the part `current` (an index in `parts`, or a new part
-/// for `definer` when `None`). `polled` is the time spent polling `node`, when what is above it
+/// Adds `node` and what is below it to the part `current` (an index in `parts`, or a new
+/// unmarked part when `None`). `polled` is the time spent polling `node`, when the mark above it
 /// measured it.
 fn walk(
     node: &Arc<dyn ExecutionPlan>,
-    definer: Option<&Definer>,
     depth: usize,
     parts: &mut Vec<Part>,
     current: Option<usize>,
     polled: Option<Duration>,
 ) {
     if let Some(mark) = node.downcast_ref::<DefinedExec>() {
-        parts.push(Part { definer: Some(mark.definer.clone()), operators: Vec::new() });
+        parts.push(Part {
+            definer: Some(mark.definer.clone()),
+            operators: Vec::new(),
+            peak_memory: mark.memory.peak(),
+        });
         let part = parts.len() - 1;
-        walk(&mark.input, Some(&mark.definer), 0, parts, Some(part), Some(mark.poll_time()));
+        walk(&mark.input, 0, parts, Some(part), Some(mark.poll_time()));
         return;
     }
     let part = match current {
         Some(part) => part,
         None => {
-            parts.push(Part { definer: definer.cloned(), operators: Vec::new() });
+            parts.push(Part { definer: None, operators: Vec::new(), peak_memory: 0 });
             parts.len() - 1
         }
     };
     parts[part].operators.push(operator_metrics(node, depth, polled));
     for child in node.children() {
-        walk(child, definer, depth + 1, parts, Some(part), None);
+        walk(child, depth + 1, parts, Some(part), None);
     }
 }
 

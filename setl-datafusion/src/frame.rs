@@ -401,21 +401,14 @@ impl Frame {
     fn run_together(frames: &[&Frame]) -> Result<Vec<Dataset>, SqlError> {
         let Some(first) = frames.first() else { return Ok(Vec::new()) };
         let engine = first.inner.engine.clone();
-        let dataframes: Vec<DataFrame> = frames.iter().map(|frame| frame.plan_dataframe()).collect();
+        let dataframes = frames.iter().map(|frame| (frame.plan_dataframe(), frame.definer().cloned())).collect();
         frames.iter().for_each(|frame| frame.inner.engine.count_execution());
         let started = Instant::now();
         let (outputs, ran) = engine.run(run_plans(dataframes)).map_err(|(index, error)| frames[index].error(error))?;
         if setl_core::attribution_wanted() {
             let elapsed = started.elapsed();
-            for (plan, frame) in ran.plans.iter().zip(frames) {
-                charge(&Execution {
-                    plan,
-                    root: frame.definer(),
-                    shared: None,
-                    root_poll_time: None,
-                    started,
-                    elapsed,
-                });
+            for plan in &ran.plans {
+                charge(&Execution { plan, shared: None, started, elapsed });
             }
             ran.charge_shared_reads(started, elapsed);
         }

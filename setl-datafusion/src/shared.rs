@@ -63,7 +63,7 @@ use datafusion::execution::{SendableRecordBatchStream, SessionState, TaskContext
 use datafusion::logical_expr::{Expr, LogicalPlan, TableType};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
-use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, SpillMetrics, Time};
+use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, SpillMetrics};
 use datafusion::physical_plan::spill::spill_pool::{spsc_channel, SpillPoolSink};
 use datafusion::physical_plan::spill::SpillManager;
 use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
@@ -73,7 +73,7 @@ use datafusion::prelude::{DataFrame, SessionContext};
 use futures::{Stream, StreamExt};
 use tokio::task::JoinSet;
 
-use crate::attribution::Definer;
+use crate::attribution::{DefinedExec, Definer};
 use crate::engine::Engine;
 use crate::held::HeldGuard;
 
@@ -158,7 +158,12 @@ impl SharedSource {
     /// A physical plan of the source for one scan. Each scan gets its own: operators keep state
     /// from their one execution (a repartition's channels), so a plan cannot be run twice.
     async fn physical(&self) -> Result<Arc<dyn ExecutionPlan>> {
-        self.state.create_physical_plan(&self.plan).await
+        let plan = self.state.create_physical_plan(&self.plan).await?;
+        Ok(match &self.definer {
+            // Marked, for its reads to be charged to the factory that defined it.
+            Some(definer) => DefinedExec::over_plan(definer.clone(), plan, &self.state.runtime_env().memory_pool),
+            None => plan,
+        })
     }
 
     pub(crate) fn state(&self) -> &SessionState {
@@ -453,9 +458,7 @@ impl Ran {
         for read in &self.reads {
             crate::attribution::charge(&crate::attribution::Execution {
                 plan: &read.input,
-                root: read.source.definer.as_ref(),
                 shared: Some(read.how.clone()),
-                root_poll_time: Some(std::time::Duration::from_nanos(read.poll_time.value() as u64)),
                 started,
                 elapsed,
             });
@@ -469,9 +472,7 @@ impl Ran {
                     if alone && ran {
                         crate::attribution::charge(&crate::attribution::Execution {
                             plan: &scan.input,
-                            root: scan.source.definer.as_ref(),
                             shared: Some("read on its own (no kept output to read)".to_owned()),
-                            root_poll_time: None,
                             started,
                             elapsed,
                         });
@@ -486,11 +487,16 @@ impl Ran {
 /// Plans and runs `frames` together: each a task on the runtime, every shared scan's
 /// partitions read once by a task of their own. Stops at the first failure, with the index of
 /// the frame that failed; a panic in a plan is resumed.
-pub(crate) async fn run_plans(frames: Vec<DataFrame>) -> Result<(Vec<Output>, Ran), (usize, DataFusionError)> {
+pub(crate) async fn run_plans(
+    frames: Vec<(DataFrame, Option<Definer>)>,
+) -> Result<(Vec<Output>, Ran), (usize, DataFusionError)> {
     let mut plans = Vec::with_capacity(frames.len());
-    for (index, frame) in frames.into_iter().enumerate() {
+    for (index, (frame, definer)) in frames.into_iter().enumerate() {
         let context = Arc::new(frame.task_ctx());
-        let plan = frame.create_physical_plan().await.map_err(|error| (index, error))?;
+        let mut plan = frame.create_physical_plan().await.map_err(|error| (index, error))?;
+        if let Some(definer) = definer {
+            plan = DefinedExec::over_plan(definer, plan, context.memory_pool());
+        }
         plans.push((plan, context));
     }
     let physical: Vec<_> = plans.iter().map(|(plan, _)| plan.clone()).collect();
@@ -829,16 +835,13 @@ impl Group {
             let source = &first.source;
             let mut queries: Vec<usize> = nodes.iter().map(|(consumer, _)| *consumer).collect();
             queries.dedup();
-            let poll_time = Time::new();
             reads.push(SharedRead {
-                source: source.clone(),
                 input: first.input.clone(),
                 how: if keep {
                     format!("read for {} of its readers, kept whole for the others", queries.len())
                 } else {
                     format!("read once, streamed to {} queries", queries.len())
                 },
-                poll_time: poll_time.clone(),
             });
             let keep = keep.then(|| {
                 Arc::new(KeepRun {
@@ -863,7 +866,6 @@ impl Group {
                     broadcast,
                     partition,
                     input: first.input.clone(),
-                    poll_time: poll_time.clone(),
                     spill: Arc::new(SpillManager::new(
                         context.runtime_env(),
                         SpillMetrics::new(&metrics, partition),
@@ -944,13 +946,10 @@ pub(crate) struct Armed {
 
 /// One read of a shared source for a group, to charge to the factory that defined the source.
 pub(crate) struct SharedRead {
-    source: Arc<SharedSource>,
     /// The plan the group's readers ran (with its metrics once they are done).
     input: Arc<dyn ExecutionPlan>,
     /// How the read was shared, in words.
     how: String,
-    /// Time the group's readers spent polling the plan.
-    poll_time: Time,
 }
 
 /// The one reader of one partition of a shared source in a group.
@@ -959,8 +958,6 @@ pub(crate) struct Reader {
     broadcast: usize,
     partition: usize,
     input: Arc<dyn ExecutionPlan>,
-    /// Where the time spent polling the input goes, for [`SharedRead`].
-    poll_time: Time,
     context: Arc<TaskContext>,
     engine: Engine,
     /// Makes the spill files of the queues that move to disk.
@@ -1012,7 +1009,7 @@ impl Reader {
     /// Reads the partition and hands every batch to every queue, paced by the slowest query.
     pub(crate) async fn run(mut self) {
         let mut stream = match self.input.execute(self.partition, self.context.clone()) {
-            Ok(stream) => crate::attribution::timed(stream, self.poll_time.clone()),
+            Ok(stream) => stream,
             Err(error) => return self.push(Err(Arc::new(error))),
         };
         while let Some(item) = stream.next().await {

@@ -478,6 +478,7 @@ impl RunReport {
             ("Total (s)", "num"),
             ("Executed CPU (s)", "num"),
             ("Executed rows", "num"),
+            ("Executed peak memory", "num"),
             ("Executed in", "text"),
             ("Rows", "num"),
             ("Bytes", "num"),
@@ -506,13 +507,14 @@ impl RunReport {
             let executed = !factory.executed.is_empty();
             let compute = executed.then(|| factory.executed.iter().map(|work| work.compute_s).sum());
             let rows = executed.then(|| factory.executed.iter().map(|work| work.rows).sum());
+            let peak = factory.executed.iter().map(|work| work.peak_memory_bytes).max();
             let mut places: Vec<&str> =
                 factory.executed.iter().map(|work| work.executed_in.as_deref().unwrap_or("no phase")).collect();
             places.dedup();
             let places = esc(&places.join(", "));
             let _ = writeln!(
                 out,
-                "<tr{class}><td data-v=\"{0}\">{0}</td><td data-v=\"{1}\">{1}</td><td data-v=\"{2}\">{2}</td>{3}{4}{5}{6}{7}{11}{12}<td data-v=\"{places}\">{places}</td>{8}{9}<td data-v=\"{status}\">{status}</td><td data-v=\"{10}\">{10}</td></tr>",
+                "<tr{class}><td data-v=\"{0}\">{0}</td><td data-v=\"{1}\">{1}</td><td data-v=\"{2}\">{2}</td>{3}{4}{5}{6}{7}{11}{12}{13}<td data-v=\"{places}\">{places}</td>{8}{9}<td data-v=\"{status}\">{status}</td><td data-v=\"{10}\">{10}</td></tr>",
                 esc(&factory.name),
                 factory.stage,
                 esc(&thread),
@@ -526,6 +528,7 @@ impl RunReport {
                 if factory.critical { "yes" } else { "" },
                 number(compute),
                 count(rows, &|rows| rows.to_string()),
+                count(peak, &crate::summary::bytes),
             );
         }
         out.push_str("</tbody>\n</table>\n");
@@ -571,13 +574,14 @@ impl RunReport {
             for work in &factory.executed {
                 let _ = writeln!(
                     out,
-                    "<details><summary>{}{}, executed in {} at {:.3} s: {:.4} s CPU, {} rows</summary><pre>",
+                    "<details><summary>{}{}, executed in {} at {:.3} s: {:.4} s CPU, {} rows, {} reserved at peak</summary><pre>",
                     esc(&work.what),
                     work.shared.as_ref().map_or_else(String::new, |how| format!(" ({})", esc(how))),
                     esc(work.executed_in.as_deref().unwrap_or("no phase")),
                     work.start_s,
                     work.compute_s,
-                    work.rows
+                    work.rows,
+                    crate::summary::bytes(work.peak_memory_bytes)
                 );
                 for op in &work.operators {
                     let _ = writeln!(

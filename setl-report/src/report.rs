@@ -295,7 +295,7 @@ pub struct ExecutedRun {
     pub rows: u64,
     /// Bytes its operators spilled.
     pub spilled_bytes: u64,
-    /// The most memory one of its operators reserved.
+    /// The most memory its operators held reserved at once in the engine's memory pool.
     pub peak_memory_bytes: u64,
     /// The Rayon worker that waited for the execution.
     pub thread: Option<usize>,

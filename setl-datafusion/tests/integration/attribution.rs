@@ -176,7 +176,14 @@ fn a_scan_and_queries_executed_in_load_are_charged_to_the_reader_and_the_queries
             assert_eq!(work.rows, rows, "{factory}: {work:#?}");
             assert!(work.operators.iter().any(|operator| operator.name.starts_with("AggregateExec")));
             assert!(!work.operators.iter().any(|operator| operator.name.starts_with("DataSourceExec")));
+            // Its aggregate's hash table, reserved in DataFusion's pool through its part's view
+            // of the pool: at least as much as its largest operator reported on its own.
+            let largest = work.operators.iter().map(|operator| operator.peak_memory).max().unwrap_or(0);
+            assert!(work.peak_memory > 0 && work.peak_memory >= largest, "{factory}: {work:#?}");
         }
+        // What the queries reserved is theirs, not the scan's below them.
+        let scan_peak = executed(&run.benchmarks, "ReadOrders").iter().map(|work| work.peak_memory).max();
+        assert!(scan_peak < Some(executed(&run.benchmarks, "Big")[0].peak_memory), "{scan_peak:?}");
 
         // The seed's text form says where the reader's work ran.
         let reader = run.benchmarks.iter().find(|result| result.factory == "ReadOrders").unwrap();

@@ -669,8 +669,6 @@ impl HasBenchmark for StageView<'_> {
     }
 }
 
-/// Drops what the pipeline still holds (kept outputs, factories that never ran) with each drop
-/// guarded: a panic in user code's `Drop` is logged, never unwound out of the pipeline's drop.
 /// Running a stage on its own is running a pipeline of that one stage, so it lives here, where
 /// pipelines are: the stage module stays below the pipeline's.
 impl Stage {
@@ -727,6 +725,8 @@ impl HasBenchmark for StageRun {
     }
 }
 
+/// Drops what the pipeline still holds (kept outputs, factories that never ran) with each drop
+/// guarded: a panic in user code's `Drop` is logged, never unwound out of the pipeline's drop.
 impl Drop for Pipeline {
     fn drop(&mut self) {
         if let Some(mut outcome) = self.outcome.take() {

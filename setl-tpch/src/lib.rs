@@ -9,6 +9,8 @@
 //! - Load: [`Load`] runs the queries that are still plans together, so that a shared table is
 //!   read once for all of them, and writes every result as Parquet and CSV, atomically.
 
+#![forbid(unsafe_code)]
+
 pub mod generate;
 pub mod queries;
 pub mod report;

@@ -384,7 +384,11 @@ pub(crate) fn charge(execution: &Execution<'_>) {
     walk(execution.plan, 0, &mut parts, None, None);
     for part in parts {
         let Some(definer) = part.definer else { continue };
-        let compute = part.operators.iter().map(|operator| operator.compute).sum();
+        let compute: Duration = part.operators.iter().map(|operator| operator.compute).sum();
+        let rows = part.operators.first().map_or(0, |top| top.rows);
+        if compute.is_zero() && rows == 0 && part.peak_memory == 0 {
+            continue; // it never ran (another plan of the run failed first)
+        }
         let spilled_bytes = part.operators.iter().map(|operator| operator.spilled_bytes).sum();
         setl_core::attribute(Attribution {
             defined_in: definer.phase(),
@@ -393,7 +397,7 @@ pub(crate) fn charge(execution: &Execution<'_>) {
             started: execution.started,
             elapsed: execution.elapsed,
             compute,
-            rows: part.operators.first().map_or(0, |top| top.rows),
+            rows,
             spilled_bytes,
             peak_memory: part.peak_memory as u64,
             operators: part.operators,

@@ -404,7 +404,7 @@ impl Frame {
         let dataframes = frames.iter().map(|frame| (frame.plan_dataframe(), frame.definer().cloned())).collect();
         frames.iter().for_each(|frame| frame.inner.engine.count_execution());
         let started = Instant::now();
-        let (outputs, ran) = engine.run(run_plans(dataframes)).map_err(|(index, error)| frames[index].error(error))?;
+        let (outputs, ran) = engine.run(run_plans(dataframes));
         if setl_core::attribution_wanted() {
             let elapsed = started.elapsed();
             for plan in &ran.plans {
@@ -412,6 +412,8 @@ impl Frame {
             }
             ran.charge_shared_reads(started, elapsed);
         }
+        // What ran is charged even when a plan failed halfway.
+        let outputs = outputs.map_err(|(index, error)| frames[index].error(error))?;
         outputs
             .into_iter()
             .zip(frames)

@@ -444,6 +444,7 @@ pub(crate) fn explain_sources(plan: &Arc<dyn ExecutionPlan>) -> String {
 pub(crate) type Output = (SchemaRef, Vec<RecordBatch>);
 
 /// What ran in [`run_plans`], with its metrics: for [`charge`](crate::attribution::charge).
+#[derive(Default)]
 pub(crate) struct Ran {
     /// The physical plan of each frame, in order.
     pub(crate) plans: Vec<Arc<dyn ExecutionPlan>>,
@@ -484,23 +485,30 @@ impl Ran {
     }
 }
 
-/// Plans and runs `frames` together: each a task on the runtime, every shared scan's
-/// partitions read once by a task of their own. Stops at the first failure, with the index of
-/// the frame that failed; a panic in a plan is resumed.
+/// Plans and runs `frames` (each with the factory phase that made it) together: each a task on
+/// the runtime, every shared scan's partitions read once by a task of their own. Stops at the
+/// first failure, with the index of the frame that failed; a panic in a plan is resumed. What
+/// ran is returned either way, with the metrics of what it did.
 pub(crate) async fn run_plans(
     frames: Vec<(DataFrame, Option<Definer>)>,
-) -> Result<(Vec<Output>, Ran), (usize, DataFusionError)> {
+) -> (Result<Vec<Output>, (usize, DataFusionError)>, Ran) {
     let mut plans = Vec::with_capacity(frames.len());
     for (index, (frame, definer)) in frames.into_iter().enumerate() {
         let context = Arc::new(frame.task_ctx());
-        let mut plan = frame.create_physical_plan().await.map_err(|error| (index, error))?;
+        let mut plan = match frame.create_physical_plan().await {
+            Ok(plan) => plan,
+            Err(error) => return (Err((index, error)), Ran::default()),
+        };
         if let Some(definer) = definer {
             plan = DefinedExec::over_plan(definer, plan, context.memory_pool());
         }
         plans.push((plan, context));
     }
     let physical: Vec<_> = plans.iter().map(|(plan, _)| plan.clone()).collect();
-    let armed = Group::arm(&physical).map_err(|error| (0, error))?;
+    let armed = match Group::arm(&physical) {
+        Ok(armed) => armed,
+        Err(error) => return (Err((0, error)), Ran::default()),
+    };
     // Dropping a JoinSet aborts its tasks: a failure stops the others, readers included.
     let mut readers = JoinSet::new();
     let mut reads = Vec::new();
@@ -566,13 +574,14 @@ pub(crate) async fn run_plans(
     if let Some(group) = &group {
         group.release_all();
     }
+    let ran = Ran { plans: physical, reads };
     match ended {
         Ok(()) => {
             let outputs =
                 outputs.into_iter().map(|output| output.unwrap_or_else(|| unreachable!("every query ended"))).collect();
-            Ok((outputs, Ran { plans: physical, reads }))
+            (Ok(outputs), ran)
         }
-        Err(Ended::Failed(index, error)) => Err((index, error)),
+        Err(Ended::Failed(index, error)) => (Err((index, error)), ran),
         Err(Ended::Panicked(payload)) => std::panic::resume_unwind(payload),
     }
 }

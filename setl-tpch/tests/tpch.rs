@@ -139,6 +139,31 @@ fn streamed_tables_are_read_once_for_the_six_queries_that_run_together() {
     assert_eq!(engine.executions(), 6);
     let results: usize = setl_tpch::results(&pipeline).unwrap().iter().map(|(_, f)| held(f)).sum();
     assert_eq!(engine.held_bytes(), results, "only the results are still held");
+
+    // Where the work went: each shared table's read once, under its reader, streamed to the
+    // queries that read it; each query's own operators under the query; all of it in Load.
+    let benchmarks = pipeline.benchmarks();
+    let executed = |factory: &str| {
+        let result = benchmarks.iter().find(|result| result.factory == factory).expect("benchmarked");
+        result.executed.clone()
+    };
+    let in_load = |work: &setl_core::ExecutedWork| {
+        work.executed_in.as_ref().map(ToString::to_string).as_deref() == Some("Load.process")
+    };
+    for (reader, readers) in [("Lineitem", 6), ("Orders", 4)] {
+        let rows = tables().rows[&reader.to_lowercase()];
+        let works = executed(reader);
+        assert_eq!(works.len(), 1, "{reader}: {works:#?}");
+        assert!(in_load(&works[0]), "{reader}: {works:#?}");
+        assert_eq!(works[0].shared, Some(format!("read once, streamed to {readers} queries")), "{reader}");
+        assert_eq!(works[0].rows, rows, "{reader}: every row read once");
+    }
+    for query in ["Q1", "Q3", "Q5", "Q6", "Q10", "Q12"] {
+        let works = executed(query);
+        assert_eq!(works.len(), 1, "{query}: {works:#?}");
+        assert!(in_load(&works[0]) && !works[0].compute.is_zero(), "{query}: {works:#?}");
+        assert!(works[0].operators.iter().any(|operator| operator.name.starts_with("SharedScanExec")), "{query}");
+    }
 }
 
 fn held(frame: &Frame) -> usize {

@@ -208,7 +208,7 @@ impl RunReport {
         // Work executed for other factories gets a strip under the executing thread's bars.
         let attributed = self.factories.iter().any(|factory| !factory.executed.is_empty());
         let (label, width, top) = (150.0, 820.0, 24.0);
-        let (row, bar) = if attributed { (52.0, 32.0) } else { (38.0, 32.0) };
+        let (row, bar) = if attributed { (58.0, 32.0) } else { (38.0, 32.0) };
         let span = self.elapsed_s.max(1e-6);
         let x = |seconds: f64| label + seconds / span * width;
         let height = top + row * tracks.len() as f64 + 8.0;
@@ -315,9 +315,15 @@ impl RunReport {
             for (index, work) in parts {
                 let w = (elapsed * scale * work.compute_s / total).max(0.5);
                 let name = &self.factories[index].name;
+                // Named inside when the name fits (about 6.5 px a character).
+                let label = if w > name.len() as f64 * 6.5 + 6.0 {
+                    format!("<text x=\"{:.1}\" y=\"{:.1}\" class=\"barlabel\">{}</text>", at + 3.0, y + 12.0, esc(name))
+                } else {
+                    String::new()
+                };
                 let _ = writeln!(
                     out,
-                    "<g class=\"attributed\" data-factory=\"{0}\"><title>{0}'s plan ({1}){2}, executed in {3}: {4:.4} s CPU, {5} rows</title><rect x=\"{at:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"10\" fill=\"{6}\"/><rect x=\"{at:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"10\" fill=\"url(#hatch)\"/></g>",
+                    "<g class=\"attributed\" data-factory=\"{0}\"><title>{0}'s plan ({1}){2}, executed in {3}: {4:.4} s CPU, {5} rows</title><rect x=\"{at:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"16\" fill=\"{6}\"/><rect x=\"{at:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"16\" fill=\"url(#hatch)\"/>{label}</g>",
                     esc(name),
                     esc(&work.what),
                     work.shared.as_ref().map_or_else(String::new, |how| format!(", {}", esc(how))),

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use setl_core::{HasBenchmark, Setl};
-use setl_datafusion::Engine;
+use setl_datafusion::{Engine, EngineSettings};
 use setl_report::{summary, RunRecorder};
 use setl_tpch::{report, Format, JobConfig, Share};
 
@@ -44,6 +44,10 @@ OPTIONS:
                         partitions each query is planned for [default: the threads
                         when sequential, the threads shared among concurrent queries
                         otherwise]
+    --shared-buffer <MiB>
+                        memory the batches of a shared table may take while they wait
+                        for the queries that lag behind; past it they spill to disk
+                        [default: a quarter of the machine's memory, 256 MiB to 16 GiB]
     --no-report         do not write the run report (report.html, report.json and the
                         Perfetto trace trace.json) into --out
     -h, --help          print this help
@@ -58,6 +62,7 @@ struct Args {
     share: Share,
     parallel: bool,
     query_partitions: Option<usize>,
+    shared_buffer_mib: Option<usize>,
     report: bool,
 }
 
@@ -72,6 +77,7 @@ fn parse_args() -> Result<Option<Args>, lexopt::Error> {
         share: Share::Stream,
         parallel: true,
         query_partitions: None,
+        shared_buffer_mib: None,
         report: true,
     };
     let mut parser = lexopt::Parser::from_env();
@@ -106,6 +112,7 @@ fn parse_args() -> Result<Option<Args>, lexopt::Error> {
             Long("no-share") => args.share = Share::None,
             Long("sequential") => args.parallel = false,
             Long("query-partitions") => args.query_partitions = Some(parser.value()?.parse()?),
+            Long("shared-buffer") => args.shared_buffer_mib = Some(parser.value()?.parse()?),
             Long("no-report") => args.report = false,
             Short('h') | Long("help") => {
                 print!("{HELP}");
@@ -141,6 +148,10 @@ fn run(args: Args) -> setl_core::Result<()> {
     let mut builder = Setl::builder();
     if let Some(threads) = args.threads {
         builder = builder.threads(threads);
+    }
+    if let Some(mib) = args.shared_buffer_mib {
+        let settings = EngineSettings { shared_buffer_bytes: mib.saturating_mul(1 << 20), ..EngineSettings::default() };
+        builder = builder.extension(settings);
     }
     let setl = builder.build()?;
     let mut config = JobConfig::new(

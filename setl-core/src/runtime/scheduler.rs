@@ -37,10 +37,9 @@ const MAX_BATCH: usize = 32;
 
 /// Runs `first`, then keeps taking ready factories until none is left.
 ///
-/// Each round runs a batch outside the lock, then, under it, records the results and takes the
-/// next batch: one factory, or, after a round of quick factories and with plenty ready, a share
-/// of the ready ones (not under a memory budget). A factory that turns out slow (or fails) hands the rest of its batch back
-/// for any worker to take.
+/// Each round runs a batch outside the lock ([`run_batch`]), then, under it, records the results
+/// ([`settle`]) and takes the next batch ([`take_batch`]). A factory that turns out slow (or
+/// fails) hands the rest of its batch back for any worker to take.
 fn worker<'scope, 'a: 'scope>(scope: &rayon::Scope<'scope>, shared: &'scope Shared<'a>, first: Job<'a>) {
     let mut batch: VecDeque<Job<'a>> = VecDeque::from([first]);
     let mut done: Vec<(usize, Result<Finished, Error>)> = Vec::new();
@@ -50,46 +49,10 @@ fn worker<'scope, 'a: 'scope>(scope: &rayon::Scope<'scope>, shared: &'scope Shar
     // next one's (the lock in between counts too, which only makes batching more careful).
     let mut clock = Instant::now();
     loop {
-        let mut quick = true;
-        while let Some(job) = batch.pop_front() {
-            let index = job.index;
-            // Every call into user code inside is guarded; this only catches a bug of the runtime,
-            // so that it stops the run instead of unwinding through the pool.
-            let result = guard::catch(|| run_factory(shared, job)).unwrap_or_else(|message| {
-                Err(ErrorKind::Internal(format!(
-                    "a panic escaped while running `{}`: {message}",
-                    shared.spec.signatures[index].name
-                ))
-                .into())
-            });
-            let failed = result.is_err();
-            done.push((index, result));
-            let now = Instant::now();
-            quick = now.saturating_duration_since(clock) < QUICK;
-            clock = now;
-            if failed || !quick {
-                break;
-            }
-        }
+        let quick = run_batch(shared, &mut batch, &mut done, &mut clock);
         let mut state = shared.lock();
-        // Taken but not started: any worker may start them, unless the run failed.
-        if !batch.is_empty() {
-            state.handed_back.extend(batch.drain(..));
-        }
-        for (index, result) in done.drain(..) {
-            if let Some(produced) = complete(shared, &mut state, index, result) {
-                released.push((index, produced));
-            }
-        }
-        // Under a memory budget, one at a time: a batch would hold its inputs in memory early.
-        let share = state.ready.len() / shared.threads;
-        let wanted = if quick && share > 1 && shared.spec.budget.is_none() { share.min(MAX_BATCH) } else { 1 };
-        while batch.len() < wanted {
-            match next_job(shared, &mut state) {
-                Some(job) => batch.push_back(job),
-                None => break,
-            }
-        }
+        settle(shared, &mut state, &mut batch, &mut done, &mut released);
+        take_batch(shared, &mut state, quick, &mut batch);
         if batch.is_empty() {
             state.active_workers -= 1;
         } else {
@@ -107,6 +70,70 @@ fn worker<'scope, 'a: 'scope>(scope: &rayon::Scope<'scope>, shared: &'scope Shar
         run_spills(shared, spills);
         if batch.is_empty() {
             return;
+        }
+    }
+}
+
+/// Runs the factories of `batch` in order into `done`, until one fails or is not quick (the
+/// rest stay in `batch`); whether the last one that ran was quick.
+fn run_batch<'a>(
+    shared: &Shared<'a>,
+    batch: &mut VecDeque<Job<'a>>,
+    done: &mut Vec<(usize, Result<Finished, Error>)>,
+    clock: &mut Instant,
+) -> bool {
+    let mut quick = true;
+    while let Some(job) = batch.pop_front() {
+        let index = job.index;
+        // Every call into user code inside is guarded; this only catches a bug of the runtime,
+        // so that it stops the run instead of unwinding through the pool.
+        let result = guard::catch(|| run_factory(shared, job)).unwrap_or_else(|message| {
+            Err(ErrorKind::Internal(format!(
+                "a panic escaped while running `{}`: {message}",
+                shared.spec.signatures[index].name
+            ))
+            .into())
+        });
+        let failed = result.is_err();
+        done.push((index, result));
+        let now = Instant::now();
+        quick = now.saturating_duration_since(*clock) < QUICK;
+        *clock = now;
+        if failed || !quick {
+            break;
+        }
+    }
+    quick
+}
+
+/// Under the lock: hands back what `batch` still holds (taken but not started: any worker may
+/// start them, unless the run failed), then records what `done` holds (collecting the outputs
+/// nobody takes into `released`).
+fn settle<'a>(
+    shared: &Shared<'a>,
+    state: &mut State<'a>,
+    batch: &mut VecDeque<Job<'a>>,
+    done: &mut Vec<(usize, Result<Finished, Error>)>,
+    released: &mut Vec<(usize, Produced)>,
+) {
+    state.handed_back.extend(batch.drain(..));
+    for (index, result) in done.drain(..) {
+        if let Some(produced) = complete(shared, state, index, result) {
+            released.push((index, produced));
+        }
+    }
+}
+
+/// Under the lock: fills the (empty) `batch` with the next factories to run: one, or after a
+/// round of quick factories a share of the ready ones.
+fn take_batch<'a>(shared: &Shared<'a>, state: &mut State<'a>, quick: bool, batch: &mut VecDeque<Job<'a>>) {
+    // Under a memory budget, one at a time: a batch would hold its inputs in memory early.
+    let share = state.ready.len() / shared.threads;
+    let wanted = if quick && share > 1 && shared.spec.budget.is_none() { share.min(MAX_BATCH) } else { 1 };
+    while batch.len() < wanted {
+        match next_job(shared, state) {
+            Some(job) => batch.push_back(job),
+            None => break,
         }
     }
 }

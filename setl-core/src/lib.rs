@@ -68,7 +68,8 @@
 //!    `diagram` (the resolved graph as data and as text).
 //!
 //! Every public item is reachable at the crate root, and only there ([`fs`] keeps its own
-//! namespace); `prelude` holds what a factory module needs.
+//! namespace); `prelude` holds what a factory module needs. The hidden `__private` module
+//! re-exports, under absolute paths, what the code `#[factory]` generates names: it is not API.
 
 // Library code needs no `unsafe`; tests that must (a counting allocator) say why with `expect`.
 #![forbid(unsafe_code)]

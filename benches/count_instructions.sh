@@ -7,9 +7,7 @@
 #
 # Prints, per shape, the instructions of the calling thread (resolution, tables; toggled on
 # `Pipeline::run`) and of the workers (toggled on the rayon jobs that run `runtime::scheduler::worker`), each
-# divided by the factories run (10 pipelines). Under valgrind every factory looks slow to the
-# scheduler (it runs some 50 times slower), so workers never batch quick factories: the fan-out's
-# worker figure counts more locking than a real run does; the chain's is representative.
+# divided by the factories run (10 pipelines). A worker takes one factory per lock.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:-target/release/examples/run_loop}

@@ -12,7 +12,7 @@
 //! - [`phases`]: one factory's run, outside the lock.
 //! - [`store`]: the values between factories, their weight, spills and release.
 
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::BinaryHeap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -30,7 +30,7 @@ use crate::factory::Signature;
 use crate::observe::{FactoryId, Observers};
 use crate::plan::{Plan, Source};
 use crate::running::WorkSink;
-use scheduler::{advance_barrier, drop_inputs, make_ready, record_error, spawn_helpers};
+use scheduler::{advance_barrier, make_ready, spawn_helpers};
 use store::{Counters, Kept, Produced, SlotSpec, Store, StoreSettings, Taken};
 
 /// What a run needs, beyond the plan.
@@ -160,8 +160,6 @@ struct State<'a> {
     stage_left: Vec<usize>,
     /// Barrier mode, per stage: ready factories waiting for their stage's turn.
     barrier_held: Vec<Vec<usize>>,
-    /// Factories a worker took with their inputs but handed back unstarted.
-    handed_back: VecDeque<Job<'a>>,
     /// Workers running now (at most the pool's threads).
     active_workers: usize,
     /// Per factory: whether it finished.
@@ -231,7 +229,6 @@ pub(crate) fn execute<'a>(
         current_stage: 0,
         stage_left,
         barrier_held: vec![Vec::new(); stages],
-        handed_back: VecDeque::new(),
         active_workers: 0,
         finished: vec![false; count],
         timings: if spec.timed { vec![None; count] } else { Vec::new() },
@@ -266,16 +263,6 @@ pub(crate) fn execute<'a>(
         spawn_helpers(scope, shared, &mut state);
     });
 
-    let mut state = shared.lock();
-    // Jobs taken but never started (the run failed meanwhile) hold shares of their inputs, which
-    // may be the last ones: dropped here, where a panic in an output's `Drop` is caught.
-    let unstarted = std::mem::take(&mut state.handed_back);
-    drop(state);
-    for job in unstarted {
-        if let Err(error) = drop_inputs(shared, job) {
-            record_error(shared, error);
-        }
-    }
     let mut state = shared.lock();
     let mut outcome = RunOutcome {
         outputs: state.store.finish(),

@@ -63,7 +63,7 @@ use datafusion::execution::{SendableRecordBatchStream, SessionState, TaskContext
 use datafusion::logical_expr::{Expr, LogicalPlan, TableType};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
-use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, SpillMetrics};
+use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet, SpillMetrics};
 use datafusion::physical_plan::spill::spill_pool::{spsc_channel, SpillPoolSink};
 use datafusion::physical_plan::spill::SpillManager;
 use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
@@ -276,6 +276,8 @@ pub(crate) struct SharedScanExec {
     /// Statistics of the whole output, then of each partition.
     statistics: Vec<Arc<Statistics>>,
     subscription: OnceLock<Subscription>,
+    /// The rows this consumer took (its reads are the reader's, charged to the source).
+    metrics: ExecutionPlanMetricsSet,
 }
 
 /// Where an armed scan reads: its group, its broadcast in the group, its own queues.
@@ -314,6 +316,7 @@ impl SharedScanExec {
             properties: Arc::new(properties),
             statistics,
             subscription: OnceLock::new(),
+            metrics: ExecutionPlanMetricsSet::new(),
         })
     }
 
@@ -371,9 +374,16 @@ impl ExecutionPlan for SharedScanExec {
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         let schema = self.properties.eq_properties.schema().clone();
         let projection = self.projection.clone();
-        let project = move |item: Result<RecordBatch>| match &projection {
-            Some(indices) => item.and_then(|batch| Ok(batch.project(indices)?)),
-            None => item,
+        let rows = MetricBuilder::new(&self.metrics).output_rows(partition);
+        let project = move |item: Result<RecordBatch>| {
+            let item = match &projection {
+                Some(indices) => item.and_then(|batch| Ok(batch.project(indices)?)),
+                None => item,
+            };
+            if let Ok(batch) = &item {
+                rows.add(batch.num_rows());
+            }
+            item
         };
         Ok(match self.subscription.get() {
             Some(subscription) => {
@@ -400,6 +410,10 @@ impl ExecutionPlan for SharedScanExec {
                 Box::pin(RecordBatchStreamAdapter::new(schema, batches.map(project)))
             }
         })
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
     }
 
     fn statistics_from_inputs(

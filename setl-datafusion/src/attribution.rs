@@ -199,6 +199,19 @@ impl DefinedExec {
         Arc::new(DefinedExec { definer, input, metrics: ExecutionPlanMetricsSet::new(), memory })
     }
 
+    /// `plan` marked at its root when a factory phase defined it (the plan a frame runs, a
+    /// shared source's plan), else as is.
+    pub(crate) fn over_root(
+        definer: Option<&Definer>,
+        plan: Arc<dyn ExecutionPlan>,
+        pool: &Arc<dyn MemoryPool>,
+    ) -> Arc<dyn ExecutionPlan> {
+        match definer {
+            Some(definer) => DefinedExec::over_plan(definer.clone(), plan, pool),
+            None => plan,
+        }
+    }
+
     /// Time spent polling the input, over all partitions (everything below that runs inside
     /// those polls).
     fn poll_time(&self) -> Duration {

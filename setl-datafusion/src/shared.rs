@@ -159,11 +159,8 @@ impl SharedSource {
     /// from their one execution (a repartition's channels), so a plan cannot be run twice.
     async fn physical(&self) -> Result<Arc<dyn ExecutionPlan>> {
         let plan = self.state.create_physical_plan(&self.plan).await?;
-        Ok(match &self.definer {
-            // Marked, for its reads to be charged to the factory that defined it.
-            Some(definer) => DefinedExec::over_plan(definer.clone(), plan, &self.state.runtime_env().memory_pool),
-            None => plan,
-        })
+        // Marked, for its reads to be charged to the factory that defined it.
+        Ok(DefinedExec::over_root(self.definer.as_ref(), plan, &self.state.runtime_env().memory_pool))
     }
 
     pub(crate) fn state(&self) -> &SessionState {
@@ -509,13 +506,10 @@ pub(crate) async fn run_plans(
     let mut plans = Vec::with_capacity(frames.len());
     for (index, (frame, definer)) in frames.into_iter().enumerate() {
         let context = Arc::new(frame.task_ctx());
-        let mut plan = match frame.create_physical_plan().await {
-            Ok(plan) => plan,
+        let plan = match frame.create_physical_plan().await {
+            Ok(plan) => DefinedExec::over_root(definer.as_ref(), plan, context.memory_pool()),
             Err(error) => return (Err((index, error)), Ran::default()),
         };
-        if let Some(definer) = definer {
-            plan = DefinedExec::over_plan(definer, plan, context.memory_pool());
-        }
         plans.push((plan, context));
     }
     let physical: Vec<_> = plans.iter().map(|(plan, _)| plan.clone()).collect();
